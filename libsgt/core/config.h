@@ -10,6 +10,7 @@
 #define SGT_CORE_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,9 @@ struct RunConfig {
   DataConfig data;
   CheckpointConfig checkpoint;
   std::string source;  // file the configuration was read from ("" if built in code)
+  // Dotted key ("growth.k_max", and sections: "growth") -> "line:col" in `source`, filled by
+  // ParseRunConfig so that ValidateRunConfig can point at the line to fix. Not part of the run.
+  std::map<std::string, std::string> locations;
 };
 
 // Names as written in YAML and JSON ("sgt", "block_loop", "high", ...).
@@ -135,9 +139,17 @@ const char* VariantName(Variant v);
 const char* HeadPolicyName(HeadPolicy p);
 const char* GrowthDirectionName(GrowthDirection d);
 const char* DeviceName(Device d);
+const char* GrowthScheduleName(GrowthSchedule s);
+const char* HeadTransitionName(HeadTransition t);
+const char* FadeShapeName(FadeShape f);
+const char* DeepenRuleName(DeepenRule r);
+const char* NoCandidateRuleName(NoCandidateRule r);
+const char* EntropySignalName(EntropySignal s);
+const char* LoopedHeadEntropyName(LoopedHeadEntropy e);
 
 // Parses YAML text. `source` names the file in error messages. Unknown keys are errors.
-// Data file checks are not done here (see ValidateDataFiles).
+// Data file checks are not done here (see ValidateDataFiles). The result has passed
+// ValidateRunConfig, and its `locations` point errors found later at the right line.
 absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text,
                                          const std::string& source);
 
@@ -159,7 +171,8 @@ std::string CanonicalJson(const RunConfig& cfg);
 absl::StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text);
 
 // Sets a dotted key ("growth.k_max", "train.seed") from a YAML scalar or sequence text, as
-// sweeps and `fork --set` need. Errors name the key and the allowed values.
+// sweeps and `fork --set` need. Errors name the key and the allowed values. Only the value's type
+// is checked here: call ValidateRunConfig after the last change.
 absl::Status SetConfigValue(RunConfig& cfg, const std::string& dotted_key,
                             const std::string& yaml_value);
 

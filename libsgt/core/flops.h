@@ -51,6 +51,19 @@ struct FlopsPlan {
   GrowthState final_state;
 };
 FlopsPlan PlanFlops(const RunConfig& cfg);
+
+// True when `step` runs the entropy probe (forward only, entropy.probe_sequences sequences of
+// full context): at growth boundaries when entropy.signal is probe, and at telemetry steps
+// (step % entropy.telemetry_interval == 0) when entropy.probe_telemetry is set. The trainer and
+// the planner both ask this, so planned and measured probe FLOPs agree.
+bool IsProbeStep(const RunConfig& cfg, int64_t step);
+
+// Forward FLOPs of one probe measurement at structure `s` and `step`.
+double ProbeForwardFlops(const RunConfig& cfg, const GrowthState& s, int64_t step);
+
+// One JSON object: variant, steps, tokens, train_flops, vanilla_flops, overhead_vs_vanilla,
+// probe_flops, boundaries, flops_per_token_vanilla and flops_per_token_final (forward, per
+// token), final_structure {phase, layers [{layer, k, heads, whole_block}]}.
 std::string FlopsPlanToJson(const RunConfig& cfg, const FlopsPlan& p);
 
 }  // namespace sgt

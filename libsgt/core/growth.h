@@ -22,6 +22,7 @@
 namespace sgt {
 
 enum class GrowthPhase { kWarmup, kGrowing, kFixed };
+const char* GrowthPhaseName(GrowthPhase p);  // "warmup", "growing", "fixed"
 
 // One looping layer of Theta.
 struct LoopedLayer {
@@ -81,9 +82,19 @@ struct GrowthOutcome {
 bool IsGrowthBoundary(const RunConfig& cfg, int64_t step);
 
 // Applies the rule for cfg.variant / cfg.growth at a boundary. Entropies must have one row per
-// layer with cfg.model.heads values each.
+// layer with cfg.model.heads values each. Returns at least one decision: one per activated or
+// deepened layer, else a single hold or fixed record (vanilla and an already fixed phase: fixed).
 GrowthOutcome Decide(const RunConfig& cfg, const GrowthState& state,
                      const EntropySnapshot& entropies, int64_t step);
+
+// Candidate pool C: the top-L eligible layers by Ebar, best first (ties: deeper layer first).
+// Layer 0 is eligible only with growth.include_first_layer.
+std::vector<int64_t> CandidatePool(const RunConfig& cfg, const EntropySnapshot& entropies);
+
+// S_l for a newly activated layer by growth.head_policy, ascending. `head_entropy` is E(l, i)
+// over the layer's heads; `layer` seeds the random policy.
+std::vector<int64_t> SelectHeads(const GrowthConfig& g, const std::vector<double>& head_entropy,
+                                 int64_t layer);
 
 // Fade transition (§9): weight of a non-kept head in a loop pass of a layer activated at
 // `activated_step`, at `step`; 0 once the window of delta_t steps has passed. Hard transition: 0.

@@ -21,6 +21,11 @@ namespace sgt {
 
 enum class TokenDtype { kUint16, kUint32 };
 
+// "uint16" / "uint32", as written in the sidecar.
+const char* TokenDtypeName(TokenDtype dtype);
+// Bytes per token: 2 or 4.
+int TokenDtypeBytes(TokenDtype dtype);
+
 struct TokenFileInfo {
   TokenDtype dtype = TokenDtype::kUint16;
   int64_t vocab_size = 0;

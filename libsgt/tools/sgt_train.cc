@@ -1,0 +1,170 @@
+// sgt-train: trains one run of vanilla, Block Loop or SGT, plans its FLOPs, or benchmarks it.
+//
+//   sgt-train --config run.yaml --out runs/a [--resume runs/a/checkpoints/step-0000100.sgtckpt]
+//   sgt-train --plan --config run.yaml
+//   sgt-train --config run.yaml --bench 20
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "libsgt/core/config.h"
+#include "libsgt/core/flops.h"
+#include "libsgt/torch/trainer.h"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kUsage[] = R"(usage:
+  sgt-train --config FILE --out DIR [--resume CHECKPOINT] [--set KEY=VALUE]...
+            [--stop-after STEP] [--progress | --no-progress]
+  sgt-train --plan --config FILE [--set KEY=VALUE]...
+  sgt-train --config FILE --bench N [--bench-warmup W] [--no-train-entropy] [--probe]
+
+Trains one run (docs/config.md describes FILE) and writes events.jsonl, checkpoints/ and
+summary.json to DIR. --plan prints the run's planned FLOPs as JSON without data or training.
+--bench trains N steps on random tokens after W warm-up steps (default 3) and prints one JSON
+line with step_ms, tokens_per_second, achieved_gflops and peak_rss_mb.
+
+  --set KEY=VALUE   override a configuration value, e.g. --set growth.k_max=2
+  --stop-after S    stop after step S as if interrupted (for testing resume)
+  SIGUSR1 / SIGUSR2 snapshot / pause at the next growth boundary
+
+exit status: 0 done (or paused), 1 training failed, 2 bad arguments, configuration or data
+)";
+
+int Usage(const std::string& problem) {
+  std::cerr << "sgt-train: " << problem << "\n\n" << kUsage;
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, out_dir, resume;
+  std::vector<std::string> sets;
+  bool plan = false, train_entropy = true, probe = false;
+  int progress = -1;  // -1: when stderr is a terminal
+  int64_t bench = 0, bench_warmup = 3, stop_after = 0;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* name) -> const std::string* {
+      if (i + 1 >= args.size()) return nullptr;
+      (void)name;
+      return &args[++i];
+    };
+    auto int_value = [&](const char* name, int64_t* out) {
+      const std::string* v = value(name);
+      return v != nullptr && absl::SimpleAtoi(*v, out) && *out >= 0;
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--config") {
+      const std::string* v = value("--config");
+      if (!v) return Usage("--config needs a file");
+      config_path = *v;
+    } else if (a == "--out") {
+      const std::string* v = value("--out");
+      if (!v) return Usage("--out needs a directory");
+      out_dir = *v;
+    } else if (a == "--resume") {
+      const std::string* v = value("--resume");
+      if (!v) return Usage("--resume needs a checkpoint file");
+      resume = *v;
+    } else if (a == "--set") {
+      const std::string* v = value("--set");
+      if (!v || v->find('=') == std::string::npos) return Usage("--set needs KEY=VALUE");
+      sets.push_back(*v);
+    } else if (a == "--plan") {
+      plan = true;
+    } else if (a == "--bench") {
+      if (!int_value("--bench", &bench) || bench < 1) return Usage("--bench needs a step count >= 1");
+    } else if (a == "--bench-warmup") {
+      if (!int_value("--bench-warmup", &bench_warmup)) return Usage("--bench-warmup needs a count >= 0");
+    } else if (a == "--stop-after") {
+      if (!int_value("--stop-after", &stop_after) || stop_after < 1) return Usage("--stop-after needs a step >= 1");
+    } else if (a == "--no-train-entropy") {
+      train_entropy = false;
+    } else if (a == "--probe") {
+      probe = true;
+    } else if (a == "--progress") {
+      progress = 1;
+    } else if (a == "--no-progress") {
+      progress = 0;
+    } else {
+      return Usage("unknown argument '" + a + "'");
+    }
+  }
+  if (config_path.empty()) return Usage("--config is required");
+
+  absl::StatusOr<sgt::RunConfig> cfg = sgt::LoadRunConfig(config_path);
+  if (!cfg.ok()) {
+    std::cerr << "sgt-train: " << cfg.status().message() << "\n";
+    return kExitUsage;
+  }
+  for (const std::string& kv : sets) {
+    const size_t eq = kv.find('=');
+    absl::Status s = sgt::SetConfigValue(*cfg, kv.substr(0, eq), kv.substr(eq + 1));
+    if (s.ok()) s = sgt::ValidateRunConfig(*cfg);
+    if (!s.ok()) {
+      std::cerr << "sgt-train: --set " << kv << ": " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
+
+  if (plan) {
+    std::cout << sgt::FlopsPlanToJson(*cfg, sgt::PlanFlops(*cfg)) << "\n";
+    return 0;
+  }
+  if (bench > 0) {
+    sgt::BenchOptions b;
+    b.steps = bench;
+    b.warmup = bench_warmup;
+    b.train_entropy = train_entropy;
+    b.probe = probe;
+    absl::StatusOr<std::string> r = sgt::RunBenchmark(*cfg, b);
+    if (!r.ok()) {
+      std::cerr << "sgt-train: " << r.status().message() << "\n";
+      return kExitRuntime;
+    }
+    std::cout << *r << "\n";
+    return 0;
+  }
+
+  if (out_dir.empty()) return Usage("--out is required to train");
+  namespace fs = std::filesystem;
+  if (resume.empty() && fs::exists(fs::path(out_dir) / "events.jsonl")) {
+    std::cerr << "sgt-train: " << out_dir
+              << " already holds a run (events.jsonl exists); nothing was changed. Pass "
+                 "--resume CHECKPOINT to continue it, or choose another --out\n";
+    return kExitUsage;
+  }
+  sgt::TrainOptions opt;
+  opt.out_dir = out_dir;
+  opt.resume = resume;
+  opt.stop_after = stop_after;
+  opt.progress = progress < 0 ? isatty(STDERR_FILENO) != 0 : progress == 1;
+  absl::StatusOr<sgt::TrainResult> r = sgt::RunTraining(*cfg, opt);
+  if (!r.ok()) {
+    std::cerr << "sgt-train: " << r.status().message() << "\n";
+    const absl::StatusCode c = r.status().code();
+    const bool bad_input = c == absl::StatusCode::kInvalidArgument ||
+                           c == absl::StatusCode::kNotFound ||
+                           c == absl::StatusCode::kDataLoss ||
+                           c == absl::StatusCode::kFailedPrecondition;
+    return bad_input ? kExitUsage : kExitRuntime;
+  }
+  std::cout << "sgt-train: " << cfg->name << " " << r->status << " at step " << r->step
+            << ", loss " << r->final_loss << " (" << out_dir << ")\n";
+  return 0;
+}

@@ -1,0 +1,199 @@
+// Checkpoint writing and reading. See checkpoint.h for the file layout.
+#include "libsgt/torch/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "libsgt/core/sha256.h"
+
+namespace sgt {
+namespace {
+
+constexpr char kMagic[8] = {'S', 'G', 'T', 'C', 'K', 'P', 'T', '1'};
+constexpr uint64_t kMaxHeaderBytes = 64ull << 20;
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetU64(const std::string& in, size_t at) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[at + i]);
+  return v;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot create checkpoint ", tmp, ": ", std::strerror(errno),
+                     "; check that the output directory exists and is writable"));
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return absl::InternalError(absl::StrCat("writing checkpoint ", tmp, ": ",
+                                              std::strerror(err), "; check free disk space"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("syncing checkpoint ", tmp, ": ", std::strerror(errno)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return absl::InternalError(
+        absl::StrCat("renaming ", tmp, " to ", path, ": ", std::strerror(errno)));
+  }
+  // Make the rename itself durable.
+  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+struct Parsed {
+  CheckpointHeader header;
+  std::string payload;
+};
+
+absl::StatusOr<Parsed> ParseFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("checkpoint ", path,
+                                            " does not exist or cannot be read; pass the path of "
+                                            "a .sgtckpt file written by sgt-train"));
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto corrupt = [&](const std::string& what) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, " is unusable: ", what,
+        "; it is truncated or corrupted: resume from an earlier checkpoint of the run"));
+  };
+  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return corrupt("it does not start with the SGTCKPT1 magic");
+  }
+  size_t at = sizeof(kMagic);
+  const uint64_t header_bytes = GetU64(bytes, at);
+  at += 8;
+  if (header_bytes > kMaxHeaderBytes || at + header_bytes + 8 > bytes.size()) {
+    return corrupt(absl::StrCat("its header claims ", header_bytes, " bytes but the file has ",
+                                bytes.size()));
+  }
+  nlohmann::json h = nlohmann::json::parse(bytes.begin() + at, bytes.begin() + at + header_bytes,
+                                           nullptr, /*allow_exceptions=*/false);
+  at += header_bytes;
+  if (h.is_discarded() || !h.is_object()) return corrupt("its header is not valid JSON");
+  const uint64_t payload_bytes = GetU64(bytes, at);
+  at += 8;
+  if (at + payload_bytes != bytes.size()) {
+    return corrupt(absl::StrCat("its payload should be ", payload_bytes, " bytes but ",
+                                bytes.size() - at, " follow the header"));
+  }
+  Parsed p;
+  try {
+    p.header.step = h.at("step").get<int64_t>();
+    p.header.config_json = h.at("config").dump();
+    p.header.growth_json = h.at("growth").dump();
+    p.header.trainer_json = h.at("trainer").dump();
+    p.header.payload_sha256 = h.at("payload_sha256").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return corrupt(absl::StrCat("its header lacks a field (", e.what(), ")"));
+  }
+  p.payload = bytes.substr(at);
+  const std::string actual = Sha256Hex(p.payload.data(), p.payload.size());
+  if (actual != p.header.payload_sha256) {
+    return corrupt(absl::StrCat("payload sha256 is ", actual, ", header says ",
+                                p.header.payload_sha256));
+  }
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<CheckpointWritten> WriteCheckpoint(const std::string& path,
+                                                  const CheckpointHeader& header,
+                                                  torch::nn::Module& model,
+                                                  torch::optim::Optimizer& optimizer) {
+  std::ostringstream payload_stream;
+  try {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive model_archive, optim_archive;
+    model.save(model_archive);
+    optimizer.save(optim_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optim_archive);
+    archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+    archive.save_to(payload_stream);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("serialising checkpoint ", path, ": ", e.what_without_backtrace()));
+  }
+  const std::string payload = payload_stream.str();
+  nlohmann::json h;
+  h["format"] = "sgt-checkpoint";
+  h["step"] = header.step;
+  h["config"] = nlohmann::json::parse(header.config_json);
+  h["growth"] = nlohmann::json::parse(header.growth_json);
+  h["trainer"] = nlohmann::json::parse(header.trainer_json);
+  h["payload_sha256"] = Sha256Hex(payload.data(), payload.size());
+  const std::string header_text = h.dump();
+
+  std::string file(kMagic, sizeof(kMagic));
+  PutU64(file, header_text.size());
+  file += header_text;
+  PutU64(file, payload.size());
+  file += payload;
+  if (absl::Status s = WriteFileAtomically(path, file); !s.ok()) return s;
+  return CheckpointWritten{path, static_cast<int64_t>(file.size()),
+                           Sha256Hex(file.data(), file.size())};
+}
+
+absl::StatusOr<CheckpointHeader> ReadCheckpointHeader(const std::string& path) {
+  absl::StatusOr<Parsed> p = ParseFile(path);
+  if (!p.ok()) return p.status();
+  return p->header;
+}
+
+absl::StatusOr<CheckpointHeader> LoadCheckpoint(const std::string& path, torch::nn::Module& model,
+                                                torch::optim::Optimizer& optimizer) {
+  absl::StatusOr<Parsed> p = ParseFile(path);
+  if (!p.ok()) return p.status();
+  try {
+    std::istringstream payload_stream(p->payload);
+    torch::serialize::InputArchive archive, model_archive, optim_archive;
+    archive.load_from(payload_stream);
+    archive.read("model", model_archive);
+    archive.read("optimizer", optim_archive);
+    torch::Tensor rng;
+    archive.read("rng_cpu", rng);
+    model.load(model_archive);
+    optimizer.load(optim_archive);
+    at::Generator cpu_gen = at::detail::getDefaultCPUGenerator();  // a handle, shared state
+    cpu_gen.set_state(rng);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, " passed its checksum but its tensors do not fit this model (",
+        e.what_without_backtrace(),
+        "); resume with the configuration the checkpoint was written with"));
+  }
+  return p->header;
+}
+
+}  // namespace sgt

@@ -1,0 +1,51 @@
+// Exact training checkpoints (sgt-method.md §8).
+//
+// File layout, all integers little-endian:
+//   "SGTCKPT1" | u64 header_bytes | header JSON | u64 payload_bytes | payload
+// The header holds the step, the configuration, Theta, the trainer's state (entropy EMA, FLOPs
+// tally, data cursor) and the payload's sha256; the payload is a LibTorch archive of the
+// parameters, the AdamW state and the RNG state. Files are written to a temporary name, synced,
+// then renamed, so a reader never sees half a checkpoint under the final name.
+#ifndef SGT_TORCH_CHECKPOINT_H_
+#define SGT_TORCH_CHECKPOINT_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace sgt {
+
+struct CheckpointHeader {
+  int64_t step = 0;
+  std::string config_json;   // CanonicalJson of the run
+  std::string growth_json;   // GrowthStateToJson
+  std::string trainer_json;  // trainer-owned state (EMA, FLOPs tally, ...)
+  std::string payload_sha256;
+};
+
+struct CheckpointWritten {
+  std::string path;
+  int64_t bytes = 0;
+  std::string sha256;  // of the whole file
+};
+
+// Writes `model`, `optimizer` and the default CPU generator's state with `header` to `path`.
+absl::StatusOr<CheckpointWritten> WriteCheckpoint(const std::string& path,
+                                                  const CheckpointHeader& header,
+                                                  torch::nn::Module& model,
+                                                  torch::optim::Optimizer& optimizer);
+
+// Reads only the header, checking the magic, lengths and payload checksum.
+absl::StatusOr<CheckpointHeader> ReadCheckpointHeader(const std::string& path);
+
+// Reads the header and loads parameters, optimizer state and RNG state. Refuses a truncated or
+// corrupted file (DataLoss) before touching `model` or `optimizer`.
+absl::StatusOr<CheckpointHeader> LoadCheckpoint(const std::string& path, torch::nn::Module& model,
+                                                torch::optim::Optimizer& optimizer);
+
+}  // namespace sgt
+
+#endif  // SGT_TORCH_CHECKPOINT_H_

@@ -1,0 +1,207 @@
+// The decoder, its looped forward and its entropy capture. See model.h for the contract.
+#include "libsgt/torch/model.h"
+
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace sgt {
+namespace {
+
+// LibTorch 2.x has a fused causal attention (flash kernels on CUDA and CPU); 1.13 does not, so
+// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs.
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  (void)mask;
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  torch::Tensor scores = torch::matmul(q * scale, k.transpose(-2, -1));
+  scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+
+// Rotate-half RoPE on the last dimension: x * cos + rotate_half(x) * sin.
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor x1 = x.narrow(-1, 0, half);
+  torch::Tensor x2 = x.narrow(-1, half, half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
+
+torch::Tensor InitNormal(std::vector<int64_t> shape, double std) {
+  return torch::randn(shape) * std;
+}
+
+}  // namespace
+
+torch::Tensor LastRowEntropy(const torch::Tensor& q_last, const torch::Tensor& k) {
+  const int64_t n = k.size(-2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q_last.size(-1)));
+  torch::Tensor logits = torch::matmul(q_last.to(torch::kFloat) * scale,
+                                       k.to(torch::kFloat).transpose(-2, -1));  // [B,H,1,N]
+  torch::Tensor logp = torch::log_softmax(logits, -1);
+  torch::Tensor ent = -(logp.exp() * logp).sum(-1) / std::log(static_cast<double>(n));
+  return ent.mean(0).reshape({-1});
+}
+
+std::pair<torch::Tensor, torch::Tensor> RotaryCache::Get(int64_t T, torch::Device device) {
+  if (!cos_.defined() || cos_.size(0) < T || cos_.device() != device) {
+    const int64_t half = d_head_ / 2;
+    torch::Tensor inv_freq =
+        torch::pow(theta_, -torch::arange(0, half, torch::kDouble) / static_cast<double>(half));
+    torch::Tensor pos = torch::arange(0, T, torch::kDouble);
+    torch::Tensor freqs = torch::outer(pos, inv_freq);        // [T, half]
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1);       // [T, d_head]
+    cos_ = emb.cos().to(torch::kFloat).to(device);
+    sin_ = emb.sin().to(torch::kFloat).to(device);
+  }
+  return {cos_.narrow(0, 0, T), sin_.narrow(0, 0, T)};
+}
+
+LoopPlan MakeLoopPlan(const RunConfig& cfg, const GrowthState& state, int64_t step,
+                      torch::Device device) {
+  LoopPlan plan(cfg.model.layers);
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong);
+  for (const LoopedLayer& a : state.active) {
+    LayerLoop& p = plan[a.layer];
+    p.k = a.k;
+    p.whole_block = a.whole_block;
+    if (a.whole_block) continue;
+    const double fade = FadeWeight(cfg.growth, a.activated_step, step);
+    const bool all_heads = static_cast<int64_t>(a.heads.size()) == cfg.model.heads;
+    if (fade > 0.0 && !all_heads) {
+      // Fade window: every head loops; the unkept ones are scaled down towards zero.
+      std::vector<float> scale(cfg.model.heads, static_cast<float>(fade));
+      for (int64_t h : a.heads) scale[h] = 1.0f;
+      p.head_scale = torch::tensor(scale).to(device);
+      for (int64_t h = 0; h < cfg.model.heads; ++h) p.head_ids.push_back(h);
+    } else {
+      p.head_ids = a.heads;
+      if (!all_heads) p.heads = torch::tensor(a.heads, long_opts).to(device);
+    }
+  }
+  return plan;
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& cfg)
+    : cfg_(cfg), rope_(cfg.d_head(), cfg.rope_theta) {
+  const int64_t d = cfg.d_model, ff = cfg.d_ff, V = cfg.vocab_size;
+  const double sd = cfg.init_std;
+  embed_ = register_parameter("embed", InitNormal({V, d}, sd));
+  layers_.resize(cfg.layers);
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const std::string p = "layer" + std::to_string(l) + "_";
+    Layer& L = layers_[l];
+    L.attn_norm = register_parameter(p + "attn_norm", torch::ones({d}));
+    L.wqkv = register_parameter(p + "wqkv", InitNormal({3 * d, d}, sd));
+    L.wo = register_parameter(p + "wo", InitNormal({d, d}, sd));
+    L.ffn_norm = register_parameter(p + "ffn_norm", torch::ones({d}));
+    L.w_gate_up = register_parameter(p + "w_gate_up", InitNormal({2 * ff, d}, sd));
+    L.w_down = register_parameter(p + "w_down", InitNormal({d, ff}, sd));
+  }
+  final_norm_ = register_parameter("final_norm", torch::ones({d}));
+  lm_head_ = register_parameter("lm_head", InitNormal({V, d}, sd));
+}
+
+torch::Tensor TransformerImpl::RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const {
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.norm_eps) * w;
+}
+
+torch::Tensor TransformerImpl::Ffn(const Layer& L, const torch::Tensor& x) const {
+  std::vector<torch::Tensor> gu = torch::linear(x, L.w_gate_up).chunk(2, -1);
+  return torch::linear(torch::silu(gu[0]) * gu[1], L.w_down);
+}
+
+torch::Tensor TransformerImpl::Attention(int64_t layer, const torch::Tensor& x_norm,
+                                         const torch::Tensor& heads,
+                                         const torch::Tensor& head_scale,
+                                         torch::Tensor* entropy_out) {
+  const Layer& L = layers_[layer];
+  const int64_t B = x_norm.size(0), T = x_norm.size(1), d = cfg_.d_model;
+  const int64_t dh = cfg_.d_head();
+  const int64_t n_heads = cfg_.heads;
+  torch::Tensor wqkv = L.wqkv, wo = L.wo;
+  int64_t h = n_heads;
+  if (heads.defined()) {
+    // Gather only the selected heads' rows of W_QKV and columns of W_O: the loop pass then
+    // costs h/n of a full attention sublayer (sgt-method.md §3).
+    h = heads.size(0);
+    wqkv = L.wqkv.view({3, n_heads, dh, d}).index_select(1, heads).reshape({3 * h * dh, d});
+    wo = L.wo.view({d, n_heads, dh}).index_select(1, heads).reshape({d, h * dh});
+  }
+  torch::Tensor qkv = torch::linear(x_norm, wqkv).view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});
+  auto [rope_cos, rope_sin] = rope_.Get(T, x_norm.device());
+  torch::Tensor qk = ApplyRope(qkv.narrow(0, 0, 2), rope_cos, rope_sin);
+  torch::Tensor q = qk[0], k = qk[1], v = qkv[2];
+  if (entropy_out != nullptr) {
+    torch::NoGradGuard no_grad;
+    *entropy_out = LastRowEntropy(q.narrow(2, T - 1, 1).detach(), k.detach());
+  }
+  torch::Tensor mask;
+#if TORCH_VERSION_MAJOR < 2
+  if (!causal_mask_.defined() || causal_mask_.size(0) < T ||
+      causal_mask_.device() != x_norm.device()) {
+    causal_mask_ = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool))
+                       .triu(1)
+                       .to(x_norm.device());
+  }
+  mask = causal_mask_.narrow(0, 0, T).narrow(1, 0, T);
+#endif
+  torch::Tensor out = CausalAttention(q, k, v, mask);  // [B, h, T, dh]
+  if (head_scale.defined()) out = out * head_scale.view({1, h, 1, 1}).to(out.dtype());
+  out = out.transpose(1, 2).reshape({B, T, h * dh});
+  return torch::linear(out, wo);
+}
+
+torch::Tensor TransformerImpl::Block(int64_t layer, const torch::Tensor& x_in,
+                                     const LayerLoop* loop, EntropyCapture* capture) {
+  const Layer& L = layers_[layer];
+  const bool whole_block = loop != nullptr && loop->whole_block;
+  const int64_t block_passes = whole_block ? 1 + loop->k : 1;
+  const int64_t head_loops = (loop != nullptr && !whole_block) ? loop->k : 0;
+  torch::Tensor x = x_in;
+  for (int64_t pass = 0; pass < block_passes; ++pass) {
+    torch::Tensor ent;
+    torch::Tensor* ent_ptr = capture != nullptr ? &ent : nullptr;
+    torch::Tensor h = x + Attention(layer, RmsNorm(x, L.attn_norm), {}, {}, ent_ptr);
+    if (capture != nullptr) capture->passes[layer].push_back(ent);
+    for (int64_t k = 1; k <= head_loops; ++k) {
+      // Hk = H(k-1) + sum_{i in S} Attn_i(RMSNorm_attn(H(k-1))): same weights, norm and RoPE.
+      h = h + Attention(layer, RmsNorm(h, L.attn_norm), loop->heads, loop->head_scale, ent_ptr);
+      if (capture != nullptr) capture->passes[layer].push_back(ent);
+    }
+    x = h + Ffn(L, RmsNorm(h, L.ffn_norm));
+  }
+  return x;
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const LoopPlan& plan,
+                                       EntropyCapture* capture, bool want_logits) {
+  if (capture != nullptr) {
+    capture->passes.assign(cfg_.layers, {});
+  }
+  torch::Tensor x = torch::embedding(embed_, tokens);
+  for (int64_t l = 0; l < cfg_.layers; ++l) {
+    const LayerLoop* loop = (l < static_cast<int64_t>(plan.size()) && plan[l].k > 0) ? &plan[l]
+                                                                                     : nullptr;
+    x = Block(l, x, loop, capture);
+  }
+  if (!want_logits) return {};
+  return torch::linear(RmsNorm(x, final_norm_), lm_head_);
+}
+
+torch::Tensor TransformerImpl::Loss(const torch::Tensor& window, const LoopPlan& plan,
+                                    EntropyCapture* capture) {
+  const int64_t T = window.size(1) - 1;
+  torch::Tensor logits = forward(window.narrow(1, 0, T), plan, capture);
+  return torch::cross_entropy_loss(logits.reshape({-1, cfg_.vocab_size}).to(torch::kFloat),
+                                   window.narrow(1, 1, T).reshape({-1}));
+}
+
+}  // namespace sgt

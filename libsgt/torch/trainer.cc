@@ -1,0 +1,630 @@
+// The training loop: read top to bottom, one step at a time (see trainer.h for the outputs).
+#include "libsgt/torch/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "libsgt/core/flops.h"
+#include "libsgt/core/growth.h"
+#include "libsgt/core/sampler.h"
+#include "libsgt/core/token_file.h"
+#include "libsgt/torch/checkpoint.h"
+#include "libsgt/torch/entropy.h"
+#include "libsgt/torch/model.h"
+
+namespace sgt {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Requests from the supervising worker, honoured at the next growth boundary (§8).
+std::atomic<int> g_snapshot_requested{0};
+std::atomic<int> g_pause_requested{0};
+void OnSnapshotSignal(int) { g_snapshot_requested.store(1); }
+void OnPauseSignal(int) { g_pause_requested.store(1); }
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double WallTime() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double PeakRssMb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+// Linear warm-up to lr, then cosine down to min_lr_ratio * lr at the last step.
+double LearningRate(const TrainConfig& t, int64_t step) {
+  if (t.warmup_steps > 0 && step <= t.warmup_steps) {
+    return t.lr * static_cast<double>(step) / static_cast<double>(t.warmup_steps);
+  }
+  const double span = std::max<int64_t>(1, t.steps - t.warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - t.warmup_steps) / span);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
+  return t.lr * (t.min_lr_ratio + (1.0 - t.min_lr_ratio) * cosine);
+}
+
+// bf16 autocast for CUDA training (fp32 master weights); a no-op on CPU. LibTorch 2.4 replaced
+// the GPU-specific autocast calls with device-typed ones.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enable) : enabled_(enable) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+};
+
+class EventLog {
+ public:
+  absl::Status Open(const std::string& path) {
+    out_.open(path, std::ios::app);
+    if (!out_) return absl::InternalError(absl::StrCat("cannot append to ", path));
+    return absl::OkStatus();
+  }
+  void Write(json j) {
+    j["time"] = WallTime();
+    out_ << j.dump() << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+json ReadingJson(const EntropyReading& r, const GrowthState& s) {
+  json layers = json::array();
+  for (size_t l = 0; l < r.passes.size(); ++l) {
+    EntropySnapshot one;
+    one.head = {r.passes[l][0]};
+    layers.push_back({{"layer", l},
+                      {"mean", one.LayerMean(0)},
+                      {"variance", one.LayerVariance(0)},
+                      {"k", s.LoopDepth(static_cast<int64_t>(l))},
+                      {"passes", r.passes[l]},
+                      {"pass_heads", r.pass_heads[l]}});
+  }
+  return layers;
+}
+
+// Everything a run holds between steps. The same object serves training and benchmarks.
+class Session {
+ public:
+  explicit Session(const RunConfig& cfg)
+      : cfg_(cfg),
+        device_(cfg.train.device == Device::kCuda ? torch::kCUDA : torch::kCPU),
+        state_(GrowthState::Initial(cfg.model.layers)),
+        ema_(cfg.entropy.ema_decay) {}
+
+  absl::Status Init() {
+    if (cfg_.train.device == Device::kCuda && !torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(
+          "train.device is cuda but no CUDA device is usable (or this sgt-train was built "
+          "against a CPU-only LibTorch); set train.device: cpu or run on a GPU node");
+    }
+    at::set_num_threads(static_cast<int>(cfg_.train.threads));
+    torch::manual_seed(cfg_.train.seed);
+    model_ = Transformer(cfg_.model);
+    model_->to(device_);
+    // Weight decay on matrices only; norm gains are not decayed.
+    std::vector<torch::Tensor> decay, no_decay;
+    for (const auto& p : model_->named_parameters()) {
+      (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
+    }
+    auto opts = torch::optim::AdamWOptions(cfg_.train.lr)
+                    .betas({cfg_.train.beta1, cfg_.train.beta2})
+                    .eps(cfg_.train.eps)
+                    .weight_decay(cfg_.train.weight_decay);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+    auto nd = opts;
+    nd.weight_decay(0.0);
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+    optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+    return absl::OkStatus();
+  }
+
+  // One optimizer step over batch_size sequences from `next_micro(m)`. Returns the mean loss.
+  template <typename MicroBatchFn>
+  double TrainStep(int64_t step, MicroBatchFn next_micro, bool capture_entropy) {
+    plan_ = MakeLoopPlan(cfg_, state_, step, device_);
+    const double lr = LearningRate(cfg_.train, step);
+    for (auto& group : optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+    lr_ = lr;
+    optimizer_->zero_grad();
+    const int64_t micro = cfg_.train.micro_batch_size;
+    const int64_t n_micro = cfg_.train.batch_size / micro;
+    EntropyAccumulator acc;
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
+    for (int64_t m = 0; m < n_micro; ++m) {
+      torch::Tensor window = next_micro(m).to(device_);
+      EntropyCapture capture;
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(device_.is_cuda());
+        loss = model_->Loss(window, plan_, capture_entropy ? &capture : nullptr);
+      }
+      (loss / static_cast<double>(n_micro)).backward();
+      loss_sum += loss.detach().to(torch::kFloat);
+      if (capture_entropy) acc.Add(capture);
+    }
+    grad_norm_ = 0.0;
+    if (cfg_.train.grad_clip > 0) {
+      grad_norm_ = torch::nn::utils::clip_grad_norm_(model_->parameters(), cfg_.train.grad_clip);
+    }
+    optimizer_->step();
+    flops_.AddTrainStep(cfg_, state_, step);
+    if (!acc.empty()) {
+      reading_ = acc.Mean(plan_);
+      ema_.Update(GrowthSignal(reading_, cfg_.entropy.looped_heads));
+    }
+    return loss_sum.item<double>() / static_cast<double>(n_micro);
+  }
+
+  // Mean loss over `windows` without gradients, in chunks of micro_batch_size / divisor.
+  double EvalLoss(const torch::Tensor& windows, int64_t divisor) {
+    torch::NoGradGuard no_grad;
+    const int64_t chunk = std::max<int64_t>(1, cfg_.train.micro_batch_size / divisor);
+    const int64_t n = windows.size(0);
+    double total = 0;
+    for (int64_t b = 0; b < n; b += chunk) {
+      const int64_t c = std::min(chunk, n - b);
+      AutocastScope autocast(device_.is_cuda());
+      total += model_->Loss(windows.narrow(0, b, c).to(device_), plan_).item<double>() *
+               static_cast<double>(c);
+    }
+    const int64_t seq = windows.size(1) - 1;
+    flops_.eval += static_cast<double>(n * seq) * ForwardFlopsPerToken(cfg_, state_, 0, seq);
+    return total / static_cast<double>(n);
+  }
+
+  EntropyReading Probe(const torch::Tensor& windows) {
+    AutocastScope autocast(device_.is_cuda());
+    flops_.probe += static_cast<double>(windows.numel()) *
+                    ForwardFlopsPerToken(cfg_, state_, 0, windows.size(1));
+    return MeasureProbe(model_, windows.to(device_), plan_, cfg_.train.micro_batch_size);
+  }
+
+  std::string TrainerJson() const {
+    json j;
+    j["ema"] = json::parse(ema_.ToJson());
+    j["flops"] = {{"train", flops_.train},     {"vanilla", flops_.vanilla},
+                  {"probe", flops_.probe},     {"eval", flops_.eval},
+                  {"tokens", flops_.tokens}};
+    j["train_seconds"] = train_seconds_;
+    return j.dump();
+  }
+
+  absl::Status RestoreTrainerJson(const std::string& text) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.contains("ema") || !j.contains("flops") ||
+        !ema_.FromJson(j["ema"].dump())) {
+      return absl::DataLossError("checkpoint trainer state is malformed");
+    }
+    const json& f = j["flops"];
+    flops_.train = f.value("train", 0.0);
+    flops_.vanilla = f.value("vanilla", 0.0);
+    flops_.probe = f.value("probe", 0.0);
+    flops_.eval = f.value("eval", 0.0);
+    flops_.tokens = f.value("tokens", int64_t{0});
+    train_seconds_ = j.value("train_seconds", 0.0);
+    return absl::OkStatus();
+  }
+
+  const RunConfig& cfg() const { return cfg_; }
+  Transformer& model() { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  GrowthState& state() { return state_; }
+  EntropyEma& ema() { return ema_; }
+  FlopsTally& flops() { return flops_; }
+  const EntropyReading& reading() const { return reading_; }
+  double lr() const { return lr_; }
+  double grad_norm() const { return grad_norm_; }
+  double& train_seconds() { return train_seconds_; }
+  torch::Device device() const { return device_; }
+
+ private:
+  RunConfig cfg_;
+  torch::Device device_;
+  Transformer model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  GrowthState state_;
+  EntropyEma ema_;
+  FlopsTally flops_;
+  LoopPlan plan_;
+  EntropyReading reading_;
+  double lr_ = 0, grad_norm_ = 0, train_seconds_ = 0;
+};
+
+// The run itself: data, events, growth at boundaries, checkpoints, evaluation.
+class Run {
+ public:
+  Run(const RunConfig& cfg, const TrainOptions& opt) : session_(cfg), cfg_(cfg), opt_(opt) {}
+
+  absl::StatusOr<TrainResult> Go() {
+    if (absl::Status s = Setup(); !s.ok()) return s;
+    const int64_t T = cfg_.model.context;
+    int64_t step = start_step_;
+    double last_loss = 0;
+    while (step < cfg_.train.steps) {
+      ++step;
+      const Clock::time_point t0 = Clock::now();
+      last_loss = session_.TrainStep(
+          step,
+          [&](int64_t m) {
+            const int64_t mb = cfg_.train.micro_batch_size;
+            return LoadWindows(*train_, TrainWindowStarts(cfg_.train.seed, step, m * mb, mb,
+                                                          train_->size(), T + 1),
+                               T + 1);
+          },
+          /*capture_entropy=*/true);
+      const double dt = Seconds(t0, Clock::now());
+      session_.train_seconds() += dt;
+      if (!std::isfinite(last_loss)) {
+        events_.Write({{"event", "error"}, {"step", step}, {"message", "non-finite loss"}});
+        return absl::InternalError(absl::StrFormat(
+            "training loss became %f at step %d; lower train.lr or raise train.warmup_steps",
+            last_loss, step));
+      }
+      const double tokens_per_s =
+          static_cast<double>(cfg_.train.batch_size * T) / std::max(dt, 1e-9);
+      if (step % cfg_.train.log_interval == 0 || step == cfg_.train.steps) {
+        const FlopsTally& f = session_.flops();
+        events_.Write({{"event", "scalars"},     {"step", step},
+                       {"loss", last_loss},      {"lr", session_.lr()},
+                       {"grad_norm", session_.grad_norm()},
+                       {"tokens", f.tokens},     {"tokens_per_s", tokens_per_s},
+                       {"flops", f.train},       {"vanilla_flops", f.vanilla},
+                       {"overhead", f.Overhead()}, {"step_s", dt}});
+      }
+      if (absl::Status s = AfterStep(step); !s.ok()) return s;
+      if (paused_) return Finish(step, "paused", last_loss);
+      if (opt_.progress) Progress(step, last_loss, tokens_per_s);
+      if (opt_.stop_after > 0 && step >= opt_.stop_after && step < cfg_.train.steps) {
+        if (opt_.progress) std::fprintf(stderr, "\n");
+        return TrainResult{"stopped", step, last_loss, ""};
+      }
+    }
+    if (opt_.progress) std::fprintf(stderr, "\n");
+    return Finish(step, "succeeded", last_loss);
+  }
+
+ private:
+  absl::Status Setup() {
+    if (absl::Status s = ValidateDataFiles(cfg_); !s.ok()) return s;
+    auto train = TokenFile::Open(cfg_.data.train, /*verify_contents=*/true);
+    if (!train.ok()) return train.status();
+    auto val = TokenFile::Open(cfg_.data.validation, /*verify_contents=*/true);
+    if (!val.ok()) return val.status();
+    train_ = std::move(*train);
+    val_ = std::move(*val);
+    const int64_t T = cfg_.model.context;
+    for (const TokenFile* f : {train_.get(), val_.get()}) {
+      if (f->size() < T + 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "token file ", f->path(), " has ", f->size(), " tokens, fewer than model.context + 1 = ",
+            T + 1, "; use a larger corpus or a smaller model.context"));
+      }
+    }
+    if (absl::Status s = session_.Init(); !s.ok()) return s;
+
+    std::error_code ec;
+    fs::create_directories(fs::path(opt_.out_dir) / "checkpoints", ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot create output directory ", opt_.out_dir,
+                                              ": ", ec.message()));
+    }
+    if (!opt_.resume.empty()) {
+      absl::StatusOr<CheckpointHeader> h =
+          LoadCheckpoint(opt_.resume, *session_.model(), session_.optimizer());
+      if (!h.ok()) return h.status();
+      absl::StatusOr<RunConfig> saved = RunConfigFromJson(h->config_json);
+      if (!saved.ok()) return saved.status();
+      RunConfig saved_model, this_model;
+      saved_model.model = saved->model;
+      this_model.model = cfg_.model;
+      if (CanonicalJson(saved_model) != CanonicalJson(this_model)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "checkpoint ", opt_.resume, " was written for a different model section than ",
+            cfg_.source, "; resume with the configuration the checkpoint was written with"));
+      }
+      absl::StatusOr<GrowthState> gs = GrowthStateFromJson(h->growth_json);
+      if (!gs.ok()) return gs.status();
+      session_.state() = *gs;
+      if (absl::Status s = session_.RestoreTrainerJson(h->trainer_json); !s.ok()) return s;
+      start_step_ = h->step;
+      if (start_step_ >= cfg_.train.steps) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "checkpoint ", opt_.resume, " is at step ", start_step_, " but train.steps is ",
+            cfg_.train.steps, "; raise train.steps to continue the run"));
+      }
+    }
+    if (absl::Status s = events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string());
+        !s.ok()) {
+      return s;
+    }
+    const int64_t n_eval = cfg_.train.eval_batches * cfg_.train.batch_size;
+    eval_windows_ = LoadWindows(*val_, EvalWindowStarts(n_eval, val_->size(), T + 1), T + 1);
+    probe_windows_ = LoadWindows(
+        *val_, EvalWindowStarts(cfg_.entropy.probe_sequences, val_->size(), T), T);
+    events_.Write({{"event", "start"},
+                   {"run", cfg_.name},
+                   {"variant", VariantName(cfg_.variant)},
+                   {"config", json::parse(CanonicalJson(cfg_))},
+                   {"resumed_from", opt_.resume.empty() ? json(nullptr) : json(opt_.resume)},
+                   {"step", start_step_},
+                   {"steps", cfg_.train.steps},
+                   {"pid", static_cast<int64_t>(getpid())}});
+    std::signal(SIGUSR1, OnSnapshotSignal);
+    std::signal(SIGUSR2, OnPauseSignal);
+    return absl::OkStatus();
+  }
+
+  // Telemetry, probe, evaluation, growth and checkpoints after the optimizer step of `step`.
+  absl::Status AfterStep(int64_t step) {
+    const int64_t ti = cfg_.entropy.telemetry_interval;
+    const bool telemetry = ti > 0 && step % ti == 0;
+    const bool boundary = IsGrowthBoundary(cfg_, step);
+    if (telemetry || boundary) {
+      events_.Write({{"event", "entropy"}, {"step", step}, {"signal", "train"},
+                     {"layers", ReadingJson(session_.reading(), session_.state())}});
+    }
+    EntropyReading probe;
+    if (IsProbeStep(cfg_, step)) {
+      probe = session_.Probe(probe_windows_);
+      events_.Write({{"event", "entropy"}, {"step", step}, {"signal", "probe"},
+                     {"layers", ReadingJson(probe, session_.state())}});
+    }
+    const int64_t ei = cfg_.train.eval_interval;
+    if (ei > 0 && step % ei == 0 && step != cfg_.train.steps) WriteEval(step);
+
+    bool checkpoint_due = cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0;
+    std::string reason = "interval";
+    if (boundary) {
+      EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
+                                   ? GrowthSignal(probe, cfg_.entropy.looped_heads)
+                                   : session_.ema().value();
+      GrowthOutcome out = Decide(cfg_, session_.state(), signal, step);
+      session_.state() = out.state;
+      for (const GrowthDecision& d : out.decisions) {
+        json j = json::parse(GrowthDecisionToJson(d));
+        j["event"] = "decision";
+        j["signal"] = cfg_.entropy.signal == EntropySignal::kProbe ? "probe" : "train";
+        events_.Write(j);
+      }
+      if (cfg_.checkpoint.at_boundaries) {
+        checkpoint_due = true;
+        reason = "boundary";
+      }
+      if (g_snapshot_requested.exchange(0) != 0) {
+        checkpoint_due = true;
+        reason = "snapshot";
+      }
+      if (g_pause_requested.exchange(0) != 0) {
+        checkpoint_due = true;
+        reason = "pause";
+        paused_ = true;
+      }
+    }
+    if (checkpoint_due) return Checkpoint(step, reason);
+    return absl::OkStatus();
+  }
+
+  void WriteEval(int64_t step) {
+    const double loss = session_.EvalLoss(eval_windows_, 1);
+    events_.Write({{"event", "eval"}, {"step", step}, {"val_loss", loss},
+                   {"val_ppl", std::exp(loss)}});
+    last_val_loss_ = loss;
+  }
+
+  absl::Status Checkpoint(int64_t step, const std::string& reason) {
+    CheckpointHeader h;
+    h.step = step;
+    h.config_json = CanonicalJson(cfg_);
+    h.growth_json = GrowthStateToJson(session_.state());
+    h.trainer_json = session_.TrainerJson();
+    const fs::path path =
+        fs::path(opt_.out_dir) / "checkpoints" / absl::StrFormat("step-%07d.sgtckpt", step);
+    absl::StatusOr<CheckpointWritten> w =
+        WriteCheckpoint(path.string(), h, *session_.model(), session_.optimizer());
+    if (!w.ok()) return w.status();
+    events_.Write({{"event", "checkpoint"}, {"step", step}, {"path", fs::absolute(path).string()},
+                   {"bytes", w->bytes}, {"sha256", w->sha256}, {"reason", reason}});
+    written_.push_back(path);
+    if (cfg_.checkpoint.keep > 0) {
+      while (static_cast<int64_t>(written_.size()) > cfg_.checkpoint.keep) {
+        std::error_code ec;
+        fs::remove(written_.front(), ec);
+        written_.erase(written_.begin());
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TrainResult> Finish(int64_t step, const std::string& status, double last_loss) {
+    json summary;
+    const FlopsTally& f = session_.flops();
+    if (status == "succeeded") {
+      WriteEval(step);
+      json extra = json::array();
+      const int64_t T = cfg_.model.context;
+      for (int64_t m : cfg_.train.extrapolation) {
+        const int64_t window = m * T + 1;
+        if (val_->size() < window) {
+          extra.push_back({{"multiple", m}, {"skipped", "validation split too short"}});
+          continue;
+        }
+        const int64_t n = std::min<int64_t>(cfg_.train.eval_batches * cfg_.train.batch_size,
+                                            std::max<int64_t>(1, val_->size() / window));
+        torch::Tensor w = LoadWindows(*val_, EvalWindowStarts(n, val_->size(), window), window);
+        const double loss = session_.EvalLoss(w, m);
+        json e = {{"multiple", m}, {"context", m * T}, {"val_loss", loss},
+                  {"val_ppl", std::exp(loss)}, {"sequences", n}};
+        events_.Write({{"event", "extrapolation"}, {"step", step}, {"multiple", m},
+                       {"context", m * T}, {"val_loss", loss}, {"val_ppl", std::exp(loss)}});
+        extra.push_back(e);
+      }
+      summary["extrapolation"] = extra;
+      summary["val_loss"] = last_val_loss_;
+      summary["val_ppl"] = std::exp(last_val_loss_);
+      if (cfg_.checkpoint.final) {
+        if (absl::Status s = Checkpoint(step, "final"); !s.ok()) return s;
+      }
+    }
+    summary["run"] = cfg_.name;
+    summary["variant"] = VariantName(cfg_.variant);
+    summary["status"] = status;
+    summary["step"] = step;
+    summary["steps"] = cfg_.train.steps;
+    summary["final_loss"] = last_loss;
+    summary["train_flops"] = f.train;
+    summary["vanilla_flops"] = f.vanilla;
+    summary["overhead_vs_vanilla"] = f.Overhead();
+    summary["probe_flops"] = f.probe;
+    summary["eval_flops"] = f.eval;
+    summary["tokens"] = f.tokens;
+    summary["train_seconds"] = session_.train_seconds();
+    summary["tokens_per_s"] =
+        session_.train_seconds() > 0 ? static_cast<double>(f.tokens) / session_.train_seconds()
+                                     : 0.0;
+    summary["growth"] = json::parse(GrowthStateToJson(session_.state()));
+    summary["peak_rss_mb"] = PeakRssMb();
+    if (!written_.empty()) summary["last_checkpoint"] = fs::absolute(written_.back()).string();
+    json end = summary;
+    end["event"] = "end";
+    events_.Write(end);
+    const std::string text = summary.dump(2);
+    std::ofstream(fs::path(opt_.out_dir) / "summary.json") << text << '\n';
+    return TrainResult{status, step, last_loss, text};
+  }
+
+  void Progress(int64_t step, double loss, double tokens_per_s) {
+    std::string ks;
+    for (int64_t l = 0; l < cfg_.model.layers; ++l) {
+      absl::StrAppend(&ks, l ? "," : "", session_.state().LoopDepth(l));
+    }
+    std::fprintf(stderr, "\r%s step %lld/%lld loss %.4f lr %.2e %.0f tok/s K=[%s] overhead %+.2f%%   ",
+                 cfg_.name.c_str(), static_cast<long long>(step),
+                 static_cast<long long>(cfg_.train.steps), loss, session_.lr(), tokens_per_s,
+                 ks.c_str(), 100.0 * session_.flops().Overhead());
+    std::fflush(stderr);
+  }
+
+  Session session_;
+  const RunConfig& cfg_;
+  TrainOptions opt_;
+  std::unique_ptr<TokenFile> train_, val_;
+  torch::Tensor eval_windows_, probe_windows_;
+  EventLog events_;
+  int64_t start_step_ = 0;
+  double last_val_loss_ = 0;
+  bool paused_ = false;
+  std::vector<fs::path> written_;
+};
+
+}  // namespace
+
+absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions& opt) {
+  try {
+    Run run(cfg, opt);
+    return run.Go();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt) {
+  try {
+    Session session(cfg);
+    if (absl::Status s = session.Init(); !s.ok()) return s;
+    const int64_t T = cfg.model.context;
+    torch::Generator gen = at::detail::createCPUGenerator(cfg.train.seed);
+    auto batch = [&](int64_t) {
+      return torch::randint(cfg.model.vocab_size, {cfg.train.micro_batch_size, T + 1}, gen,
+                            torch::kLong);
+    };
+    torch::Tensor probe = torch::randint(cfg.model.vocab_size, {cfg.entropy.probe_sequences, T},
+                                         gen, torch::kLong);
+    double timed = 0, probe_time = 0;
+    double flops_before = 0;
+    int64_t step = 0;
+    for (; step < opt.warmup + opt.steps; ++step) {
+      if (step == opt.warmup) flops_before = session.flops().train;
+      const Clock::time_point t0 = Clock::now();
+      session.TrainStep(step + 1, batch, opt.train_entropy);
+      if (session.device().is_cuda()) torch::cuda::synchronize();
+      const Clock::time_point t1 = Clock::now();
+      if (step >= opt.warmup) timed += Seconds(t0, t1);
+      if (opt.probe && step >= opt.warmup) {
+        const Clock::time_point p0 = Clock::now();
+        session.Probe(probe);
+        if (session.device().is_cuda()) torch::cuda::synchronize();
+        probe_time += Seconds(p0, Clock::now());
+      }
+      if (IsGrowthBoundary(cfg, step + 1)) {
+        EntropySnapshot signal = session.ema().has_value()
+                                     ? session.ema().value()
+                                     : GrowthSignal(session.Probe(probe), cfg.entropy.looped_heads);
+        session.state() = Decide(cfg, session.state(), signal, step + 1).state;
+      }
+    }
+    const double step_s = timed / static_cast<double>(opt.steps);
+    json j;
+    j["variant"] = VariantName(cfg.variant);
+    j["threads"] = cfg.train.threads;
+    j["steps"] = opt.steps;
+    j["train_entropy"] = opt.train_entropy;
+    j["step_ms"] = step_s * 1e3;
+    j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * T) / step_s;
+    j["achieved_gflops"] = (session.flops().train - flops_before) / timed / 1e9;
+    j["flops_per_step"] = (session.flops().train - flops_before) / static_cast<double>(opt.steps);
+    if (opt.probe) j["probe_ms"] = probe_time / static_cast<double>(opt.steps) * 1e3;
+    j["growth"] = json::parse(GrowthStateToJson(session.state()));
+    j["peak_rss_mb"] = PeakRssMb();
+    return j.dump();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace sgt

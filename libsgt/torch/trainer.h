@@ -1,0 +1,55 @@
+// Training runs of vanilla, Block Loop and SGT: the loop behind `sgt-train`.
+//
+// Torch-free interface (the implementation hides LibTorch) so that tools including it compile
+// fast. A run writes to its output directory:
+//   events.jsonl   one JSON object per line: scalars, entropies, evals, growth decisions,
+//                  checkpoints (docs/events.md); appended to on resume
+//   checkpoints/   step-NNNNNNN.sgtckpt files (checkpoint.h)
+//   summary.json   final metrics, written last
+//
+//   TrainOptions opt{.out_dir = "runs/a"};
+//   absl::Status s = RunTraining(cfg, opt);
+#ifndef SGT_TORCH_TRAINER_H_
+#define SGT_TORCH_TRAINER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libsgt/core/config.h"
+
+namespace sgt {
+
+struct TrainOptions {
+  std::string out_dir;
+  std::string resume;        // checkpoint to continue from ("" for a fresh run)
+  int64_t stop_after = 0;    // stop after this step as if interrupted (0: run to the end)
+  bool progress = false;     // redraw a progress line on stderr
+};
+
+// What a finished (or paused) run reports; also written as summary.json.
+struct TrainResult {
+  std::string status;  // "succeeded" or "paused"
+  int64_t step = 0;
+  double final_loss = 0;
+  std::string summary_json;
+};
+
+// Trains `cfg` from scratch or from opt.resume. Data files are validated first. SIGUSR1 asks for
+// a snapshot and SIGUSR2 for a pause, both honoured at the next growth boundary.
+absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions& opt);
+
+struct BenchOptions {
+  int64_t steps = 10;
+  int64_t warmup = 3;
+  bool train_entropy = true;  // capture the training entropy signal (its cost is measured)
+  bool probe = false;         // also run the probe once per step
+};
+
+// Trains on random tokens (no data files) for warmup + steps steps and returns one JSON object
+// with step_ms, tokens_per_second, achieved_gflops (sgt-method §6 FLOPs / time), peak_rss_mb.
+absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt);
+
+}  // namespace sgt
+
+#endif  // SGT_TORCH_TRAINER_H_

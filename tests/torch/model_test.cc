@@ -1,0 +1,233 @@
+// Model tests: head-level looping equals the plain computation, loop passes never touch the
+// unselected heads, Block Loop re-runs whole blocks, and entropy has its defining values.
+#include "libsgt/torch/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "libsgt/torch/entropy.h"
+
+namespace sgt {
+namespace {
+
+ModelConfig TinyModel() {
+  ModelConfig m;
+  m.layers = 2;
+  m.d_model = 32;
+  m.heads = 4;
+  m.d_ff = 48;
+  m.context = 12;
+  m.vocab_size = 50;
+  return m;
+}
+
+torch::Tensor Rms(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * w;
+}
+
+// Plain multi-head attention that computes EVERY head, then keeps the heads in `keep` (all when
+// empty) by zeroing the others before W_O: the textbook form the looped layer must equal.
+torch::Tensor ReferenceAttention(const ModelConfig& m, const TransformerImpl::Layer& L,
+                                 const torch::Tensor& xn, const std::vector<int64_t>& keep) {
+  const int64_t B = xn.size(0), T = xn.size(1), H = m.heads, dh = m.d_head();
+  torch::Tensor qkv = torch::matmul(xn, L.wqkv.t()).view({B, T, 3, H, dh});
+  torch::Tensor q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2),
+                v = qkv.select(2, 2).transpose(1, 2);
+  // RoPE, written out independently of the model's cache.
+  torch::Tensor pos = torch::arange(T, torch::kDouble).unsqueeze(1);
+  torch::Tensor inv = torch::pow(m.rope_theta, -torch::arange(0, dh / 2, torch::kDouble) / (dh / 2.0));
+  torch::Tensor ang = torch::cat({pos * inv, pos * inv}, 1).to(torch::kFloat);
+  auto rope = [&](const torch::Tensor& x) {
+    torch::Tensor x1 = x.narrow(-1, 0, dh / 2), x2 = x.narrow(-1, dh / 2, dh / 2);
+    return x * ang.cos() + torch::cat({-x2, x1}, -1) * ang.sin();
+  };
+  q = rope(q);
+  k = rope(k);
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(dh));
+  torch::Tensor mask = torch::ones({T, T}, torch::kBool).triu(1);
+  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);  // [B,H,T,dh]
+  if (!keep.empty()) {
+    torch::Tensor sel = torch::zeros({H});
+    for (int64_t h : keep) sel[h] = 1.0;
+    out = out * sel.view({1, H, 1, 1});
+  }
+  return torch::matmul(out.transpose(1, 2).reshape({B, T, H * dh}), L.wo.t());
+}
+
+torch::Tensor ReferenceFfn(const TransformerImpl::Layer& L, const torch::Tensor& x) {
+  auto gu = torch::matmul(x, L.w_gate_up.t()).chunk(2, -1);
+  return torch::matmul(torch::silu(gu[0]) * gu[1], L.w_down.t());
+}
+
+class LoopTest : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(LoopTest, LoopedLayerEqualsAllHeadsComputedThenSelected) {
+  torch::manual_seed(7);
+  const ModelConfig m = TinyModel();
+  Transformer model(m);
+  torch::NoGradGuard no_grad;
+  const int64_t K = GetParam();
+  const std::vector<int64_t> S = {1, 3};
+  LoopPlan plan(m.layers);
+  plan[1].k = K;
+  plan[1].heads = torch::tensor(S, torch::kLong);
+  plan[1].head_ids = S;
+
+  torch::Tensor tokens = torch::randint(m.vocab_size, {3, m.context}, torch::kLong);
+  torch::Tensor got = model->forward(tokens, plan);
+
+  // Reference forward written from sgt-method.md §3.
+  auto& layers = model->layers();
+  const auto params = model->named_parameters();
+  torch::Tensor x = torch::embedding(params["embed"], tokens);
+  for (int64_t l = 0; l < m.layers; ++l) {
+    const auto& L = layers[l];
+    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
+    for (int64_t k = 1; k <= plan[l].k; ++k) {
+      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), S);
+    }
+    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
+  }
+  torch::Tensor want =
+      torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << "K=" << K;
+}
+
+INSTANTIATE_TEST_SUITE_P(K, LoopTest, ::testing::Values(1, 2, 3));
+
+TEST(Model, LoopPassNeverReadsUnselectedHeads) {
+  // Poison the unselected heads' slices of W_QKV and W_O with NaN. If a loop pass computed all
+  // heads and masked the unkept ones (NaN * 0 = NaN), its output would be NaN.
+  torch::manual_seed(3);
+  const ModelConfig m = TinyModel();
+  Transformer model(m);
+  torch::NoGradGuard no_grad;
+  auto& L = model->layers()[0];
+  const int64_t d = m.d_model, dh = m.d_head();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t h : {0, 2}) {
+    for (int64_t part = 0; part < 3; ++part) L.wqkv.narrow(0, part * d + h * dh, dh).fill_(nan);
+    L.wo.narrow(1, h * dh, dh).fill_(nan);
+  }
+  torch::Tensor xn = torch::randn({2, m.context, d});
+  torch::Tensor selected = model->Attention(0, xn, torch::tensor({1, 3}, torch::kLong), {}, nullptr);
+  EXPECT_TRUE(torch::isfinite(selected).all().item<bool>());
+  EXPECT_EQ(selected.sizes(), xn.sizes());
+  torch::Tensor all = model->Attention(0, xn, {}, {}, nullptr);
+  EXPECT_FALSE(torch::isfinite(all).all().item<bool>());  // the poison is really there
+}
+
+TEST(Model, BlockLoopRunsTheWholeBlockAgain) {
+  torch::manual_seed(5);
+  ModelConfig m = TinyModel();
+  Transformer model(m);
+  torch::NoGradGuard no_grad;
+  LoopPlan plan(m.layers);
+  plan[0].k = 2;
+  plan[0].whole_block = true;
+  torch::Tensor tokens = torch::randint(m.vocab_size, {2, m.context}, torch::kLong);
+  EntropyCapture capture;
+  torch::Tensor got = model->forward(tokens, plan, &capture);
+  ASSERT_EQ(capture.passes[0].size(), 3u);  // base pass and two more
+  ASSERT_EQ(capture.passes[1].size(), 1u);
+
+  // Same as a vanilla model whose layer list is [0, 0, 0, 1].
+  auto& layers = model->layers();
+  const auto params = model->named_parameters();
+  torch::Tensor x = torch::embedding(params["embed"], tokens);
+  for (int64_t l : {0, 0, 0, 1}) {
+    const auto& L = layers[l];
+    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
+    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
+  }
+  torch::Tensor want =
+      torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Model, FadeScalesUnkeptHeadsAndThenDropsThem) {
+  RunConfig cfg;
+  cfg.model = TinyModel();
+  cfg.growth.transition = HeadTransition::kFade;
+  cfg.growth.delta_t = 10;
+  GrowthState s = GrowthState::Initial(cfg.model.layers);
+  s.phase = GrowthPhase::kGrowing;
+  s.active.push_back(LoopedLayer{1, 1, {2}, false, 100});
+  LoopPlan during = MakeLoopPlan(cfg, s, 105, torch::kCPU);
+  ASSERT_TRUE(during[1].head_scale.defined());
+  EXPECT_FALSE(during[1].heads.defined());  // every head loops during the window
+  EXPECT_FLOAT_EQ(during[1].head_scale[2].item<float>(), 1.0f);
+  EXPECT_NEAR(during[1].head_scale[0].item<float>(), 0.5, 1e-6);
+  LoopPlan after = MakeLoopPlan(cfg, s, 110, torch::kCPU);
+  EXPECT_FALSE(after[1].head_scale.defined());
+  ASSERT_TRUE(after[1].heads.defined());
+  EXPECT_EQ(after[1].heads.numel(), 1);
+}
+
+TEST(Entropy, UniformAttentionIsOneAndOneHotIsZero) {
+  const int64_t B = 2, H = 3, N = 16, dh = 8;
+  torch::Tensor k = torch::randn({B, H, N, dh});
+  torch::Tensor q_zero = torch::zeros({B, H, 1, dh});  // equal scores everywhere
+  torch::Tensor e = LastRowEntropy(q_zero, k);
+  ASSERT_EQ(e.numel(), H);
+  EXPECT_LT((e - 1.0).abs().max().item<double>(), 1e-6);
+
+  // Keys orthogonal one-hots; a query that is a huge multiple of key 5 attends only to it.
+  torch::Tensor k1 = torch::zeros({B, H, N, N});
+  for (int64_t j = 0; j < N; ++j) k1.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), j, j}, 1.0);
+  torch::Tensor q1 = torch::zeros({B, H, 1, N});
+  q1.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), 0, 5}, 1e4);
+  EXPECT_LT(LastRowEntropy(q1, k1).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Entropy, LastRowPathEqualsFullMatrixPath) {
+  torch::manual_seed(11);
+  const int64_t B = 3, H = 4, N = 20, dh = 8;
+  torch::Tensor q = torch::randn({B, H, N, dh}), k = torch::randn({B, H, N, dh});
+  // Full path: the whole causal N x N attention matrix, then its last row.
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(dh));
+  scores = scores.masked_fill(torch::ones({N, N}, torch::kBool).triu(1), -INFINITY);
+  torch::Tensor A = torch::softmax(scores.to(torch::kDouble), -1);
+  torch::Tensor row = A.select(2, N - 1);  // [B,H,N]
+  torch::Tensor full = (-(row * row.log()).sum(-1) / std::log(double(N))).mean(0);
+  torch::Tensor fast = LastRowEntropy(q.narrow(2, N - 1, 1), k);
+  EXPECT_LT((full - fast.to(torch::kDouble)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Entropy, CaptureHasOneTensorPerPassAndProbeAveragesChunks) {
+  torch::manual_seed(2);
+  const ModelConfig m = TinyModel();
+  Transformer model(m);
+  LoopPlan plan(m.layers);
+  plan[1].k = 2;
+  plan[1].heads = torch::tensor({0, 2}, torch::kLong);
+  plan[1].head_ids = {0, 2};
+  torch::Tensor windows = torch::randint(m.vocab_size, {6, m.context}, torch::kLong);
+  EntropyReading whole = MeasureProbe(model, windows, plan, 6);
+  EntropyReading chunked = MeasureProbe(model, windows, plan, 4);  // ragged: 4 + 2
+  ASSERT_EQ(whole.passes.size(), 2u);
+  ASSERT_EQ(whole.passes[1].size(), 3u);
+  ASSERT_EQ(whole.passes[1][1].size(), 2u);
+  EXPECT_EQ(whole.pass_heads[1][2], (std::vector<int64_t>{0, 2}));
+  for (size_t l = 0; l < 2; ++l) {
+    for (size_t p = 0; p < whole.passes[l].size(); ++p) {
+      for (size_t i = 0; i < whole.passes[l][p].size(); ++i) {
+        EXPECT_NEAR(whole.passes[l][p][i], chunked.passes[l][p][i], 1e-5);
+        EXPECT_GE(whole.passes[l][p][i], 0.0);
+        EXPECT_LE(whole.passes[l][p][i], 1.0);
+      }
+    }
+  }
+  // last_loop mode: kept heads report their last loop, the others loop 0.
+  EntropySnapshot base = GrowthSignal(whole, LoopedHeadEntropy::kBase);
+  EntropySnapshot last = GrowthSignal(whole, LoopedHeadEntropy::kLastLoop);
+  EXPECT_EQ(base.head[1][1], last.head[1][1]);
+  EXPECT_EQ(last.head[1][2], whole.passes[1][2][1]);
+  EXPECT_EQ(base.head[1][2], whole.passes[1][0][2]);
+}
+
+}  // namespace
+}  // namespace sgt
