@@ -25,6 +25,7 @@
 #include "libsgt/torch/checkpoint.h"
 #include "libsgt/torch/entropy.h"
 #include "libsgt/torch/model.h"
+#include "libsgt/torch/threads.h"
 
 namespace sgt {
 namespace {
@@ -140,7 +141,7 @@ class Session {
           "train.device is cuda but no CUDA device is usable (or this sgt-train was built "
           "against a CPU-only LibTorch); set train.device: cpu or run on a GPU node");
     }
-    at::set_num_threads(static_cast<int>(cfg_.train.threads));
+    SetComputeThreads(static_cast<int>(cfg_.train.threads));
     torch::manual_seed(cfg_.train.seed);
     model_ = Transformer(cfg_.model);
     model_->to(device_);
@@ -494,8 +495,10 @@ class Run {
           extra.push_back({{"multiple", m}, {"skipped", "validation split too short"}});
           continue;
         }
-        const int64_t n = std::min<int64_t>(cfg_.train.eval_batches * cfg_.train.batch_size,
-                                            std::max<int64_t>(1, val_->size() / window));
+        // As many tokens as the regular evaluation: fewer, longer sequences.
+        const int64_t n = std::max<int64_t>(
+            1, std::min<int64_t>(cfg_.train.eval_batches * cfg_.train.batch_size / m,
+                                 val_->size() / window));
         torch::Tensor w = LoadWindows(*val_, EvalWindowStarts(n, val_->size(), window), window);
         const double loss = session_.EvalLoss(w, m);
         json e = {{"multiple", m}, {"context", m * T}, {"val_loss", loss},
