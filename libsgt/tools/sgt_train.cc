@@ -88,11 +88,14 @@ int main(int argc, char** argv) {
     } else if (a == "--plan") {
       plan = true;
     } else if (a == "--bench") {
-      if (!int_value("--bench", &bench) || bench < 1) return Usage("--bench needs a step count >= 1");
+      if (!int_value("--bench", &bench) || bench < 1)
+        return Usage("--bench needs a step count >= 1");
     } else if (a == "--bench-warmup") {
-      if (!int_value("--bench-warmup", &bench_warmup)) return Usage("--bench-warmup needs a count >= 0");
+      if (!int_value("--bench-warmup", &bench_warmup))
+        return Usage("--bench-warmup needs a count >= 0");
     } else if (a == "--stop-after") {
-      if (!int_value("--stop-after", &stop_after) || stop_after < 1) return Usage("--stop-after needs a step >= 1");
+      if (!int_value("--stop-after", &stop_after) || stop_after < 1)
+        return Usage("--stop-after needs a step >= 1");
     } else if (a == "--no-train-entropy") {
       train_entropy = false;
     } else if (a == "--probe") {
@@ -159,12 +162,11 @@ int main(int argc, char** argv) {
     std::cerr << "sgt-train: " << r.status().message() << "\n";
     const absl::StatusCode c = r.status().code();
     const bool bad_input = c == absl::StatusCode::kInvalidArgument ||
-                           c == absl::StatusCode::kNotFound ||
-                           c == absl::StatusCode::kDataLoss ||
+                           c == absl::StatusCode::kNotFound || c == absl::StatusCode::kDataLoss ||
                            c == absl::StatusCode::kFailedPrecondition;
     return bad_input ? kExitUsage : kExitRuntime;
   }
-  std::cout << "sgt-train: " << cfg->name << " " << r->status << " at step " << r->step
-            << ", loss " << r->final_loss << " (" << out_dir << ")\n";
+  std::cout << "sgt-train: " << cfg->name << " " << r->status << " at step " << r->step << ", loss "
+            << r->final_loss << " (" << out_dir << ")\n";
   return 0;
 }

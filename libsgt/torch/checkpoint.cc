@@ -45,14 +45,15 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& byt
       const int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return absl::InternalError(absl::StrCat("writing checkpoint ", tmp, ": ",
-                                              std::strerror(err), "; check free disk space"));
+      return absl::InternalError(absl::StrCat("writing checkpoint ", tmp, ": ", std::strerror(err),
+                                              "; check free disk space"));
     }
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("syncing checkpoint ", tmp, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("syncing checkpoint ", tmp, ": ", std::strerror(errno)));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
@@ -60,7 +61,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& byt
         absl::StrCat("renaming ", tmp, " to ", path, ": ", std::strerror(errno)));
   }
   // Make the rename itself durable.
-  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  const std::string dir =
+      path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -94,8 +96,8 @@ absl::StatusOr<Parsed> ParseFile(const std::string& path) {
   const uint64_t header_bytes = GetU64(bytes, at);
   at += 8;
   if (header_bytes > kMaxHeaderBytes || at + header_bytes + 8 > bytes.size()) {
-    return corrupt(absl::StrCat("its header claims ", header_bytes, " bytes but the file has ",
-                                bytes.size()));
+    return corrupt(
+        absl::StrCat("its header claims ", header_bytes, " bytes but the file has ", bytes.size()));
   }
   nlohmann::json h = nlohmann::json::parse(bytes.begin() + at, bytes.begin() + at + header_bytes,
                                            nullptr, /*allow_exceptions=*/false);
@@ -120,8 +122,8 @@ absl::StatusOr<Parsed> ParseFile(const std::string& path) {
   p.payload = bytes.substr(at);
   const std::string actual = Sha256Hex(p.payload.data(), p.payload.size());
   if (actual != p.header.payload_sha256) {
-    return corrupt(absl::StrCat("payload sha256 is ", actual, ", header says ",
-                                p.header.payload_sha256));
+    return corrupt(
+        absl::StrCat("payload sha256 is ", actual, ", header says ", p.header.payload_sha256));
   }
   return p;
 }
@@ -143,7 +145,8 @@ absl::StatusOr<CheckpointWritten> WriteCheckpoint(const std::string& path,
     archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
     archive.save_to(payload_stream);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("serialising checkpoint ", path, ": ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("serialising checkpoint ", path, ": ", e.what_without_backtrace()));
   }
   const std::string payload = payload_stream.str();
   nlohmann::json h;

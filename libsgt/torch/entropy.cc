@@ -99,8 +99,8 @@ bool EntropyEma::FromJson(const std::string& text) {
   return true;
 }
 
-EntropyReading MeasureProbe(Transformer& model, const torch::Tensor& windows,
-                            const LoopPlan& plan, int64_t chunk) {
+EntropyReading MeasureProbe(Transformer& model, const torch::Tensor& windows, const LoopPlan& plan,
+                            int64_t chunk) {
   torch::NoGradGuard no_grad;
   EntropyAccumulator acc;
   EntropyCapture capture;
@@ -112,7 +112,8 @@ EntropyReading MeasureProbe(Transformer& model, const torch::Tensor& windows,
     const int64_t n = std::min(chunk, P - b);
     model->forward(windows.narrow(0, b, n), plan, &capture, /*want_logits=*/false);
     for (auto& layer : capture.passes) {
-      for (torch::Tensor& t : layer) t.mul_(static_cast<double>(n * chunks) / static_cast<double>(P));
+      for (torch::Tensor& t : layer)
+        t.mul_(static_cast<double>(n * chunks) / static_cast<double>(P));
     }
     acc.Add(capture);
   }

@@ -59,8 +59,8 @@ class EntropyEma {
 
 // Runs `windows` ([P, T] tokens) through the model with no gradient, in chunks of `chunk`
 // sequences, and returns the mean entropies: the probe signal.
-EntropyReading MeasureProbe(Transformer& model, const torch::Tensor& windows,
-                            const LoopPlan& plan, int64_t chunk);
+EntropyReading MeasureProbe(Transformer& model, const torch::Tensor& windows, const LoopPlan& plan,
+                            int64_t chunk);
 
 // Loads windows of `window` tokens at `starts` from a token file into an int64 tensor [n, window].
 class TokenFile;

@@ -56,8 +56,8 @@ std::pair<torch::Tensor, torch::Tensor> RotaryCache::Get(int64_t T, torch::Devic
     torch::Tensor inv_freq =
         torch::pow(theta_, -torch::arange(0, half, torch::kDouble) / static_cast<double>(half));
     torch::Tensor pos = torch::arange(0, T, torch::kDouble);
-    torch::Tensor freqs = torch::outer(pos, inv_freq);        // [T, half]
-    torch::Tensor emb = torch::cat({freqs, freqs}, -1);       // [T, d_head]
+    torch::Tensor freqs = torch::outer(pos, inv_freq);   // [T, half]
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1);  // [T, d_head]
     cos_ = emb.cos().to(torch::kFloat).to(device);
     sin_ = emb.sin().to(torch::kFloat).to(device);
   }
@@ -147,9 +147,8 @@ torch::Tensor TransformerImpl::Attention(int64_t layer, const torch::Tensor& x_n
 #if TORCH_VERSION_MAJOR < 2
   if (!causal_mask_.defined() || causal_mask_.size(0) < T ||
       causal_mask_.device() != x_norm.device()) {
-    causal_mask_ = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool))
-                       .triu(1)
-                       .to(x_norm.device());
+    causal_mask_ =
+        torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool)).triu(1).to(x_norm.device());
   }
   mask = causal_mask_.narrow(0, 0, T).narrow(1, 0, T);
 #endif
@@ -188,8 +187,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const LoopPl
   }
   torch::Tensor x = torch::embedding(embed_, tokens);
   for (int64_t l = 0; l < cfg_.layers; ++l) {
-    const LayerLoop* loop = (l < static_cast<int64_t>(plan.size()) && plan[l].k > 0) ? &plan[l]
-                                                                                     : nullptr;
+    const LayerLoop* loop =
+        (l < static_cast<int64_t>(plan.size()) && plan[l].k > 0) ? &plan[l] : nullptr;
     x = Block(l, x, loop, capture);
   }
   if (!want_logits) return {};

@@ -20,9 +20,9 @@ namespace sgt {
 
 // How one layer runs in this forward.
 struct LayerLoop {
-  int64_t k = 0;              // extra passes
-  bool whole_block = false;   // Block Loop: attention and FFN again
-  torch::Tensor heads;        // int64 [h]: heads of each loop pass (undefined: all heads)
+  int64_t k = 0;             // extra passes
+  bool whole_block = false;  // Block Loop: attention and FFN again
+  torch::Tensor heads;       // int64 [h]: heads of each loop pass (undefined: all heads)
   // Fade transition (§9): when defined, the loop pass computes every head and scales head i's
   // output by head_scale[i] (1 for kept heads, the fade weight for the others).
   torch::Tensor head_scale;
@@ -79,7 +79,7 @@ class TransformerImpl : public torch::nn::Module {
   const ModelConfig& config() const { return cfg_; }
 
   struct Layer {
-    torch::Tensor attn_norm, wqkv, wo;     // wqkv [3*d, d] rows: q heads, k heads, v heads
+    torch::Tensor attn_norm, wqkv, wo;          // wqkv [3*d, d] rows: q heads, k heads, v heads
     torch::Tensor ffn_norm, w_gate_up, w_down;  // w_gate_up [2*d_ff, d]
   };
   std::vector<Layer>& layers() { return layers_; }

@@ -45,8 +45,7 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 }
 
 double WallTime() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 double PeakRssMb() {
@@ -229,8 +228,10 @@ class Session {
   std::string TrainerJson() const {
     json j;
     j["ema"] = json::parse(ema_.ToJson());
-    j["flops"] = {{"train", flops_.train},     {"vanilla", flops_.vanilla},
-                  {"probe", flops_.probe},     {"eval", flops_.eval},
+    j["flops"] = {{"train", flops_.train},
+                  {"vanilla", flops_.vanilla},
+                  {"probe", flops_.probe},
+                  {"eval", flops_.eval},
                   {"tokens", flops_.tokens}};
     j["train_seconds"] = train_seconds_;
     return j.dump();
@@ -294,9 +295,9 @@ class Run {
           step,
           [&](int64_t m) {
             const int64_t mb = cfg_.train.micro_batch_size;
-            return LoadWindows(*train_, TrainWindowStarts(cfg_.train.seed, step, m * mb, mb,
-                                                          train_->size(), T + 1),
-                               T + 1);
+            return LoadWindows(
+                *train_,
+                TrainWindowStarts(cfg_.train.seed, step, m * mb, mb, train_->size(), T + 1), T + 1);
           },
           /*capture_entropy=*/true);
       const double dt = Seconds(t0, Clock::now());
@@ -311,12 +312,17 @@ class Run {
           static_cast<double>(cfg_.train.batch_size * T) / std::max(dt, 1e-9);
       if (step % cfg_.train.log_interval == 0 || step == cfg_.train.steps) {
         const FlopsTally& f = session_.flops();
-        events_.Write({{"event", "scalars"},     {"step", step},
-                       {"loss", last_loss},      {"lr", session_.lr()},
+        events_.Write({{"event", "scalars"},
+                       {"step", step},
+                       {"loss", last_loss},
+                       {"lr", session_.lr()},
                        {"grad_norm", session_.grad_norm()},
-                       {"tokens", f.tokens},     {"tokens_per_s", tokens_per_s},
-                       {"flops", f.train},       {"vanilla_flops", f.vanilla},
-                       {"overhead", f.Overhead()}, {"step_s", dt}});
+                       {"tokens", f.tokens},
+                       {"tokens_per_s", tokens_per_s},
+                       {"flops", f.train},
+                       {"vanilla_flops", f.vanilla},
+                       {"overhead", f.Overhead()},
+                       {"step_s", dt}});
       }
       if (absl::Status s = AfterStep(step); !s.ok()) return s;
       if (paused_) return Finish(step, "paused", last_loss);
@@ -342,9 +348,10 @@ class Run {
     const int64_t T = cfg_.model.context;
     for (const TokenFile* f : {train_.get(), val_.get()}) {
       if (f->size() < T + 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "token file ", f->path(), " has ", f->size(), " tokens, fewer than model.context + 1 = ",
-            T + 1, "; use a larger corpus or a smaller model.context"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("token file ", f->path(), " has ", f->size(),
+                         " tokens, fewer than model.context + 1 = ", T + 1,
+                         "; use a larger corpus or a smaller model.context"));
       }
     }
     if (absl::Status s = session_.Init(); !s.ok()) return s;
@@ -352,8 +359,8 @@ class Run {
     std::error_code ec;
     fs::create_directories(fs::path(opt_.out_dir) / "checkpoints", ec);
     if (ec) {
-      return absl::InternalError(absl::StrCat("cannot create output directory ", opt_.out_dir,
-                                              ": ", ec.message()));
+      return absl::InternalError(
+          absl::StrCat("cannot create output directory ", opt_.out_dir, ": ", ec.message()));
     }
     if (!opt_.resume.empty()) {
       absl::StatusOr<CheckpointHeader> h =
@@ -386,8 +393,8 @@ class Run {
     }
     const int64_t n_eval = cfg_.train.eval_batches * cfg_.train.batch_size;
     eval_windows_ = LoadWindows(*val_, EvalWindowStarts(n_eval, val_->size(), T + 1), T + 1);
-    probe_windows_ = LoadWindows(
-        *val_, EvalWindowStarts(cfg_.entropy.probe_sequences, val_->size(), T), T);
+    probe_windows_ =
+        LoadWindows(*val_, EvalWindowStarts(cfg_.entropy.probe_sequences, val_->size(), T), T);
     events_.Write({{"event", "start"},
                    {"run", cfg_.name},
                    {"variant", VariantName(cfg_.variant)},
@@ -407,13 +414,17 @@ class Run {
     const bool telemetry = ti > 0 && step % ti == 0;
     const bool boundary = IsGrowthBoundary(cfg_, step);
     if (telemetry || boundary) {
-      events_.Write({{"event", "entropy"}, {"step", step}, {"signal", "train"},
+      events_.Write({{"event", "entropy"},
+                     {"step", step},
+                     {"signal", "train"},
                      {"layers", ReadingJson(session_.reading(), session_.state())}});
     }
     EntropyReading probe;
     if (IsProbeStep(cfg_, step)) {
       probe = session_.Probe(probe_windows_);
-      events_.Write({{"event", "entropy"}, {"step", step}, {"signal", "probe"},
+      events_.Write({{"event", "entropy"},
+                     {"step", step},
+                     {"signal", "probe"},
                      {"layers", ReadingJson(probe, session_.state())}});
     }
     const int64_t ei = cfg_.train.eval_interval;
@@ -453,8 +464,8 @@ class Run {
 
   void WriteEval(int64_t step) {
     const double loss = session_.EvalLoss(eval_windows_, 1);
-    events_.Write({{"event", "eval"}, {"step", step}, {"val_loss", loss},
-                   {"val_ppl", std::exp(loss)}});
+    events_.Write(
+        {{"event", "eval"}, {"step", step}, {"val_loss", loss}, {"val_ppl", std::exp(loss)}});
     last_val_loss_ = loss;
   }
 
@@ -469,8 +480,12 @@ class Run {
     absl::StatusOr<CheckpointWritten> w =
         WriteCheckpoint(path.string(), h, *session_.model(), session_.optimizer());
     if (!w.ok()) return w.status();
-    events_.Write({{"event", "checkpoint"}, {"step", step}, {"path", fs::absolute(path).string()},
-                   {"bytes", w->bytes}, {"sha256", w->sha256}, {"reason", reason}});
+    events_.Write({{"event", "checkpoint"},
+                   {"step", step},
+                   {"path", fs::absolute(path).string()},
+                   {"bytes", w->bytes},
+                   {"sha256", w->sha256},
+                   {"reason", reason}});
     written_.push_back(path);
     if (cfg_.checkpoint.keep > 0) {
       while (static_cast<int64_t>(written_.size()) > cfg_.checkpoint.keep) {
@@ -501,10 +516,17 @@ class Run {
                                  val_->size() / window));
         torch::Tensor w = LoadWindows(*val_, EvalWindowStarts(n, val_->size(), window), window);
         const double loss = session_.EvalLoss(w, m);
-        json e = {{"multiple", m}, {"context", m * T}, {"val_loss", loss},
-                  {"val_ppl", std::exp(loss)}, {"sequences", n}};
-        events_.Write({{"event", "extrapolation"}, {"step", step}, {"multiple", m},
-                       {"context", m * T}, {"val_loss", loss}, {"val_ppl", std::exp(loss)}});
+        json e = {{"multiple", m},
+                  {"context", m * T},
+                  {"val_loss", loss},
+                  {"val_ppl", std::exp(loss)},
+                  {"sequences", n}};
+        events_.Write({{"event", "extrapolation"},
+                       {"step", step},
+                       {"multiple", m},
+                       {"context", m * T},
+                       {"val_loss", loss},
+                       {"val_ppl", std::exp(loss)}});
         extra.push_back(e);
       }
       summary["extrapolation"] = extra;
@@ -527,9 +549,9 @@ class Run {
     summary["eval_flops"] = f.eval;
     summary["tokens"] = f.tokens;
     summary["train_seconds"] = session_.train_seconds();
-    summary["tokens_per_s"] =
-        session_.train_seconds() > 0 ? static_cast<double>(f.tokens) / session_.train_seconds()
-                                     : 0.0;
+    summary["tokens_per_s"] = session_.train_seconds() > 0
+                                  ? static_cast<double>(f.tokens) / session_.train_seconds()
+                                  : 0.0;
     summary["growth"] = json::parse(GrowthStateToJson(session_.state()));
     summary["peak_rss_mb"] = PeakRssMb();
     if (!written_.empty()) summary["last_checkpoint"] = fs::absolute(written_.back()).string();
@@ -546,10 +568,10 @@ class Run {
     for (int64_t l = 0; l < cfg_.model.layers; ++l) {
       absl::StrAppend(&ks, l ? "," : "", session_.state().LoopDepth(l));
     }
-    std::fprintf(stderr, "\r%s step %lld/%lld loss %.4f lr %.2e %.0f tok/s K=[%s] overhead %+.2f%%   ",
-                 cfg_.name.c_str(), static_cast<long long>(step),
-                 static_cast<long long>(cfg_.train.steps), loss, session_.lr(), tokens_per_s,
-                 ks.c_str(), 100.0 * session_.flops().Overhead());
+    std::fprintf(
+        stderr, "\r%s step %lld/%lld loss %.4f lr %.2e %.0f tok/s K=[%s] overhead %+.2f%%   ",
+        cfg_.name.c_str(), static_cast<long long>(step), static_cast<long long>(cfg_.train.steps),
+        loss, session_.lr(), tokens_per_s, ks.c_str(), 100.0 * session_.flops().Overhead());
     std::fflush(stderr);
   }
 
@@ -586,8 +608,8 @@ absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOption
       return torch::randint(cfg.model.vocab_size, {cfg.train.micro_batch_size, T + 1}, gen,
                             torch::kLong);
     };
-    torch::Tensor probe = torch::randint(cfg.model.vocab_size, {cfg.entropy.probe_sequences, T},
-                                         gen, torch::kLong);
+    torch::Tensor probe =
+        torch::randint(cfg.model.vocab_size, {cfg.entropy.probe_sequences, T}, gen, torch::kLong);
     double timed = 0, probe_time = 0;
     double flops_before = 0;
     int64_t step = 0;

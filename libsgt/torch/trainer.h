@@ -22,9 +22,9 @@ namespace sgt {
 
 struct TrainOptions {
   std::string out_dir;
-  std::string resume;        // checkpoint to continue from ("" for a fresh run)
-  int64_t stop_after = 0;    // stop after this step as if interrupted (0: run to the end)
-  bool progress = false;     // redraw a progress line on stderr
+  std::string resume;      // checkpoint to continue from ("" for a fresh run)
+  int64_t stop_after = 0;  // stop after this step as if interrupted (0: run to the end)
+  bool progress = false;   // redraw a progress line on stderr
 };
 
 // What a finished (or paused) run reports; also written as summary.json.

@@ -37,7 +37,8 @@ torch::Tensor ReferenceAttention(const ModelConfig& m, const TransformerImpl::La
                 v = qkv.select(2, 2).transpose(1, 2);
   // RoPE, written out independently of the model's cache.
   torch::Tensor pos = torch::arange(T, torch::kDouble).unsqueeze(1);
-  torch::Tensor inv = torch::pow(m.rope_theta, -torch::arange(0, dh / 2, torch::kDouble) / (dh / 2.0));
+  torch::Tensor inv =
+      torch::pow(m.rope_theta, -torch::arange(0, dh / 2, torch::kDouble) / (dh / 2.0));
   torch::Tensor ang = torch::cat({pos * inv, pos * inv}, 1).to(torch::kFloat);
   auto rope = [&](const torch::Tensor& x) {
     torch::Tensor x1 = x.narrow(-1, 0, dh / 2), x2 = x.narrow(-1, dh / 2, dh / 2);
@@ -113,7 +114,8 @@ TEST(Model, LoopPassNeverReadsUnselectedHeads) {
     L.wo.narrow(1, h * dh, dh).fill_(nan);
   }
   torch::Tensor xn = torch::randn({2, m.context, d});
-  torch::Tensor selected = model->Attention(0, xn, torch::tensor({1, 3}, torch::kLong), {}, nullptr);
+  torch::Tensor selected =
+      model->Attention(0, xn, torch::tensor({1, 3}, torch::kLong), {}, nullptr);
   EXPECT_TRUE(torch::isfinite(selected).all().item<bool>());
   EXPECT_EQ(selected.sizes(), xn.sizes());
   torch::Tensor all = model->Attention(0, xn, {}, {}, nullptr);
@@ -177,7 +179,8 @@ TEST(Entropy, UniformAttentionIsOneAndOneHotIsZero) {
 
   // Keys orthogonal one-hots; a query that is a huge multiple of key 5 attends only to it.
   torch::Tensor k1 = torch::zeros({B, H, N, N});
-  for (int64_t j = 0; j < N; ++j) k1.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), j, j}, 1.0);
+  for (int64_t j = 0; j < N; ++j)
+    k1.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), j, j}, 1.0);
   torch::Tensor q1 = torch::zeros({B, H, 1, N});
   q1.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), 0, 5}, 1e4);
   EXPECT_LT(LastRowEntropy(q1, k1).abs().max().item<double>(), 1e-6);

@@ -1,0 +1,40 @@
+// How the cost of one attention loop pass scales with the number of looped heads h.
+//
+// sgt-method.md §3: a loop pass over h of n heads must cost h/n of an attention sublayer. This
+// times TransformerImpl::Attention forward + backward for h = 1, 2, 4, 8 of 8 heads (the base
+// pass is h = 8) at the benchmark model's width (d_model 256, context 256, batch 8), one thread.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include "libsgt/torch/model.h"
+#include "libsgt/torch/threads.h"
+
+namespace {
+
+void BM_LoopPass(benchmark::State& state) {
+  sgt::SetComputeThreads(1);
+  sgt::ModelConfig m;
+  m.layers = 1;
+  m.d_model = 256;
+  m.heads = 8;
+  m.d_ff = 688;
+  m.context = 256;
+  m.vocab_size = 256;
+  torch::manual_seed(1);
+  sgt::Transformer model(m);
+  const int64_t h = state.range(0);
+  torch::Tensor heads;
+  if (h < m.heads) heads = torch::arange(0, h, torch::kLong) * (m.heads / h);  // spread out
+  torch::Tensor x = torch::randn({8, m.context, m.d_model}, torch::requires_grad());
+  for (auto _ : state) {
+    torch::Tensor y = model->Attention(0, x, heads, {}, nullptr);
+    y.sum().backward();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  state.counters["heads"] = static_cast<double>(h);
+}
+BENCHMARK(BM_LoopPass)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
