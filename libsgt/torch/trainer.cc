@@ -403,8 +403,6 @@ class Run {
                    {"step", start_step_},
                    {"steps", cfg_.train.steps},
                    {"pid", static_cast<int64_t>(getpid())}});
-    std::signal(SIGUSR1, OnSnapshotSignal);
-    std::signal(SIGUSR2, OnPauseSignal);
     return absl::OkStatus();
   }
 
@@ -590,6 +588,9 @@ class Run {
 }  // namespace
 
 absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions& opt) {
+  // Installed before anything slow: the default action of SIGUSR1/2 would end the process.
+  std::signal(SIGUSR1, OnSnapshotSignal);
+  std::signal(SIGUSR2, OnPauseSignal);
   try {
     Run run(cfg, opt);
     return run.Go();
