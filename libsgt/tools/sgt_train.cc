@@ -115,14 +115,19 @@ int main(int argc, char** argv) {
     std::cerr << "sgt-train: " << cfg.status().message() << "\n";
     return kExitUsage;
   }
+  // All overrides first, then one validation: --set train.steps=2 --set train.warmup_steps=1
+  // must not fail on the intermediate state.
   for (const std::string& kv : sets) {
     const size_t eq = kv.find('=');
-    absl::Status s = sgt::SetConfigValue(*cfg, kv.substr(0, eq), kv.substr(eq + 1));
-    if (s.ok()) s = sgt::ValidateRunConfig(*cfg);
-    if (!s.ok()) {
+    if (absl::Status s = sgt::SetConfigValue(*cfg, kv.substr(0, eq), kv.substr(eq + 1)); !s.ok()) {
       std::cerr << "sgt-train: --set " << kv << ": " << s.message() << "\n";
       return kExitUsage;
     }
+  }
+  if (absl::Status s = sgt::ValidateRunConfig(*cfg); !s.ok()) {
+    std::cerr << "sgt-train: " << s.message() << (sets.empty() ? "" : " (after the --set overrides)")
+              << "\n";
+    return kExitUsage;
   }
 
   if (plan) {

@@ -17,6 +17,12 @@ expect_fail 2 "heads.yaml:[0-9]+:[0-9]+.*model.heads.*divide" "$BIN/sgt-train" -
 sed 's/k_max: 2/k_max: 0/' "$SCRATCH/run.yaml" > "$SCRATCH/kmax.yaml"
 expect_fail 2 "growth.k_max" "$BIN/sgt-train" --config "$SCRATCH/kmax.yaml" --out "$SCRATCH/x"
 
+# --set overrides are validated together, after the last one; a bad result names them.
+"$BIN/sgt-train" --plan --config "$SCRATCH/run.yaml" --set train.steps=2 --set train.warmup_steps=1 --set growth.t_start=1 > /dev/null \
+  || fail "--set train.steps=2 --set train.warmup_steps=1 was rejected on its intermediate state"
+expect_fail 2 "train.warmup_steps.*after the --set overrides" "$BIN/sgt-train" --plan --config "$SCRATCH/run.yaml" --set train.steps=1
+expect_fail 2 "--set growth.nope=1: growth.nope: unknown key" "$BIN/sgt-train" --plan --config "$SCRATCH/run.yaml" --set growth.nope=1
+
 expect_fail 2 "unknown argument" "$BIN/sgt-train" --config "$SCRATCH/run.yaml" --bogus
 [[ ! -e $SCRATCH/x ]] || fail "a rejected configuration created its output directory"
 
