@@ -32,6 +32,7 @@ import math
 import os
 import resource
 import struct
+import statistics
 import sys
 import time
 
@@ -79,6 +80,17 @@ def set_threads(threads):
         return -1
     lib.openblas_set_num_threads(ctypes.c_int(threads))
     return lib.openblas_get_num_threads()
+
+
+def keep_freed_memory_mapped():
+    """The glibc settings of libsgt/torch/threads.cc KeepFreedMemoryMapped, through ctypes."""
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
+    ok = libc.mallopt(M_MMAP_MAX, 0)
+    ok &= libc.mallopt(M_TRIM_THRESHOLD, -1)
+    ok &= libc.mallopt(M_TOP_PAD, 256 << 20)
+    if not ok:
+        sys.exit("pytorch_reference.py: mallopt refused a setting")
 
 
 class Reference(torch.nn.Module):
@@ -243,14 +255,14 @@ def bench(args):
             (sum(entropies) / len(entropies)).double().tolist()  # the host copy libsgt makes
         return loss_sum.item() / n_micro
 
-    timed = 0.0
+    times = []
     loss = float("nan")
     for step in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         loss = train_step(step + 1)
         if step >= args.warmup:
-            timed += time.perf_counter() - t0
-    step_s = timed / args.steps
+            times.append(time.perf_counter() - t0)
+    step_s = sum(times) / args.steps
     fps = flops_per_step(m, t)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == param_count_formula(m), (n_params, param_count_formula(m))
@@ -262,7 +274,10 @@ def bench(args):
         "openblas_threads": blas_threads,
         "steps": args.steps,
         "train_entropy": args.train_entropy,
+        "keep_freed_memory": args.keep_freed_memory,
         "step_ms": step_s * 1e3,
+        "step_ms_median": statistics.median(times) * 1e3,
+        "step_ms_min": min(times) * 1e3,
         "tokens_per_second": t["batch_size"] * T / step_s,
         "achieved_gflops": fps / step_s / 1e9,
         "flops_per_step": fps,
@@ -351,6 +366,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="override train.threads")
     ap.add_argument("--train-entropy", action="store_true",
                     help="also capture last-row entropies as sgt-train does by default")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="apply sgt-train's glibc allocator settings (mallopt) before training")
     ap.add_argument("--check-checkpoint", help="libsgt .sgtckpt to compare against")
     ap.add_argument("--check-summary", help="summary.json of the run that wrote it")
     ap.add_argument("--val", help="validation token file of that run")
@@ -359,6 +376,8 @@ def main():
         if not (args.check_summary and args.val):
             ap.error("--check-checkpoint needs --check-summary and --val")
         sys.exit(check(args))
+    if args.keep_freed_memory:
+        keep_freed_memory_mapped()
     bench(args)
 
 

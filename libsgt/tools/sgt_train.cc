@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "libsgt/core/config.h"
 #include "libsgt/core/flops.h"
+#include "libsgt/torch/threads.h"
 #include "libsgt/torch/trainer.h"
 
 namespace {
@@ -32,7 +33,8 @@ constexpr char kUsage[] = R"(usage:
 Trains one run (docs/config.md describes FILE) and writes events.jsonl, checkpoints/ and
 summary.json to DIR. --plan prints the run's planned FLOPs as JSON without data or training.
 --bench trains N steps on random tokens after W warm-up steps (default 3) and prints one JSON
-line with step_ms, tokens_per_second, achieved_gflops and peak_rss_mb.
+line with step_ms (the mean; step_ms_median and step_ms_min beside it), tokens_per_second,
+achieved_gflops and peak_rss_mb.
 
   --set KEY=VALUE   override a configuration value, e.g. --set growth.k_max=2
   --stop-after S    stop after step S as if interrupted (for testing resume)
@@ -49,6 +51,7 @@ int Usage(const std::string& problem) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sgt::KeepFreedMemoryMapped();
   std::string config_path, out_dir, resume;
   std::vector<std::string> sets;
   bool plan = false, train_entropy = true, probe = false;

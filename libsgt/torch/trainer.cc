@@ -7,6 +7,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -140,7 +142,7 @@ class Session {
           "train.device is cuda but no CUDA device is usable (or this sgt-train was built "
           "against a CPU-only LibTorch); set train.device: cpu or run on a GPU node");
     }
-    SetComputeThreads(static_cast<int>(cfg_.train.threads));
+    runtime_ = SetComputeThreads(static_cast<int>(cfg_.train.threads));
     torch::manual_seed(cfg_.train.seed);
     model_ = Transformer(cfg_.model);
     model_->to(device_);
@@ -165,6 +167,7 @@ class Session {
   // One optimizer step over batch_size sequences from `next_micro(m)`. Returns the mean loss.
   template <typename MicroBatchFn>
   double TrainStep(int64_t step, MicroBatchFn next_micro, bool capture_entropy) {
+    step_ = step;
     plan_ = MakeLoopPlan(cfg_, state_, step, device_);
     const double lr = LearningRate(cfg_.train, step);
     for (auto& group : optimizer_->param_groups()) {
@@ -214,14 +217,14 @@ class Session {
                static_cast<double>(c);
     }
     const int64_t seq = windows.size(1) - 1;
-    flops_.eval += static_cast<double>(n * seq) * ForwardFlopsPerToken(cfg_, state_, 0, seq);
+    flops_.eval += static_cast<double>(n * seq) * ForwardFlopsPerToken(cfg_, state_, step_, seq);
     return total / static_cast<double>(n);
   }
 
   EntropyReading Probe(const torch::Tensor& windows) {
     AutocastScope autocast(device_.is_cuda());
     flops_.probe += static_cast<double>(windows.numel()) *
-                    ForwardFlopsPerToken(cfg_, state_, 0, windows.size(1));
+                    ForwardFlopsPerToken(cfg_, state_, step_, windows.size(1));
     return MeasureProbe(model_, windows.to(device_), plan_, cfg_.train.micro_batch_size);
   }
 
@@ -259,6 +262,7 @@ class Session {
   GrowthState& state() { return state_; }
   EntropyEma& ema() { return ema_; }
   FlopsTally& flops() { return flops_; }
+  const ComputeRuntime& runtime() const { return runtime_; }
   const EntropyReading& reading() const { return reading_; }
   double lr() const { return lr_; }
   double grad_norm() const { return grad_norm_; }
@@ -273,7 +277,9 @@ class Session {
   GrowthState state_;
   EntropyEma ema_;
   FlopsTally flops_;
-  LoopPlan plan_;
+  LoopPlan plan_;  // the structure of the last trained step; eval and probe use it too
+  int64_t step_ = 0;
+  ComputeRuntime runtime_;
   EntropyReading reading_;
   double lr_ = 0, grad_norm_ = 0, train_seconds_ = 0;
 };
@@ -613,6 +619,7 @@ absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOption
         torch::randint(cfg.model.vocab_size, {cfg.entropy.probe_sequences, T}, gen, torch::kLong);
     double timed = 0, probe_time = 0;
     double flops_before = 0;
+    std::vector<double> step_times;
     int64_t step = 0;
     for (; step < opt.warmup + opt.steps; ++step) {
       if (step == opt.warmup) flops_before = session.flops().train;
@@ -620,7 +627,10 @@ absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOption
       session.TrainStep(step + 1, batch, opt.train_entropy);
       if (session.device().is_cuda()) torch::cuda::synchronize();
       const Clock::time_point t1 = Clock::now();
-      if (step >= opt.warmup) timed += Seconds(t0, t1);
+      if (step >= opt.warmup) {
+        timed += Seconds(t0, t1);
+        step_times.push_back(Seconds(t0, t1));
+      }
       if (opt.probe && step >= opt.warmup) {
         const Clock::time_point p0 = Clock::now();
         session.Probe(probe);
@@ -638,13 +648,25 @@ absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOption
     json j;
     j["variant"] = VariantName(cfg.variant);
     j["threads"] = cfg.train.threads;
+    j["blas"] = session.runtime().blas;
+    j["blas_threads"] = session.runtime().blas_threads;
     j["steps"] = opt.steps;
     j["train_entropy"] = opt.train_entropy;
     j["step_ms"] = step_s * 1e3;
+    // Robust to a noisy neighbour stalling a few steps (shared VMs): the per-step median and
+    // minimum beside the mean.
+    std::sort(step_times.begin(), step_times.end());
+    const size_t n = step_times.size();
+    j["step_ms_median"] =
+        (n % 2 == 1 ? step_times[n / 2] : (step_times[n / 2 - 1] + step_times[n / 2]) / 2) * 1e3;
+    j["step_ms_min"] = step_times.front() * 1e3;
     j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * T) / step_s;
     j["achieved_gflops"] = (session.flops().train - flops_before) / timed / 1e9;
     j["flops_per_step"] = (session.flops().train - flops_before) / static_cast<double>(opt.steps);
-    if (opt.probe) j["probe_ms"] = probe_time / static_cast<double>(opt.steps) * 1e3;
+    if (opt.probe) {
+      j["probe_ms"] = probe_time / static_cast<double>(opt.steps) * 1e3;
+      j["probe_sequences"] = cfg.entropy.probe_sequences;
+    }
     j["growth"] = json::parse(GrowthStateToJson(session.state()));
     j["peak_rss_mb"] = PeakRssMb();
     return j.dump();
