@@ -94,7 +94,8 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor embed_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
   RotaryCache rope_;
-  torch::Tensor causal_mask_;  // [T, T] true above the diagonal (LibTorch 1.x path)
+  torch::Tensor
+      causal_mask_;  // [T, T] additive bias: -inf above the diagonal, else 0 (LibTorch 1.x path)
 };
 TORCH_MODULE(Transformer);
 
