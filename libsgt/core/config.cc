@@ -764,14 +764,6 @@ void ValidateEntropy(const EntropyConfig& e, Validator& v) {
 void ValidateRest(const RunConfig& c, Validator& v) {
   v.AtLeast<int64_t>("checkpoint.every", c.checkpoint.every, 0);
   v.AtLeast<int64_t>("checkpoint.keep", c.checkpoint.keep, 0);
-  const std::pair<const char*, const std::string*> paths[] = {
-      {"data.train", &c.data.train}, {"data.validation", &c.data.validation}};
-  for (const auto& [key, path] : paths) {
-    v.Check(!path->empty(), key, "is empty",
-            "allowed: the path of a token file written by sgt-data",
-            absl::StrCat("set ", key, " to e.g. data/brown/",
-                         path == &c.data.train ? "train" : "val", ".u16"));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -784,6 +776,11 @@ absl::Status CheckTokenFile(const RunConfig& cfg, const std::string& key, const 
         absl::StrCat(Where(cfg, key), key, ": ", problem, "; ", allowed, "; ", fix));
   };
   const std::string regenerate = "regenerate it with sgt-data (docs/config.md)";
+  if (path.empty()) {
+    return fail("is empty", "allowed: the path of a token file written by sgt-data",
+                absl::StrCat("set ", key, " to e.g. data/brown/",
+                             key == "data.train" ? "train" : "val", ".u16"));
+  }
   std::error_code ec;
   fs::path resolved = fs::absolute(path, ec);
   if (!fs::is_regular_file(path, ec)) {

@@ -160,7 +160,8 @@ absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path);
 // layers, ...). Returns the first problem found, naming the key and the fix.
 absl::Status ValidateRunConfig(const RunConfig& cfg);
 
-// Checks that the data files exist, have sidecars, and match model.vocab_size.
+// Checks that the data paths are set and name files that exist, have sidecars, and match
+// model.vocab_size. Only training needs this: planning and benchmarking read no data.
 absl::Status ValidateDataFiles(const RunConfig& cfg);
 
 // Canonical JSON of the effective configuration: keys sorted, fields that do not affect the run

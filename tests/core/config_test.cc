@@ -434,12 +434,7 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"CheckpointKeep",
                  {{"checkpoint.keep", "-1"}},
                  "checkpoint.keep",
-                 "set checkpoint.keep to 0"},
-        RuleCase{"DataTrain", {{"data.train", "''"}}, "data.train", "data/brown/train.u16"},
-        RuleCase{"DataValidation",
-                 {{"data.validation", "''"}},
-                 "data.validation",
-                 "data/brown/val.u16"}),
+                 "set checkpoint.keep to 0"}),
     [](const testing::TestParamInfo<RuleCase>& info) { return info.param.name; });
 
 TEST(ConfigValidationTest, GrowthRulesDoNotApplyToVanilla) {
@@ -460,11 +455,13 @@ TEST(ConfigValidationTest, HeadCountIgnoredForAllHeadsAndBlockLoop) {
   EXPECT_TRUE(ValidateRunConfig(cfg).ok());
 }
 
-TEST(ConfigValidationTest, CodeBuiltConfigErrorsNameTheKey) {
-  RunConfig cfg;  // no data paths
-  absl::Status status = ValidateRunConfig(cfg);
+TEST(ConfigValidationTest, DataPathsAreNeededOnlyToTrain) {
+  RunConfig cfg;  // no data paths: enough to plan or benchmark
+  EXPECT_TRUE(ValidateRunConfig(cfg).ok());
+  absl::Status status = ValidateDataFiles(cfg);
   ASSERT_FALSE(status.ok());
   EXPECT_TRUE(Contains(std::string(status.message()), "<config>: data.train: is empty"));
+  EXPECT_TRUE(Contains(std::string(status.message()), "data/brown/train.u16"));
 }
 
 TEST(ConfigJsonTest, CanonicalJsonRoundTrips) {
@@ -647,6 +644,22 @@ TEST_F(ConfigDataFilesTest, GoodFilesPass) {
   Write(cfg_.data.train, 200, Sidecar("uint16", 4096, 100));
   Write(cfg_.data.validation, 40, Sidecar("uint32", 4096, 10));
   EXPECT_TRUE(ValidateDataFiles(cfg_).ok()) << ValidateDataFiles(cfg_);
+}
+
+TEST_F(ConfigDataFilesTest, EmptyPathsNameTheKeyAndFix) {
+  Write(cfg_.data.train, 200, Sidecar("uint16", 4096, 100));
+  Write(cfg_.data.validation, 40, Sidecar("uint32", 4096, 10));
+  for (const auto& [key, fix] :
+       {std::pair<std::string, std::string>{"data.train", "data/brown/train.u16"},
+        {"data.validation", "data/brown/val.u16"}}) {
+    RunConfig saved = cfg_;
+    ASSERT_TRUE(SetConfigValue(cfg_, key, "''").ok());
+    EXPECT_TRUE(ValidateRunConfig(cfg_).ok()) << key;  // planning and benchmarks need no data
+    const std::string message = Error();
+    EXPECT_TRUE(Contains(message, ": " + key + ": is empty")) << message;
+    EXPECT_TRUE(Contains(message, "set " + key + " to e.g. " + fix)) << message;
+    cfg_ = saved;
+  }
 }
 
 TEST_F(ConfigDataFilesTest, RelativePathsResolveAgainstTheCurrentDirectory) {

@@ -24,6 +24,11 @@ expect_fail 2 "train.warmup_steps.*after the --set overrides" "$BIN/sgt-train" -
 expect_fail 2 "--set growth.nope=1: growth.nope: unknown key" "$BIN/sgt-train" --plan --config "$SCRATCH/run.yaml" --set growth.nope=1
 
 expect_fail 2 "unknown argument" "$BIN/sgt-train" --config "$SCRATCH/run.yaml" --bogus
+
+# No data section: enough to plan, not to train.
+grep -v '^data:' "$SCRATCH/run.yaml" > "$SCRATCH/nodata.yaml"
+"$BIN/sgt-train" --plan --config "$SCRATCH/nodata.yaml" | grep -q '"train_flops"' || fail "--plan needed data files"
+expect_fail 2 "nodata.yaml:1:1: data.train: is empty.*set data.train to" "$BIN/sgt-train" --config "$SCRATCH/nodata.yaml" --out "$SCRATCH/x"
 [[ ! -e $SCRATCH/x ]] || fail "a rejected configuration created its output directory"
 
 # A token file one byte short: wrong dtype or truncated.
