@@ -3,7 +3,7 @@
 // LibTorch's at::set_num_threads sizes its OpenMP pool, but Debian's LibTorch calls BLAS through
 // libblas.so.3, which is whichever OpenBLAS build the system selected. OpenBLAS's pthread build
 // keeps a second pool of its own: with two pools on two cores, OpenMP workers spin while BLAS
-// threads run, and a training step takes about 1.8x as long (docs/benchmarks.md). Its OpenMP
+// threads run, and a training step takes about twice as long (docs/benchmarks.md). Its OpenMP
 // build shares LibTorch's pool, which is why scripts/install-deps selects it. Either way both
 // counts are set here, so a 1-thread run never oversubscribes the machine.
 #ifndef SGT_TORCH_THREADS_H_
@@ -27,8 +27,9 @@ ComputeRuntime SetComputeThreads(int threads);
 
 // Keeps freed memory in the process instead of returning it to the kernel after every step.
 // glibc serves LibTorch's large activation buffers with mmap and unmaps them on free, so each
-// training step faulted in fresh zeroed pages (about 17 % of a step's time on the benchmark
-// model). Call once, early in main; a no-op on other C libraries.
+// training step faulted in fresh zeroed pages: 5-15 % of a step's time on the benchmark model,
+// in libsgt and in the PyTorch reference alike (docs/benchmarks.md). Call once, early in main; a
+// no-op on other C libraries.
 void KeepFreedMemoryMapped();
 
 }  // namespace sgt

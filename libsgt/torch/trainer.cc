@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -605,74 +607,147 @@ absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions
   }
 }
 
-absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt) {
-  try {
-    Session session(cfg);
-    if (absl::Status s = session.Init(); !s.ok()) return s;
-    const int64_t T = cfg.model.context;
-    torch::Generator gen = at::detail::createCPUGenerator(cfg.train.seed);
+namespace {
+
+// One arm of a benchmark: a session training on random tokens, timed step by step.
+class BenchRunner {
+ public:
+  BenchRunner(const BenchArm& arm, int64_t warmup)
+      : arm_(arm),
+        warmup_(warmup),
+        session_(arm.cfg),
+        gen_(at::detail::createCPUGenerator(arm.cfg.train.seed)) {}
+
+  absl::Status Init() {
+    if (absl::Status s = session_.Init(); !s.ok()) return s;
+    probe_ = torch::randint(arm_.cfg.model.vocab_size,
+                            {arm_.cfg.entropy.probe_sequences, arm_.cfg.model.context}, gen_,
+                            torch::kLong);
+    return absl::OkStatus();
+  }
+
+  // Step `step` (1-based) of warm-up + timed steps; growth boundaries decide as in training.
+  void Step(int64_t step) {
+    const RunConfig& cfg = arm_.cfg;
     auto batch = [&](int64_t) {
-      return torch::randint(cfg.model.vocab_size, {cfg.train.micro_batch_size, T + 1}, gen,
+      return torch::randint(cfg.model.vocab_size,
+                            {cfg.train.micro_batch_size, cfg.model.context + 1}, gen_,
                             torch::kLong);
     };
-    torch::Tensor probe =
-        torch::randint(cfg.model.vocab_size, {cfg.entropy.probe_sequences, T}, gen, torch::kLong);
-    double timed = 0, probe_time = 0;
-    double flops_before = 0;
-    std::vector<double> step_times;
-    int64_t step = 0;
-    for (; step < opt.warmup + opt.steps; ++step) {
-      if (step == opt.warmup) flops_before = session.flops().train;
-      const Clock::time_point t0 = Clock::now();
-      session.TrainStep(step + 1, batch, opt.train_entropy);
-      if (session.device().is_cuda()) torch::cuda::synchronize();
-      const Clock::time_point t1 = Clock::now();
-      if (step >= opt.warmup) {
-        timed += Seconds(t0, t1);
-        step_times.push_back(Seconds(t0, t1));
-      }
-      if (opt.probe && step >= opt.warmup) {
-        const Clock::time_point p0 = Clock::now();
-        session.Probe(probe);
-        if (session.device().is_cuda()) torch::cuda::synchronize();
-        probe_time += Seconds(p0, Clock::now());
-      }
-      if (IsGrowthBoundary(cfg, step + 1)) {
-        EntropySnapshot signal = session.ema().has_value()
-                                     ? session.ema().value()
-                                     : GrowthSignal(session.Probe(probe), cfg.entropy.looped_heads);
-        session.state() = Decide(cfg, session.state(), signal, step + 1).state;
-      }
+    const bool timed = step > warmup_;
+    if (step == warmup_ + 1) flops_before_ = session_.flops().train;
+    const Clock::time_point t0 = Clock::now();
+    session_.TrainStep(step, batch, arm_.train_entropy);
+    Sync();
+    if (timed) step_times_.push_back(Seconds(t0, Clock::now()));
+    if (arm_.probe && timed) {
+      const Clock::time_point p0 = Clock::now();
+      session_.Probe(probe_);
+      Sync();
+      probe_time_ += Seconds(p0, Clock::now());
     }
-    const double step_s = timed / static_cast<double>(opt.steps);
+    if (IsGrowthBoundary(cfg, step)) {
+      EntropySnapshot signal = session_.ema().has_value()
+                                   ? session_.ema().value()
+                                   : GrowthSignal(session_.Probe(probe_), cfg.entropy.looped_heads);
+      session_.state() = Decide(cfg, session_.state(), signal, step).state;
+    }
+  }
+
+  std::string Json() {
+    const RunConfig& cfg = arm_.cfg;
+    const double n = static_cast<double>(step_times_.size());
+    double timed = 0;
+    for (double t : step_times_) timed += t;
+    const double step_s = timed / n;
+    const double flops = session_.flops().train - flops_before_;
+    std::vector<double> sorted = step_times_;
+    std::sort(sorted.begin(), sorted.end());
+    const size_t m = sorted.size();
     json j;
+    if (!arm_.name.empty()) j["arm"] = arm_.name;
     j["variant"] = VariantName(cfg.variant);
     j["threads"] = cfg.train.threads;
-    j["blas"] = session.runtime().blas;
-    j["blas_threads"] = session.runtime().blas_threads;
-    j["steps"] = opt.steps;
-    j["train_entropy"] = opt.train_entropy;
+    j["blas"] = session_.runtime().blas;
+    j["blas_threads"] = session_.runtime().blas_threads;
+    j["steps"] = step_times_.size();
+    j["train_entropy"] = arm_.train_entropy;
     j["step_ms"] = step_s * 1e3;
     // Robust to a noisy neighbour stalling a few steps (shared VMs): the per-step median and
     // minimum beside the mean.
-    std::sort(step_times.begin(), step_times.end());
-    const size_t n = step_times.size();
     j["step_ms_median"] =
-        (n % 2 == 1 ? step_times[n / 2] : (step_times[n / 2 - 1] + step_times[n / 2]) / 2) * 1e3;
-    j["step_ms_min"] = step_times.front() * 1e3;
-    j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * T) / step_s;
-    j["achieved_gflops"] = (session.flops().train - flops_before) / timed / 1e9;
-    j["flops_per_step"] = (session.flops().train - flops_before) / static_cast<double>(opt.steps);
-    if (opt.probe) {
-      j["probe_ms"] = probe_time / static_cast<double>(opt.steps) * 1e3;
+        (m % 2 == 1 ? sorted[m / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2) * 1e3;
+    j["step_ms_min"] = sorted.front() * 1e3;
+    j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * cfg.model.context) / step_s;
+    j["achieved_gflops"] = flops / timed / 1e9;
+    j["flops_per_step"] = flops / n;
+    if (arm_.probe) {
+      j["probe_ms"] = probe_time_ / n * 1e3;
       j["probe_sequences"] = cfg.entropy.probe_sequences;
     }
-    j["growth"] = json::parse(GrowthStateToJson(session.state()));
-    j["peak_rss_mb"] = PeakRssMb();
+    j["growth"] = json::parse(GrowthStateToJson(session_.state()));
+    j["peak_rss_mb"] = PeakRssMb();  // the whole process's: all arms of an interleaved run
     return j.dump();
+  }
+
+ private:
+  void Sync() {
+    if (session_.device().is_cuda()) torch::cuda::synchronize();
+  }
+
+  const BenchArm& arm_;
+  const int64_t warmup_;
+  Session session_;
+  torch::Generator gen_;
+  torch::Tensor probe_;
+  std::vector<double> step_times_;
+  double probe_time_ = 0;
+  double flops_before_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> RunInterleavedBenchmark(const std::vector<BenchArm>& arms,
+                                                                 int64_t steps, int64_t warmup) {
+  if (arms.empty() || steps < 1 || warmup < 0) {
+    return absl::InvalidArgumentError("a benchmark needs at least one arm and one timed step");
+  }
+  for (const BenchArm& arm : arms) {
+    if (arm.cfg.train.threads != arms[0].cfg.train.threads ||
+        arm.cfg.train.device != arms[0].cfg.train.device) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "benchmark arm '", arm.name, "': train.threads and train.device differ from arm '",
+          arms[0].name, "'; interleaved arms share one process: give them the same values"));
+    }
+  }
+  try {
+    std::vector<std::unique_ptr<BenchRunner>> runners;
+    for (const BenchArm& arm : arms) {
+      runners.push_back(std::make_unique<BenchRunner>(arm, warmup));
+      if (absl::Status s = runners.back()->Init(); !s.ok()) return s;
+    }
+    // Every arm once per round, in an order shuffled each round (fixed seed), so that no arm
+    // always runs first or always follows the same one.
+    std::vector<size_t> order(runners.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937 rng(12345);
+    for (int64_t step = 1; step <= warmup + steps; ++step) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (size_t i : order) runners[i]->Step(step);
+    }
+    std::vector<std::string> out;
+    for (const auto& r : runners) out.push_back(r->Json());
+    return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
   }
+}
+
+absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt) {
+  absl::StatusOr<std::vector<std::string>> r = RunInterleavedBenchmark(
+      {BenchArm{"", cfg, opt.train_entropy, opt.probe}}, opt.steps, opt.warmup);
+  if (!r.ok()) return r.status();
+  return r->front();
 }
 
 }  // namespace sgt

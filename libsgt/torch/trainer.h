@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "libsgt/core/config.h"
@@ -49,6 +50,21 @@ struct BenchOptions {
 // Trains on random tokens (no data files) for warmup + steps steps and returns one JSON object
 // with step_ms, tokens_per_second, achieved_gflops (sgt-method §6 FLOPs / time), peak_rss_mb.
 absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt);
+
+// One configuration of an interleaved benchmark.
+struct BenchArm {
+  std::string name;  // reported as "arm"
+  RunConfig cfg;
+  bool train_entropy = true;
+  bool probe = false;
+};
+
+// Benchmarks several arms in one process with their steps interleaved (step 1 of every arm, then
+// step 2, ...), so that a slow spell on a shared machine, or a slow process, hits every arm alike
+// and their ratios stay meaningful. Arms must share train.threads and train.device. Returns one
+// JSON object per arm, as RunBenchmark's; peak_rss_mb is the whole process's.
+absl::StatusOr<std::vector<std::string>> RunInterleavedBenchmark(const std::vector<BenchArm>& arms,
+                                                                 int64_t steps, int64_t warmup);
 
 }  // namespace sgt
 
