@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     arms.push_back(std::move(arm));
   }
   if (arms.empty()) return Usage("no arms given");
-  absl::StatusOr<std::vector<std::string>> r = sgt::RunInterleavedBenchmark(arms, steps, warmup);
+  absl::StatusOr<std::vector<std::string>> r = sgt::RunBenchmark(arms, steps, warmup);
   if (!r.ok()) {
     std::cerr << "sgt-bench-interleaved: " << r.status().message() << "\n";
     return 1;

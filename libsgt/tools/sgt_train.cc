@@ -128,8 +128,8 @@ int main(int argc, char** argv) {
     }
   }
   if (absl::Status s = sgt::ValidateRunConfig(*cfg); !s.ok()) {
-    std::cerr << "sgt-train: " << s.message() << (sets.empty() ? "" : " (after the --set overrides)")
-              << "\n";
+    std::cerr << "sgt-train: " << s.message()
+              << (sets.empty() ? "" : " (after the --set overrides)") << "\n";
     return kExitUsage;
   }
 
@@ -138,17 +138,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (bench > 0) {
-    sgt::BenchOptions b;
-    b.steps = bench;
-    b.warmup = bench_warmup;
-    b.train_entropy = train_entropy;
-    b.probe = probe;
-    absl::StatusOr<std::string> r = sgt::RunBenchmark(*cfg, b);
+    absl::StatusOr<std::vector<std::string>> r =
+        sgt::RunBenchmark({sgt::BenchArm{"", *cfg, train_entropy, probe}}, bench, bench_warmup);
     if (!r.ok()) {
       std::cerr << "sgt-train: " << r.status().message() << "\n";
       return kExitRuntime;
     }
-    std::cout << *r << "\n";
+    std::cout << r->front() << "\n";
     return 0;
   }
 

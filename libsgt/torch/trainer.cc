@@ -707,8 +707,8 @@ class BenchRunner {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> RunInterleavedBenchmark(const std::vector<BenchArm>& arms,
-                                                                 int64_t steps, int64_t warmup) {
+absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm>& arms,
+                                                      int64_t steps, int64_t warmup) {
   if (arms.empty() || steps < 1 || warmup < 0) {
     return absl::InvalidArgumentError("a benchmark needs at least one arm and one timed step");
   }
@@ -741,13 +741,6 @@ absl::StatusOr<std::vector<std::string>> RunInterleavedBenchmark(const std::vect
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
   }
-}
-
-absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt) {
-  absl::StatusOr<std::vector<std::string>> r = RunInterleavedBenchmark(
-      {BenchArm{"", cfg, opt.train_entropy, opt.probe}}, opt.steps, opt.warmup);
-  if (!r.ok()) return r.status();
-  return r->front();
 }
 
 }  // namespace sgt

@@ -40,31 +40,23 @@ struct TrainResult {
 // a snapshot and SIGUSR2 for a pause, both honoured at the next growth boundary.
 absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions& opt);
 
-struct BenchOptions {
-  int64_t steps = 10;
-  int64_t warmup = 3;
-  bool train_entropy = true;  // capture the training entropy signal (its cost is measured)
-  bool probe = false;         // also run the probe once per step
-};
-
-// Trains on random tokens (no data files) for warmup + steps steps and returns one JSON object
-// with step_ms, tokens_per_second, achieved_gflops (sgt-method §6 FLOPs / time), peak_rss_mb.
-absl::StatusOr<std::string> RunBenchmark(const RunConfig& cfg, const BenchOptions& opt);
-
-// One configuration of an interleaved benchmark.
+// One configuration of a benchmark.
 struct BenchArm {
-  std::string name;  // reported as "arm"
+  std::string name;  // reported as "arm" (omitted when empty)
   RunConfig cfg;
-  bool train_entropy = true;
-  bool probe = false;
+  bool train_entropy = true;  // capture the training entropy signal (its cost is measured)
+  bool probe = false;         // also run the probe after every timed step, timed apart
 };
 
-// Benchmarks several arms in one process with their steps interleaved (step 1 of every arm, then
-// step 2, ...), so that a slow spell on a shared machine, or a slow process, hits every arm alike
-// and their ratios stay meaningful. Arms must share train.threads and train.device. Returns one
-// JSON object per arm, as RunBenchmark's; peak_rss_mb is the whole process's.
-absl::StatusOr<std::vector<std::string>> RunInterleavedBenchmark(const std::vector<BenchArm>& arms,
-                                                                 int64_t steps, int64_t warmup);
+// Trains every arm on random tokens (no data files) for warmup + steps steps and returns one
+// JSON object per arm with step_ms (mean; step_ms_median and step_ms_min beside it),
+// tokens_per_second, achieved_gflops (sgt-method §6 FLOPs / time), flops_per_step, peak_rss_mb.
+// With several arms the steps are interleaved (step 1 of every arm, then step 2, ...), so that a
+// slow spell on a shared machine, or a slow process, hits every arm alike and their ratios stay
+// meaningful; the arms must share train.threads and train.device, and peak_rss_mb is the whole
+// process's.
+absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm>& arms,
+                                                      int64_t steps, int64_t warmup);
 
 }  // namespace sgt
 
