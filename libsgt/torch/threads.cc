@@ -36,7 +36,7 @@ ComputeRuntime SetComputeThreads(int threads) {
     warned = true;
     std::fprintf(stderr,
                  "sgt: warning: OpenBLAS's pthread build runs its own thread pool beside "
-                 "LibTorch's OpenMP pool, which makes %d-thread training about 1.8x slower; "
+                 "LibTorch's OpenMP pool, which makes %d-thread training about twice as slow; "
                  "select the OpenMP build (scripts/install-deps does: update-alternatives --set "
                  "libblas.so.3-x86_64-linux-gnu "
                  "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3)\n",
