@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
+#include "libsgt/core/config_yaml.h"
 
 namespace sgt {
 namespace {
@@ -521,7 +522,10 @@ absl::Status ParseMapping(const YAML::Node& map, const std::string& prefix, RunC
   return absl::OkStatus();
 }
 
-absl::StatusOr<RunConfig> ParseTree(const YAML::Node& root, const std::string& source) {
+// `validate` false leaves ValidateRunConfig to the caller (a sweep's base is checked only after
+// the grid's overrides); types and key names are checked either way.
+absl::StatusOr<RunConfig> ParseTree(const YAML::Node& root, const std::string& source,
+                                    bool validate = true) {
   RunConfig cfg;
   cfg.source = source;
   if (!root.IsNull() && !root.IsMap()) {
@@ -534,6 +538,7 @@ absl::StatusOr<RunConfig> ParseTree(const YAML::Node& root, const std::string& s
     absl::Status s = ParseMapping(root, "", cfg);
     if (!s.ok()) return s;
   }
+  if (!validate) return cfg;
   absl::Status s = ValidateRunConfig(cfg);
   if (!s.ok()) return s;
   return cfg;
@@ -877,6 +882,21 @@ absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std
         absl::StrCat("cannot read the YAML: ", e.msg, "; see docs/config.md; fix the value here"));
   }
 }
+
+absl::StatusOr<RunConfig> ParseRunConfigNode(const YAML::Node& node, const std::string& source,
+                                             bool validate) {
+  try {
+    return ParseTree(node, source, validate);
+  } catch (const YAML::Exception& e) {  // not expected: the walk checks node types first
+    return ErrorAt(
+        source, e.mark, "",
+        absl::StrCat("cannot read the YAML: ", e.msg, "; see docs/config.md; fix the value here"));
+  }
+}
+
+bool IsRunConfigKey(const std::string& dotted_key) { return Keys().IsLeaf(dotted_key); }
+
+bool IsRunConfigSection(const std::string& name) { return Keys().IsSection(name); }
 
 absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path) {
   std::error_code ec;

@@ -1,0 +1,36 @@
+// The run configuration parser at the level of YAML nodes, for files that embed a run
+// configuration in a larger document (a sweep's `base:`, docs/sweep.md).
+//
+// Kept apart from config.h so that only code which already reads YAML includes yaml-cpp. Errors
+// have config.h's form and locations: a node taken from a whole document keeps its line and
+// column in that document, so messages point into the embedding file.
+//
+//   YAML::Node doc = YAML::Load(text);
+//   absl::StatusOr<RunConfig> base = ParseRunConfigNode(doc["base"], "sweep.yaml", false);
+#ifndef SGT_CORE_CONFIG_YAML_H_
+#define SGT_CORE_CONFIG_YAML_H_
+
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libsgt/core/config.h"
+
+namespace sgt {
+
+// Parses a mapping node (or a null node: all defaults) as a run configuration, with the key
+// and type checks of ParseRunConfig and `locations` recorded as "line:col" in `source`. With
+// `validate` false the result has not been through ValidateRunConfig: the caller changes it
+// (SetConfigValue) and validates afterwards.
+absl::StatusOr<RunConfig> ParseRunConfigNode(const YAML::Node& node, const std::string& source,
+                                             bool validate);
+
+// Whether `dotted_key` is a configurable leaf ("growth.k_max", "variant"), or `name` one of
+// the sections ("growth").
+bool IsRunConfigKey(const std::string& dotted_key);
+bool IsRunConfigSection(const std::string& name);
+
+}  // namespace sgt
+
+#endif  // SGT_CORE_CONFIG_YAML_H_
