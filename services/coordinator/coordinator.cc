@@ -1,0 +1,1289 @@
+#include "services/coordinator/coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libsgt/core/config.h"
+#include "libsgt/core/sha256.h"
+#include "nlohmann/json.hpp"
+#include "services/common/ids.h"
+#include "services/common/log.h"
+#include "services/common/sweep.h"
+
+namespace sgt::coord {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr char kLog[] = "coordinator";
+
+bool IsActive(v1::RunState s) {
+  return s == v1::RUN_STATE_ASSIGNED || s == v1::RUN_STATE_RUNNING || s == v1::RUN_STATE_PAUSING;
+}
+bool IsEnded(v1::RunState s) {
+  return s == v1::RUN_STATE_SUCCEEDED || s == v1::RUN_STATE_FAILED || s == v1::RUN_STATE_CANCELLED;
+}
+
+std::string HashOf(const std::string& canonical) {
+  return Sha256Hex(canonical.data(), canonical.size());
+}
+
+// The whole configuration a worker needs: the canonical JSON (what changes the losses) plus the
+// run's name and checkpoint schedule, which CanonicalJson leaves out. RunConfigFromJson reads it.
+std::string WorkerConfigJson(const RunConfig& cfg) {
+  json j = json::parse(CanonicalJson(cfg));
+  j["name"] = cfg.name;
+  j["checkpoint"] = {{"at_boundaries", cfg.checkpoint.at_boundaries},
+                     {"every", cfg.checkpoint.every},
+                     {"keep", cfg.checkpoint.keep},
+                     {"final", cfg.checkpoint.final}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string DeviceKindOf(const std::string& config_json) {
+  json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("train") && j["train"].is_object() &&
+      j["train"].contains("device") && j["train"]["device"].is_string()) {
+    return j["train"]["device"].get<std::string>();
+  }
+  return "cpu";
+}
+
+// RunMetrics from summary.json (docs/events.md).
+void MetricsFromSummary(const json& s, v1::RunMetrics* m) {
+  auto num = [&](const char* key, auto setter) {
+    if (s.contains(key) && s[key].is_number()) setter(s[key].get<double>());
+  };
+  num("final_loss", [&](double v) { m->set_loss(v); });
+  num("val_loss", [&](double v) { m->set_val_loss(v); });
+  num("val_ppl", [&](double v) { m->set_val_ppl(v); });
+  num("tokens_per_s", [&](double v) { m->set_tokens_per_s(v); });
+  num("train_flops", [&](double v) { m->set_train_flops(v); });
+  num("vanilla_flops", [&](double v) { m->set_vanilla_flops(v); });
+  num("overhead_vs_vanilla", [&](double v) { m->set_overhead(v); });
+  num("tokens", [&](double v) { m->set_tokens(static_cast<int64_t>(v)); });
+  num("train_seconds", [&](double v) { m->set_train_seconds(v); });
+}
+
+void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
+  if (name == "loss")
+    m->set_loss(v);
+  else if (name == "val_loss")
+    m->set_val_loss(v);
+  else if (name == "val_ppl")
+    m->set_val_ppl(v);
+  else if (name == "tokens_per_s")
+    m->set_tokens_per_s(v);
+  else if (name == "flops")
+    m->set_train_flops(v);
+  else if (name == "vanilla_flops")
+    m->set_vanilla_flops(v);
+  else if (name == "overhead")
+    m->set_overhead(v);
+  else if (name == "tokens")
+    m->set_tokens(static_cast<int64_t>(v));
+}
+
+absl::Status BadTarget(const std::string& target) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("target '", target,
+                   "': not a run or sweep id; write r<N> for a run or s<N> for a sweep "
+                   "(`sgtctl ls` lists them)"));
+}
+
+}  // namespace
+
+struct Coordinator::WorkerState {
+  WorkerRow row;
+  std::shared_ptr<WorkerSink> sink;  // null while disconnected
+  uint64_t session = 0;
+  double lease_expires = 0;
+  struct Held {
+    int32_t attempt = 0;
+    int32_t devices = 0;
+    std::string kind;
+  };
+  std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
+
+  std::map<std::string, int32_t> Total() const {
+    std::map<std::string, int32_t> t;
+    for (const v1::Device& d : row.devices) t[d.kind()] += 1;
+    return t;
+  }
+  std::map<std::string, int32_t> Free() const {
+    std::map<std::string, int32_t> f = Total();
+    for (const auto& [id, h] : held) f[h.kind] -= h.devices;
+    return f;
+  }
+};
+
+struct Coordinator::Outbox {
+  std::vector<std::pair<std::shared_ptr<WorkerSink>, v1::CoordinatorMessage>> messages;
+  void Add(const std::shared_ptr<WorkerSink>& sink, v1::CoordinatorMessage m) {
+    if (sink) messages.emplace_back(sink, std::move(m));
+  }
+};
+
+Coordinator::Coordinator(Store* store, CoordinatorOptions options)
+    : store_(store), options_(std::move(options)) {
+  if (!options_.clock) {
+    options_.clock = [] {
+      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+}
+
+Coordinator::~Coordinator() = default;
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Store* store,
+                                                                 CoordinatorOptions options) {
+  std::unique_ptr<Coordinator> c(new Coordinator(store, std::move(options)));
+  c->started_at_ = c->Now();
+  absl::StatusOr<std::vector<SweepRow>> sweeps = store->LoadSweeps();
+  if (!sweeps.ok()) return sweeps.status();
+  for (SweepRow& s : *sweeps) c->sweeps_[s.id] = std::move(s);
+  absl::StatusOr<std::vector<RunRow>> runs = store->LoadRuns();
+  if (!runs.ok()) return runs.status();
+  for (RunRow& r : *runs) c->runs_[r.id] = std::move(r);
+  absl::StatusOr<std::vector<WorkerRow>> workers = store->LoadWorkers();
+  if (!workers.ok()) return workers.status();
+  for (WorkerRow& w : *workers) {
+    auto ws = std::make_unique<WorkerState>();
+    // A grace period: a worker that was connected before the restart has one lease to come
+    // back before its runs count as lost.
+    ws->lease_expires = c->started_at_ + c->options_.lease_seconds;
+    c->next_worker_ = std::max(c->next_worker_, ParseId(w.id, 'w') + 1);
+    ws->row = std::move(w);
+    c->workers_[ws->row.id] = std::move(ws);
+  }
+  for (auto& [id, r] : c->runs_) {
+    c->run_version_[id] = c->version_;
+    if (!IsActive(r.state)) continue;
+    auto w = c->workers_.find(r.worker_id);
+    if (w == c->workers_.end()) continue;  // Tick() finds it orphaned and re-queues it
+    w->second->held[id] = {r.attempt, r.devices, DeviceKindOf(r.config_json)};
+  }
+  log::Info(kLog, "loaded ", c->sweeps_.size(), " sweeps, ", c->runs_.size(), " runs, ",
+            c->workers_.size(), " workers from ", store->path());
+  return c;
+}
+
+double Coordinator::Now() const { return options_.clock(); }
+
+void Coordinator::Bump(int64_t run_id) {
+  ++version_;
+  run_version_[run_id] = version_;
+  changed_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions.
+
+v1::Run Coordinator::ToProto(const RunRow& r) const {
+  v1::Run p;
+  p.set_id(RunId(r.id));
+  p.set_sweep_id(SweepId(r.sweep_id));
+  p.set_name(r.name);
+  p.set_variant(r.variant);
+  p.set_state(r.state);
+  p.set_reason(r.reason);
+  p.set_priority(r.priority);
+  p.set_devices(r.devices);
+  p.set_step(r.step);
+  p.set_steps(r.steps);
+  p.set_attempt(r.attempt);
+  p.set_restarts(r.restarts);
+  p.set_worker_id(r.worker_id);
+  p.set_config_json(r.config_json);
+  p.set_config_hash(r.config_hash);
+  for (const auto& [k, v] : r.settings) {
+    v1::Setting* s = p.add_settings();
+    s->set_key(k);
+    s->set_value(v);
+  }
+  if (r.parent_run_id > 0) p.set_parent_run_id(RunId(r.parent_run_id));
+  p.set_parent_step(r.parent_step);
+  p.set_resume_checkpoint(r.resume_checkpoint);
+  *p.mutable_metrics() = r.metrics;
+  p.set_summary_json(r.summary_json);
+  p.set_created_at(r.created_at);
+  p.set_updated_at(r.updated_at);
+  return p;
+}
+
+v1::Sweep Coordinator::ToProto(const SweepRow& s) const {
+  v1::Sweep p;
+  p.set_id(SweepId(s.id));
+  p.set_name(s.name);
+  p.set_priority(s.priority);
+  p.set_max_concurrent(s.max_concurrent);
+  p.set_max_restarts(s.max_restarts);
+  p.set_source_name(s.source_name);
+  p.set_source_yaml(s.source_yaml);
+  p.set_created_at(s.created_at);
+  std::map<v1::RunState, int32_t> counts;
+  int32_t n = 0;
+  for (const auto& [id, r] : runs_) {
+    if (r.sweep_id != s.id) continue;
+    ++counts[r.state];
+    ++n;
+  }
+  for (const auto& [state, count] : counts) {
+    v1::StateCount* c = p.add_runs_by_state();
+    c->set_state(state);
+    c->set_count(count);
+  }
+  p.set_runs(n);
+  return p;
+}
+
+v1::Worker Coordinator::ToProto(const WorkerState& w) const {
+  v1::Worker p;
+  p.set_id(w.row.id);
+  p.set_name(w.row.name);
+  p.set_hostname(w.row.hostname);
+  for (const v1::Device& d : w.row.devices) *p.add_devices() = d;
+  int32_t free = 0;
+  for (const auto& [kind, n] : w.Free()) free += n;
+  p.set_free_devices(free);
+  p.set_connected(w.sink != nullptr);
+  p.set_registered_at(w.row.registered_at);
+  p.set_last_seen(w.row.last_seen);
+  p.set_lease_expires_at(w.lease_expires);
+  for (const auto& [id, h] : w.held) p.add_run_ids(RunId(id));
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State changes. Every one goes through the store first.
+
+absl::Status Coordinator::Transition(RunRow& run, v1::RunState to, const std::string& reason) {
+  RunRow next = run;
+  RunEventRow ev;
+  ev.run_id = run.id;
+  ev.time = Now();
+  ev.attempt = run.attempt;
+  ev.from_state = run.state;
+  ev.to_state = to;
+  ev.reason = reason;
+  next.state = to;
+  next.reason = reason;
+  next.updated_at = ev.time;
+  if (absl::Status s = store_->TransitionRun(next, ev); !s.ok()) {
+    log::Error(kLog, "store: ", s.message());
+    return s;
+  }
+  log::Info(kLog, RunId(run.id), " ", RunStateName(run.state), " -> ", RunStateName(to), ": ",
+            reason);
+  run = std::move(next);
+  Bump(run.id);
+  return absl::OkStatus();
+}
+
+// A run whose worker went away (via = LOST) goes back to the queue from its newest checkpoint,
+// or fails once it has used its restarts.
+absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::string& reason) {
+  if (absl::Status s = Transition(run, via, reason); !s.ok()) return s;
+  run.worker_id.clear();
+  const SweepRow& sweep = sweeps_[run.sweep_id];
+  if (run.restarts >= sweep.max_restarts) {
+    return Transition(
+        run, v1::RUN_STATE_FAILED,
+        absl::StrCat(reason, "; restart limit reached (max_restarts ", sweep.max_restarts,
+                     "); raise max_restarts with a new sweep or fork the run"));
+  }
+  run.restarts += 1;
+  const std::string from = run.resume_checkpoint.empty()
+                               ? std::string("from the start (no checkpoint yet)")
+                               : absl::StrCat("from its checkpoint at step ", run.resume_step);
+  return Transition(run, v1::RUN_STATE_QUEUED,
+                    absl::StrCat("re-queued ", from, " (restart ", run.restarts, " of ",
+                                 sweep.max_restarts, ")"));
+}
+
+void Coordinator::Release(const std::string& worker_id, int64_t run_id) {
+  auto w = workers_.find(worker_id);
+  if (w != workers_.end()) w->second->held.erase(run_id);
+}
+
+void Coordinator::Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind) {
+  auto w = workers_.find(run.worker_id);
+  if (w == workers_.end()) return;
+  v1::CoordinatorMessage m;
+  v1::RunCommand* c = m.mutable_command();
+  c->set_kind(kind);
+  c->set_run_id(RunId(run.id));
+  c->set_attempt(run.attempt);
+  out.Add(w->second->sink, std::move(m));
+}
+
+void Coordinator::Flush(Outbox& out) {
+  for (auto& [sink, message] : out.messages) {
+    if (!sink->Send(message)) {
+      log::Warn(kLog, "a worker session closed before a message reached it; its lease decides");
+    }
+  }
+  out.messages.clear();
+}
+
+absl::StatusOr<std::vector<RunRow*>> Coordinator::Targets(const std::string& target) {
+  std::vector<RunRow*> out;
+  if (int64_t sid = ParseId(target, 's'); sid > 0) {
+    if (!sweeps_.count(sid)) {
+      return absl::NotFoundError(
+          absl::StrCat("sweep ", target, " not found; `sgtctl ls` lists the sweeps"));
+    }
+    for (auto& [id, r] : runs_) {
+      if (r.sweep_id == sid) out.push_back(&r);
+    }
+    return out;
+  }
+  if (int64_t rid = ParseId(target, 'r'); rid > 0) {
+    auto it = runs_.find(rid);
+    if (it == runs_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("run ", target, " not found; `sgtctl ls SWEEP` lists a sweep's runs"));
+    }
+    out.push_back(&it->second);
+    return out;
+  }
+  return BadTarget(target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client API.
+
+absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
+    const v1::SubmitSweepRequest& req) {
+  if (req.yaml().empty()) {
+    return absl::InvalidArgumentError(
+        "yaml: empty; the sweep file's text is required (docs/sweep.md; examples/)");
+  }
+  const std::string source = req.source_name().empty() ? "<sweep>" : req.source_name();
+  absl::StatusOr<SweepSpec> spec = ParseSweep(req.yaml(), source);
+  if (!spec.ok()) return spec.status();
+
+  std::unique_lock<std::mutex> lock(mu_);
+  const double now = Now();
+  SweepRow sweep;
+  sweep.name = spec->name;
+  sweep.priority = spec->priority;
+  sweep.max_concurrent = spec->max_concurrent;
+  sweep.max_restarts = spec->max_restarts;
+  sweep.source_name = source;
+  sweep.source_yaml = req.yaml();
+  sweep.created_at = now;
+  std::vector<RunRow> rows;
+  for (const SweepRun& sr : spec->runs) {
+    RunRow r;
+    r.name = sr.config.name;
+    r.variant = VariantName(sr.config.variant);
+    r.state = v1::RUN_STATE_QUEUED;
+    r.reason = "submitted";
+    r.priority = spec->priority;
+    r.devices = spec->devices;
+    r.steps = sr.config.train.steps;
+    r.config_json = WorkerConfigJson(sr.config);
+    r.config_hash = sr.config_hash;
+    r.settings = sr.settings;
+    r.created_at = now;
+    r.updated_at = now;
+    rows.push_back(std::move(r));
+  }
+  if (absl::Status s = store_->InsertSweep(sweep, rows, now); !s.ok()) return s;
+  v1::SubmitSweepResponse resp;
+  sweeps_[sweep.id] = sweep;
+  for (RunRow& r : rows) {
+    runs_[r.id] = r;
+    Bump(r.id);
+    *resp.add_runs() = ToProto(r);
+  }
+  *resp.mutable_sweep() = ToProto(sweeps_[sweep.id]);
+  log::Info(kLog, "sweep ", SweepId(sweep.id), " '", sweep.name, "' submitted from ", source, ": ",
+            rows.size(), " runs");
+  Outbox out;
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+v1::ListSweepsResponse Coordinator::ListSweeps() {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ListSweepsResponse resp;
+  for (const auto& [id, s] : sweeps_) *resp.add_sweeps() = ToProto(s);
+  return resp;
+}
+
+absl::StatusOr<v1::GetSweepResponse> Coordinator::GetSweep(const v1::GetSweepRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t sid = ParseId(req.sweep_id(), 's');
+  if (sid == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sweep_id '", req.sweep_id(), "': not a sweep id; write s<N> (`sgtctl ls` lists them)"));
+  }
+  auto it = sweeps_.find(sid);
+  if (it == sweeps_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("sweep ", req.sweep_id(), " not found; `sgtctl ls` lists the sweeps"));
+  }
+  v1::GetSweepResponse resp;
+  *resp.mutable_sweep() = ToProto(it->second);
+  for (const auto& [id, r] : runs_) {
+    if (r.sweep_id == sid) *resp.add_runs() = ToProto(r);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ListRunsResponse> Coordinator::ListRuns(const v1::ListRunsRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t sid = 0;
+  if (!req.sweep_id().empty()) {
+    sid = ParseId(req.sweep_id(), 's');
+    if (sid == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("sweep_id '", req.sweep_id(),
+                                                     "': not a sweep id; write s<N> or leave it "
+                                                     "empty for every sweep"));
+    }
+    if (!sweeps_.count(sid)) {
+      return absl::NotFoundError(
+          absl::StrCat("sweep ", req.sweep_id(), " not found; `sgtctl ls` lists the sweeps"));
+    }
+  }
+  std::set<int> states(req.states().begin(), req.states().end());
+  v1::ListRunsResponse resp;
+  for (const auto& [id, r] : runs_) {
+    if (sid != 0 && r.sweep_id != sid) continue;
+    if (!states.empty() && !states.count(r.state)) continue;
+    *resp.add_runs() = ToProto(r);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::GetRunResponse> Coordinator::GetRun(const v1::GetRunRequest& req) {
+  const int64_t rid = ParseId(req.run_id(), 'r');
+  if (rid == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "run_id '", req.run_id(), "': not a run id; write r<N> (`sgtctl ls SWEEP` lists them)"));
+  }
+  v1::GetRunResponse resp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(rid);
+    if (it == runs_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("run ", req.run_id(), " not found; `sgtctl ls SWEEP` lists the runs"));
+    }
+    *resp.mutable_run() = ToProto(it->second);
+  }
+  // Store reads use their own connection: no need to hold the coordinator's lock.
+  absl::StatusOr<std::vector<RunEventRow>> events = store_->RunEvents(rid);
+  if (!events.ok()) return events.status();
+  for (const RunEventRow& e : *events) {
+    v1::RunEvent* p = resp.add_events();
+    p->set_run_id(RunId(e.run_id));
+    p->set_time(e.time);
+    p->set_attempt(e.attempt);
+    p->set_from_state(e.from_state);
+    p->set_to_state(e.to_state);
+    p->set_reason(e.reason);
+  }
+  absl::StatusOr<std::vector<v1::CheckpointRecord>> cks = store_->Checkpoints(rid);
+  if (!cks.ok()) return cks.status();
+  for (v1::CheckpointRecord& c : *cks) {
+    c.set_run_id(RunId(rid));
+    *resp.add_checkpoints() = std::move(c);
+  }
+  absl::StatusOr<RunCounts> counts = store_->Counts(rid);
+  if (!counts.ok()) return counts.status();
+  resp.set_decisions(counts->decisions);
+  resp.set_entropy_rows(counts->entropy_rows);
+  resp.set_scalar_rows(counts->scalar_rows);
+  return resp;
+}
+
+namespace {
+
+// For a single-run target that an action does not apply to: why not, as FAILED_PRECONDITION.
+absl::Status NotApplicable(const std::string& action, const RunRow& r, const std::string& need) {
+  return absl::FailedPreconditionError(absl::StrCat("cannot ", action, " run ", RunId(r.id),
+                                                    ": it is ", RunStateName(r.state), "; ", need));
+}
+
+std::string ReasonOr(const v1::ActionRequest& req, const std::string& fallback) {
+  return req.reason().empty() ? fallback : absl::StrCat(fallback, ": ", req.reason());
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ActionResponse> Coordinator::Pause(const v1::ActionRequest& req) {
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
+  if (!targets.ok()) return targets.status();
+  v1::ActionResponse resp;
+  Outbox out;
+  for (RunRow* r : *targets) {
+    absl::Status s;
+    if (r->state == v1::RUN_STATE_QUEUED) {
+      s = Transition(*r, v1::RUN_STATE_PAUSED, ReasonOr(req, "paused before it started"));
+    } else if (r->state == v1::RUN_STATE_ASSIGNED || r->state == v1::RUN_STATE_RUNNING) {
+      s = Transition(*r, v1::RUN_STATE_PAUSING,
+                     ReasonOr(req, "pause requested; it stops at its next growth boundary"));
+      if (s.ok()) Command(out, *r, v1::RunCommand::KIND_PAUSE);
+    } else {
+      if (targets->size() == 1) {
+        return NotApplicable("pause", *r, "only queued, assigned and running runs can pause");
+      }
+      *resp.add_unchanged() = ToProto(*r);
+      continue;
+    }
+    if (!s.ok()) return s;
+    *resp.add_changed() = ToProto(*r);
+  }
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+absl::StatusOr<v1::ActionResponse> Coordinator::Resume(const v1::ActionRequest& req) {
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
+  if (!targets.ok()) return targets.status();
+  v1::ActionResponse resp;
+  for (RunRow* r : *targets) {
+    if (r->state != v1::RUN_STATE_PAUSED) {
+      if (targets->size() == 1) return NotApplicable("resume", *r, "only paused runs resume");
+      *resp.add_unchanged() = ToProto(*r);
+      continue;
+    }
+    const std::string from = r->resume_checkpoint.empty()
+                                 ? std::string("from the start")
+                                 : absl::StrCat("from its checkpoint at step ", r->resume_step);
+    if (absl::Status s = Transition(*r, v1::RUN_STATE_QUEUED, ReasonOr(req, "resumed " + from));
+        !s.ok()) {
+      return s;
+    }
+    *resp.add_changed() = ToProto(*r);
+  }
+  Outbox out;
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+absl::StatusOr<v1::ActionResponse> Coordinator::Snapshot(const v1::ActionRequest& req) {
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
+  if (!targets.ok()) return targets.status();
+  v1::ActionResponse resp;
+  Outbox out;
+  for (RunRow* r : *targets) {
+    if (r->state != v1::RUN_STATE_ASSIGNED && r->state != v1::RUN_STATE_RUNNING) {
+      if (targets->size() == 1) {
+        return NotApplicable("snapshot", *r, "only assigned and running runs take snapshots");
+      }
+      *resp.add_unchanged() = ToProto(*r);
+      continue;
+    }
+    Command(out, *r, v1::RunCommand::KIND_SNAPSHOT);
+    log::Info(kLog, RunId(r->id), " snapshot requested", req.reason().empty() ? "" : ": ",
+              req.reason());
+    *resp.add_changed() = ToProto(*r);
+  }
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+absl::StatusOr<v1::ActionResponse> Coordinator::Cancel(const v1::ActionRequest& req) {
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
+  if (!targets.ok()) return targets.status();
+  v1::ActionResponse resp;
+  Outbox out;
+  for (RunRow* r : *targets) {
+    if (IsEnded(r->state)) {
+      if (targets->size() == 1) return NotApplicable("cancel", *r, "it has already ended");
+      *resp.add_unchanged() = ToProto(*r);
+      continue;
+    }
+    const bool on_worker = IsActive(r->state);
+    // The worker keeps the devices until it reports the child gone (Release on its status).
+    if (absl::Status s = Transition(*r, v1::RUN_STATE_CANCELLED, ReasonOr(req, "cancelled"));
+        !s.ok()) {
+      return s;
+    }
+    if (on_worker) Command(out, *r, v1::RunCommand::KIND_CANCEL);
+    *resp.add_changed() = ToProto(*r);
+  }
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+absl::StatusOr<v1::EditResponse> Coordinator::Edit(const v1::EditRequest& req) {
+  if (!req.has_priority() && !req.has_max_concurrent() && !req.has_steps()) {
+    return absl::InvalidArgumentError(
+        "edit: nothing to change; set priority, max_concurrent or steps");
+  }
+  if (req.has_priority() && (req.priority() < 0 || req.priority() > 1000)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("priority: ", req.priority(), " is out of range; 0..1000, higher runs first"));
+  }
+  if (req.has_max_concurrent() && req.max_concurrent() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_concurrent: ", req.max_concurrent(),
+                                                   " is out of range; >= 0 (0: no limit)"));
+  }
+  if (req.has_steps() && req.steps() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps: ", req.steps(), " is out of range; >= 1"));
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
+  if (!targets.ok()) return targets.status();
+  const bool sweep_target = ParseId(req.target(), 's') > 0;
+  if (req.has_max_concurrent() && !sweep_target) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_concurrent: applies to a sweep, not to run ", req.target(),
+                     "; edit the run's sweep (", SweepId(targets->front()->sweep_id), ") instead"));
+  }
+
+  // Plan every change first, then write them: a bad value for one run changes nothing.
+  std::vector<RunRow> next;
+  for (RunRow* r : *targets) {
+    const bool editable = r->state == v1::RUN_STATE_QUEUED || r->state == v1::RUN_STATE_PAUSED;
+    if (!editable) {
+      if (!sweep_target) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot edit run ", RunId(r->id), ": it is ", RunStateName(r->state),
+                         "; only queued and paused runs can be edited (pause it first)"));
+      }
+      continue;
+    }
+    RunRow n = *r;
+    if (req.has_priority()) n.priority = req.priority();
+    if (req.has_steps()) {
+      if (req.steps() <= r->resume_step) {
+        return absl::FailedPreconditionError(absl::StrCat("steps: run ", RunId(r->id),
+                                                          " resumes from step ", r->resume_step,
+                                                          "; steps must be greater than that"));
+      }
+      absl::StatusOr<RunConfig> cfg = RunConfigFromJson(r->config_json);
+      if (!cfg.ok()) return cfg.status();
+      cfg->train.steps = req.steps();
+      if (absl::Status s = ValidateRunConfig(*cfg); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("steps: ", req.steps(), " does not fit run ",
+                                                       RunId(r->id), ": ", s.message()));
+      }
+      n.steps = req.steps();
+      n.config_json = WorkerConfigJson(*cfg);
+      n.config_hash = HashOf(CanonicalJson(*cfg));
+    }
+    n.updated_at = Now();
+    next.push_back(std::move(n));
+  }
+  v1::EditResponse resp;
+  if (sweep_target) {
+    SweepRow s =
+        sweeps_[targets->empty() ? ParseId(req.target(), 's') : targets->front()->sweep_id];
+    if (req.has_priority()) s.priority = req.priority();
+    if (req.has_max_concurrent()) s.max_concurrent = req.max_concurrent();
+    if (absl::Status st = store_->UpdateSweep(s); !st.ok()) return st;
+    sweeps_[s.id] = s;
+  }
+  for (RunRow& n : next) {
+    if (absl::Status st = store_->UpdateRun(n); !st.ok()) return st;
+    runs_[n.id] = n;
+    Bump(n.id);
+    *resp.add_changed() = ToProto(n);
+  }
+  const int64_t sid = sweep_target ? ParseId(req.target(), 's') : targets->front()->sweep_id;
+  *resp.mutable_sweep() = ToProto(sweeps_[sid]);
+  Outbox out;
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
+  const int64_t rid = ParseId(req.run_id(), 'r');
+  if (rid == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run_id '", req.run_id(), "': not a run id; write r<N>"));
+  }
+  if (req.from_step() < 1) {
+    return absl::InvalidArgumentError(
+        "from_step: required; a step with a recorded checkpoint (`sgtctl show RUN` lists them)");
+  }
+  RunRow parent;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(rid);
+    if (it == runs_.end()) {
+      return absl::NotFoundError(absl::StrCat("run ", req.run_id(), " not found"));
+    }
+    parent = it->second;
+  }
+  absl::StatusOr<std::vector<v1::CheckpointRecord>> cks = store_->Checkpoints(rid);
+  if (!cks.ok()) return cks.status();
+  const v1::CheckpointRecord* from = nullptr;
+  std::vector<std::string> steps;
+  for (const v1::CheckpointRecord& c : *cks) {
+    steps.push_back(absl::StrCat(c.step()));
+    if (c.step() == req.from_step() && (from == nullptr || c.attempt() > from->attempt())) {
+      from = &c;
+    }
+  }
+  if (from == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "from_step: run ", req.run_id(), " has no checkpoint at step ", req.from_step(), "; ",
+        steps.empty() ? std::string("it has no checkpoints yet (snapshot or pause it first)")
+                      : absl::StrCat("its checkpoints are at steps ", absl::StrJoin(steps, ", "))));
+  }
+  absl::StatusOr<RunConfig> cfg = RunConfigFromJson(parent.config_json);
+  if (!cfg.ok()) return cfg.status();
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (const v1::Setting& s : req.set()) {
+    if (s.key().rfind("model.", 0) == 0 || s.key() == "model") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("set ", s.key(),
+                       ": a fork keeps the checkpoint's model; its weights fit "
+                       "only that shape; submit a new sweep to change model.*"));
+    }
+    if (s.key() == "name") {
+      return absl::InvalidArgumentError("set name: use the fork's name field instead");
+    }
+    if (absl::Status st = SetConfigValue(*cfg, s.key(), s.value()); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("set ", st.message()));
+    }
+    settings.emplace_back(s.key(), s.value());
+  }
+  if (cfg->train.steps <= req.from_step()) {
+    return absl::InvalidArgumentError(absl::StrCat("train.steps: ", cfg->train.steps,
+                                                   " is not after the fork step ", req.from_step(),
+                                                   "; set train.steps higher"));
+  }
+  cfg->name = req.name().empty() ? absl::StrCat(parent.name, "-fork", req.from_step()) : req.name();
+  if (absl::Status st = ValidateRunConfig(*cfg); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("after the fork's settings: ", st.message()));
+  }
+
+  std::unique_lock<std::mutex> lock(mu_);
+  RunRow r;
+  r.sweep_id = parent.sweep_id;
+  r.name = cfg->name;
+  r.variant = VariantName(cfg->variant);
+  r.state = v1::RUN_STATE_QUEUED;
+  r.priority = parent.priority;
+  r.devices = parent.devices;
+  r.steps = cfg->train.steps;
+  r.config_json = WorkerConfigJson(*cfg);
+  r.config_hash = HashOf(CanonicalJson(*cfg));
+  r.settings = parent.settings;
+  for (const auto& kv : settings) {
+    auto same = std::find_if(r.settings.begin(), r.settings.end(),
+                             [&](const auto& p) { return p.first == kv.first; });
+    if (same != r.settings.end()) {
+      same->second = kv.second;
+    } else {
+      r.settings.push_back(kv);
+    }
+  }
+  r.parent_run_id = rid;
+  r.parent_step = req.from_step();
+  r.resume_checkpoint = from->path();
+  r.resume_step = from->step();
+  r.created_at = r.updated_at = Now();
+  std::vector<std::string> changes;
+  for (const auto& [k, v] : settings) changes.push_back(absl::StrCat(k, "=", v));
+  r.reason = absl::StrCat("forked from ", req.run_id(), " at step ", req.from_step(),
+                          changes.empty() ? "" : " with ", absl::StrJoin(changes, ","));
+  RunEventRow ev;
+  ev.time = r.created_at;
+  ev.from_state = v1::RUN_STATE_UNSPECIFIED;
+  ev.to_state = v1::RUN_STATE_QUEUED;
+  ev.reason = r.reason;
+  if (absl::Status st = store_->InsertRun(r, ev); !st.ok()) return st;
+  runs_[r.id] = r;
+  Bump(r.id);
+  v1::ForkResponse resp;
+  *resp.mutable_run() = ToProto(r);
+  log::Info(kLog, RunId(r.id), " ", r.reason);
+  Outbox out;
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return resp;
+}
+
+v1::ListWorkersResponse Coordinator::ListWorkers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ListWorkersResponse resp;
+  for (const auto& [id, w] : workers_) *resp.add_workers() = ToProto(*w);
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::Run>> Coordinator::WatchRuns(const std::string& target,
+                                                            uint64_t* seen, double timeout_s,
+                                                            bool* done) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (*seen != 0) {
+    changed_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                      [&] { return shutdown_ || version_ > *seen; });
+  }
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(target);
+  if (!targets.ok()) return targets.status();
+  std::vector<v1::Run> out;
+  bool all_ended = true;
+  for (RunRow* r : *targets) {
+    all_ended = all_ended && IsEnded(r->state);
+    if (*seen == 0 || run_version_[r->id] > *seen) out.push_back(ToProto(*r));
+  }
+  *seen = version_;
+  *done = all_ended;
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> Coordinator::ResolveRuns(const std::string& target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::vector<RunRow*>> targets = Targets(target);
+  if (!targets.ok()) return targets.status();
+  std::vector<int64_t> ids;
+  for (RunRow* r : *targets) ids.push_back(r->id);
+  return ids;
+}
+
+void Coordinator::Shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  shutdown_ = true;
+  changed_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker API.
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& req) {
+  if (req.name().empty()) {
+    return absl::InvalidArgumentError(
+        "name: required; the worker's stable name (sgt-worker uses the host name)");
+  }
+  if (req.devices().empty()) {
+    return absl::InvalidArgumentError(
+        "devices: empty; a worker needs at least one device (sgt-worker --devices cpu:N|cuda)");
+  }
+  std::set<std::string> ids;
+  for (const v1::Device& d : req.devices()) {
+    if (d.kind() != "cpu" && d.kind() != "cuda") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("devices: device '", d.id(), "' has kind '", d.kind(), "'; cpu or cuda"));
+    }
+    if (d.id().empty() || !ids.insert(d.id()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "devices: device id '", d.id(), "' is empty or repeated; ids like cpu:0, cuda:1"));
+    }
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  const double now = Now();
+  WorkerState* existing = nullptr;
+  for (auto& [id, w] : workers_) {
+    if (w->row.name == req.name()) existing = w.get();
+  }
+  WorkerRow row = existing ? existing->row : WorkerRow{};
+  if (!existing) {
+    row.id = WorkerId(next_worker_);
+    row.registered_at = now;
+  }
+  row.name = req.name();
+  row.hostname = req.hostname();
+  row.devices.assign(req.devices().begin(), req.devices().end());
+  row.last_seen = now;
+  if (absl::Status s = store_->UpsertWorker(row); !s.ok()) return s;
+  if (!existing) {
+    ++next_worker_;
+    auto ws = std::make_unique<WorkerState>();
+    existing = ws.get();
+    workers_[row.id] = std::move(ws);
+  }
+  existing->row = row;
+  existing->lease_expires = now + options_.lease_seconds;
+  log::Info(kLog, "worker ", row.id, " '", row.name, "' registered with ", row.devices.size(),
+            " devices");
+  v1::RegisterResponse resp;
+  resp.set_worker_id(row.id);
+  resp.set_lease_seconds(options_.lease_seconds);
+  resp.set_heartbeat_seconds(std::max(1, options_.lease_seconds / 3));
+  return resp;
+}
+
+absl::StatusOr<uint64_t> Coordinator::OpenSession(const v1::Hello& hello,
+                                                  std::shared_ptr<WorkerSink> sink) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = workers_.find(hello.worker_id());
+  if (it == workers_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("worker '", hello.worker_id(), "' is not registered; call Register first"));
+  }
+  WorkerState& w = *it->second;
+  if (w.session != 0) {
+    log::Warn(kLog, "worker ", w.row.id, " opened a new session; the old one is dropped");
+    sessions_.erase(w.session);
+  }
+  const uint64_t id = next_session_++;
+  sessions_[id] = w.row.id;
+  w.session = id;
+  w.sink = std::move(sink);
+  const double now = Now();
+  w.lease_expires = now + options_.lease_seconds;
+  w.row.last_seen = now;
+  Outbox out;
+  Reconcile(w, {hello.runs().begin(), hello.runs().end()}, out);
+  v1::CoordinatorMessage lease;
+  lease.mutable_lease()->set_expires_at(w.lease_expires);
+  out.Add(w.sink, lease);
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+  return id;
+}
+
+// After a (re)connect: what the worker still runs against what the coordinator thinks it runs.
+void Coordinator::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, Outbox& out) {
+  std::map<int64_t, int32_t> reported;
+  for (const v1::RunRef& ref : held) reported[ParseId(ref.run_id(), 'r')] = ref.attempt();
+  // Attempts the coordinator gave this worker that it no longer has: lost.
+  std::vector<int64_t> gone;
+  for (const auto& [rid, h] : w.held) {
+    auto rep = reported.find(rid);
+    if (rep == reported.end() || rep->second != h.attempt) gone.push_back(rid);
+  }
+  for (int64_t rid : gone) {
+    w.held.erase(rid);
+    RunRow& r = runs_[rid];
+    if (IsActive(r.state) && r.worker_id == w.row.id) {
+      (void)Requeue(r, v1::RUN_STATE_LOST,
+                    absl::StrCat("worker ", w.row.id, " reconnected without attempt ", r.attempt));
+    }
+  }
+  // Attempts the worker runs that are no longer wanted (cancelled, superseded): stop them.
+  for (const v1::RunRef& ref : held) {
+    const int64_t rid = ParseId(ref.run_id(), 'r');
+    auto r = runs_.find(rid);
+    const bool wanted = r != runs_.end() && IsActive(r->second.state) &&
+                        r->second.worker_id == w.row.id && r->second.attempt == ref.attempt();
+    if (wanted) continue;
+    v1::CoordinatorMessage m;
+    v1::RunCommand* c = m.mutable_command();
+    c->set_kind(v1::RunCommand::KIND_CANCEL);
+    c->set_run_id(ref.run_id());
+    c->set_attempt(ref.attempt());
+    out.Add(w.sink, std::move(m));
+  }
+}
+
+void Coordinator::CloseSession(uint64_t session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  auto w = workers_.find(it->second);
+  if (w != workers_.end() && w->second->session == session) {
+    // Its runs keep their state until the lease expires: the worker may reconnect in time.
+    w->second->sink.reset();
+    w->second->session = 0;
+    (void)store_->UpsertWorker(w->second->row);
+    log::Info(kLog, "worker ", w->second->row.id, " disconnected; lease until ",
+              w->second->lease_expires);
+  }
+  sessions_.erase(it);
+}
+
+absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto sit = sessions_.find(session);
+  if (sit == sessions_.end()) {
+    return absl::FailedPreconditionError(
+        "this session was replaced by a newer one or expired; open a new session");
+  }
+  WorkerState& w = *workers_.at(sit->second);
+  const double now = Now();
+  w.lease_expires = now + options_.lease_seconds;
+  w.row.last_seen = now;
+  Outbox out;
+  absl::Status status;
+  switch (msg.kind_case()) {
+    case v1::WorkerMessage::kHeartbeat: {
+      // Stop attempts the worker still runs that the coordinator no longer wants.
+      for (const v1::RunRef& ref : msg.heartbeat().runs()) {
+        auto r = runs_.find(ParseId(ref.run_id(), 'r'));
+        const bool wanted = r != runs_.end() && !IsEnded(r->second.state) &&
+                            r->second.worker_id == w.row.id && r->second.attempt == ref.attempt();
+        if (!wanted) {
+          v1::CoordinatorMessage m;
+          v1::RunCommand* c = m.mutable_command();
+          c->set_kind(v1::RunCommand::KIND_CANCEL);
+          c->set_run_id(ref.run_id());
+          c->set_attempt(ref.attempt());
+          out.Add(w.sink, std::move(m));
+        }
+      }
+      v1::CoordinatorMessage lease;
+      lease.mutable_lease()->set_expires_at(w.lease_expires);
+      out.Add(w.sink, lease);
+      break;
+    }
+    case v1::WorkerMessage::kStatus:
+      status = HandleStatus(w, msg.status(), out);
+      Schedule(out);
+      break;
+    case v1::WorkerMessage::kTelemetry:
+      status = HandleTelemetry(w, msg.telemetry(), out);
+      break;
+    case v1::WorkerMessage::kHello:
+      status = absl::InvalidArgumentError("hello: only the first message of a session is a hello");
+      break;
+    case v1::WorkerMessage::KIND_NOT_SET:
+      status = absl::InvalidArgumentError(
+          "message: empty; one of heartbeat, status, telemetry (worker.proto)");
+      break;
+  }
+  lock.unlock();
+  Flush(out);
+  return status;
+}
+
+absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out) {
+  const int64_t rid = ParseId(st.run_id(), 'r');
+  auto it = runs_.find(rid);
+  if (it == runs_.end()) {
+    return absl::NotFoundError(absl::StrCat("status: run '", st.run_id(), "' not found"));
+  }
+  RunRow& run = it->second;
+  const bool ended_on_worker = st.state() == v1::RUN_STATE_PAUSED || IsEnded(st.state());
+  const bool current = run.attempt == st.attempt() && run.worker_id == w.row.id;
+  if (ended_on_worker) {
+    auto h = w.held.find(rid);
+    if (h != w.held.end() && h->second.attempt == st.attempt()) w.held.erase(h);
+  }
+  if (!current || IsEnded(run.state)) {
+    log::Debug(kLog, "status of ", st.run_id(), " attempt ", st.attempt(), " ignored (",
+               current ? "run already ended" : "not its current attempt", ")");
+    return absl::OkStatus();
+  }
+  // Changes go to a copy; Transition stores it and only then replaces the cached row.
+  RunRow r = run;
+  if (st.step() > r.step) r.step = st.step();
+  json summary;
+  if (!st.summary_json().empty()) {
+    summary = json::parse(st.summary_json(), nullptr, /*allow_exceptions=*/false);
+    if (summary.is_discarded() || !summary.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "status of ", st.run_id(), ": summary_json is not a JSON object; send summary.json"));
+    }
+    r.summary_json = st.summary_json();
+    MetricsFromSummary(summary, &r.metrics);
+    if (summary.contains("step") && summary["step"].is_number_integer()) {
+      r.step = std::max(r.step, summary["step"].get<int64_t>());
+    }
+  }
+  v1::RunState to = st.state();
+  std::string reason = st.reason();
+  switch (st.state()) {
+    case v1::RUN_STATE_RUNNING:
+      if (run.state != v1::RUN_STATE_ASSIGNED) {
+        if (r.step != run.step) {
+          run.step = r.step;
+          Bump(run.id);
+        }
+        return absl::OkStatus();
+      }
+      reason = absl::StrCat("running on ", w.row.id, " (attempt ", r.attempt, ")");
+      break;
+    case v1::RUN_STATE_PAUSED:
+      if (summary.is_object() && summary.contains("last_checkpoint") &&
+          summary["last_checkpoint"].is_string() && r.step < r.steps) {
+        r.resume_checkpoint = summary["last_checkpoint"].get<std::string>();
+        r.resume_step = r.step;
+      }
+      if (reason.empty()) reason = absl::StrCat("paused at step ", r.step);
+      break;
+    case v1::RUN_STATE_SUCCEEDED:
+      reason = absl::StrCat("finished ", r.step, " steps on ", w.row.id);
+      break;
+    case v1::RUN_STATE_FAILED:
+      if (reason.empty()) reason = "failed";
+      if (!st.stderr_tail().empty()) absl::StrAppend(&reason, "\nstderr tail:\n", st.stderr_tail());
+      break;
+    case v1::RUN_STATE_CANCELLED:
+      if (reason.empty()) reason = "cancelled on the worker";
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),
+          " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED or CANCELLED"));
+  }
+  if (to != v1::RUN_STATE_RUNNING) r.worker_id.clear();
+  if (absl::Status s = Transition(r, to, reason); !s.ok()) return s;
+  run = std::move(r);
+  (void)out;
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::HandleTelemetry(WorkerState& w, const v1::TelemetryBatch& b,
+                                          Outbox& out) {
+  v1::CoordinatorMessage ack;
+  ack.mutable_ack()->set_run_id(b.run_id());
+  ack.mutable_ack()->set_attempt(b.attempt());
+  ack.mutable_ack()->set_sequence(b.sequence());
+  if (b.sequence() < 1 || b.attempt() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
+                                                   b.attempt(), ", sequence ", b.sequence(),
+                                                   "; both start at 1"));
+  }
+  const int64_t rid = ParseId(b.run_id(), 'r');
+  auto it = runs_.find(rid);
+  if (it == runs_.end()) {
+    out.Add(w.sink, ack);  // nothing to store it under; the worker may drop it
+    return absl::NotFoundError(
+        absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
+  }
+  RunRow& r = it->second;
+  const bool current = b.attempt() == r.attempt;
+  RunRow next = r;
+  if (current) {
+    int64_t newest_step = next.step;
+    for (const v1::ScalarRow& s : b.scalars()) {
+      newest_step = std::max(newest_step, s.step());
+      MetricFromScalar(s.name(), s.value(), &next.metrics);
+    }
+    for (const v1::EntropyRow& e : b.entropy()) newest_step = std::max(newest_step, e.step());
+    for (const v1::CheckpointRecord& c : b.checkpoints()) {
+      // The newest checkpoint before the last step is where a restart resumes.
+      if (c.step() > next.resume_step && c.step() < next.steps) {
+        next.resume_checkpoint = c.path();
+        next.resume_step = c.step();
+      }
+    }
+    next.step = newest_step;
+    next.updated_at = Now();
+  }
+  absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
+  if (!fresh.ok()) return fresh.status();  // not acknowledged: the worker sends it again
+  ack.mutable_ack()->set_duplicate(!*fresh);
+  out.Add(w.sink, ack);
+  if (*fresh && current) {
+    r = std::move(next);
+    Bump(r.id);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases and scheduling.
+
+void Coordinator::ExpireLeases(Outbox& out) {
+  const double now = Now();
+  for (auto& [id, wp] : workers_) {
+    WorkerState& w = *wp;
+    if (w.lease_expires >= now || (w.sink == nullptr && w.held.empty())) continue;
+    log::Warn(kLog, "worker ", w.row.id, " lease expired (last seen ", w.row.last_seen, ")");
+    if (w.session != 0) sessions_.erase(w.session);
+    w.session = 0;
+    w.sink.reset();
+    std::map<int64_t, WorkerState::Held> held;
+    held.swap(w.held);
+    for (const auto& [rid, h] : held) {
+      RunRow& r = runs_[rid];
+      if (IsActive(r.state) && r.worker_id == w.row.id && r.attempt == h.attempt) {
+        (void)Requeue(r, v1::RUN_STATE_LOST,
+                      absl::StrCat("worker ", w.row.id, " stopped renewing its lease"));
+      }
+    }
+    (void)store_->UpsertWorker(w.row);
+  }
+  // Active runs whose worker is unknown (a store from an older coordinator): lost as well.
+  for (auto& [rid, r] : runs_) {
+    if (IsActive(r.state) && !workers_.count(r.worker_id)) {
+      (void)Requeue(
+          r, v1::RUN_STATE_LOST,
+          absl::StrCat("its worker '", r.worker_id, "' is not known to this coordinator"));
+    }
+  }
+  (void)out;
+}
+
+void Coordinator::Schedule(Outbox& out) {
+  const double now = Now();
+  std::vector<WorkerCapacity> capacity;
+  for (const auto& [id, w] : workers_) {
+    if (w->sink == nullptr || w->lease_expires < now) continue;
+    capacity.push_back({id, w->Free(), w->Total()});
+  }
+  std::map<int64_t, SweepLimit> limits;
+  for (const auto& [id, s] : sweeps_) limits[id].max_concurrent = s.max_concurrent;
+  std::vector<QueuedRun> queued;
+  std::map<int64_t, std::string> kinds;
+  for (const auto& [id, r] : runs_) {
+    if (IsActive(r.state)) limits[r.sweep_id].active += 1;
+    if (r.state != v1::RUN_STATE_QUEUED) continue;
+    kinds[id] = DeviceKindOf(r.config_json);
+    queued.push_back({id, r.sweep_id, r.priority, r.devices, kinds[id]});
+  }
+  if (queued.empty()) return;
+  std::set<int64_t> assigned;
+  for (const Assignment& a : scheduler_.Plan(queued, limits, capacity)) {
+    RunRow& r = runs_[a.run_id];
+    WorkerState& w = *workers_[a.worker_id];
+    RunRow before = r;
+    r.attempt += 1;
+    r.worker_id = a.worker_id;
+    if (!Transition(r, v1::RUN_STATE_ASSIGNED,
+                    absl::StrCat("assigned to ", a.worker_id, " (attempt ", r.attempt, ")"))
+             .ok()) {
+      r = before;
+      continue;
+    }
+    assigned.insert(a.run_id);
+    w.held[a.run_id] = {r.attempt, r.devices, kinds[a.run_id]};
+    v1::CoordinatorMessage m;
+    v1::StartRun* s = m.mutable_start();
+    s->set_run_id(RunId(r.id));
+    s->set_attempt(r.attempt);
+    s->set_config_json(r.config_json);
+    s->set_resume_checkpoint(r.resume_checkpoint);
+    s->set_devices(r.devices);
+    s->set_name(r.name);
+    out.Add(w.sink, std::move(m));
+  }
+  // Say why the rest wait, when it is something the user must fix.
+  for (const QueuedRun& q : queued) {
+    if (assigned.count(q.run_id)) continue;
+    const std::string why = UnschedulableReason(q, capacity);
+    RunRow& r = runs_[q.run_id];
+    if (why.empty() || r.reason == why) continue;
+    RunRow next = r;
+    next.reason = why;
+    if (store_->UpdateRun(next).ok()) {
+      r = std::move(next);
+      Bump(r.id);
+    }
+  }
+}
+
+void Coordinator::Tick() {
+  std::unique_lock<std::mutex> lock(mu_);
+  Outbox out;
+  ExpireLeases(out);
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
+}
+
+}  // namespace sgt::coord

@@ -1,0 +1,139 @@
+// The coordinator's logic: sweeps, runs and their state machine, workers and their leases,
+// scheduling, telemetry ingestion. No gRPC server types: service.cc adapts this class to the
+// wire, so everything here can be tested with plain calls and a real SQLite store.
+//
+// State lives in the Store; this class keeps a cache of sweeps, runs and workers, changed only
+// after the store accepted the change, so a failed write leaves both as they were.
+//
+//   auto c = Coordinator::Create(store.get(), opts);
+//   absl::StatusOr<v1::SubmitSweepResponse> r = (*c)->SubmitSweep(request);
+//   (*c)->Tick();  // leases and scheduling; the daemon calls it from a timer thread
+#ifndef SGT_SERVICES_COORDINATOR_COORDINATOR_H_
+#define SGT_SERVICES_COORDINATOR_COORDINATOR_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/coordinator/scheduler.h"
+#include "services/coordinator/store.h"
+#include "sgt/v1/coordinator.pb.h"
+#include "sgt/v1/worker.pb.h"
+
+namespace sgt::coord {
+
+struct CoordinatorOptions {
+  int32_t lease_seconds = 30;
+  // Seconds since the epoch; tests pass a fake clock to expire leases without sleeping.
+  std::function<double()> clock;
+};
+
+// Where commands to one connected worker go. The gRPC session implements it; Send returns
+// false once the stream is gone.
+class WorkerSink {
+ public:
+  virtual ~WorkerSink() = default;
+  virtual bool Send(const v1::CoordinatorMessage& message) = 0;
+};
+
+class Coordinator {
+ public:
+  // Loads every sweep, run and worker from `store` (which must outlive the coordinator).
+  // Workers loaded from the store get one lease from now to reconnect before their runs are
+  // declared lost.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Store* store,
+                                                             CoordinatorOptions options);
+  ~Coordinator();
+
+  // --- Client API (coordinator.proto). Errors: InvalidArgument, NotFound, FailedPrecondition.
+  absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& req);
+  v1::ListSweepsResponse ListSweeps();
+  absl::StatusOr<v1::GetSweepResponse> GetSweep(const v1::GetSweepRequest& req);
+  absl::StatusOr<v1::ListRunsResponse> ListRuns(const v1::ListRunsRequest& req);
+  absl::StatusOr<v1::GetRunResponse> GetRun(const v1::GetRunRequest& req);
+  absl::StatusOr<v1::ActionResponse> Pause(const v1::ActionRequest& req);
+  absl::StatusOr<v1::ActionResponse> Resume(const v1::ActionRequest& req);
+  absl::StatusOr<v1::ActionResponse> Snapshot(const v1::ActionRequest& req);
+  absl::StatusOr<v1::ActionResponse> Cancel(const v1::ActionRequest& req);
+  absl::StatusOr<v1::EditResponse> Edit(const v1::EditRequest& req);
+  absl::StatusOr<v1::ForkResponse> Fork(const v1::ForkRequest& req);
+  v1::ListWorkersResponse ListWorkers();
+
+  // Watch: the runs of `target` changed after version `*seen` (all of them when *seen is 0),
+  // waiting up to `timeout_s` for a change; updates *seen. *done is set when every watched run
+  // has ended.
+  absl::StatusOr<std::vector<v1::Run>> WatchRuns(const std::string& target, uint64_t* seen,
+                                                 double timeout_s, bool* done);
+  // Numeric run ids of a run or sweep target, for telemetry queries.
+  absl::StatusOr<std::vector<int64_t>> ResolveRuns(const std::string& target);
+
+  // --- Worker API (worker.proto).
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& req);
+  // Opens the session of a registered worker (the stream's first message, a Hello). Replaces
+  // the worker's previous session if it still had one. Returns a session number for the calls
+  // below.
+  absl::StatusOr<uint64_t> OpenSession(const v1::Hello& hello, std::shared_ptr<WorkerSink> sink);
+  // Handles one message of an open session. Errors are the worker's fault (bad run id, ...):
+  // the session stays open; the service logs them.
+  absl::Status HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg);
+  void CloseSession(uint64_t session);
+
+  // Expires leases (their runs become lost and are re-queued or failed) and schedules queued
+  // runs. Also called after every change that could start a run.
+  void Tick();
+
+  // Wakes blocked WatchRuns calls so the server can shut down.
+  void Shutdown();
+
+  int32_t lease_seconds() const { return options_.lease_seconds; }
+
+ private:
+  struct WorkerState;
+  struct Outbox;
+  Coordinator(Store* store, CoordinatorOptions options);
+
+  // All below run with mu_ held.
+  double Now() const;
+  void Bump(int64_t run_id);
+  absl::Status Transition(RunRow& run, v1::RunState to, const std::string& reason);
+  absl::Status Requeue(RunRow& run, v1::RunState via, const std::string& reason);
+  absl::StatusOr<std::vector<RunRow*>> Targets(const std::string& target);
+  v1::Run ToProto(const RunRow& r) const;
+  v1::Sweep ToProto(const SweepRow& s) const;
+  v1::Worker ToProto(const WorkerState& w) const;
+  void Release(const std::string& worker_id, int64_t run_id);
+  void ExpireLeases(Outbox& out);
+  void Schedule(Outbox& out);
+  void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);
+  absl::Status HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out);
+  absl::Status HandleTelemetry(WorkerState& w, const v1::TelemetryBatch& b, Outbox& out);
+  void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, Outbox& out);
+  void Flush(Outbox& out);  // sends outside the lock
+
+  Store* store_;
+  CoordinatorOptions options_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  uint64_t version_ = 1;
+  bool shutdown_ = false;
+  std::map<int64_t, SweepRow> sweeps_;
+  std::map<int64_t, RunRow> runs_;
+  std::map<int64_t, uint64_t> run_version_;
+  std::map<std::string, std::unique_ptr<WorkerState>> workers_;
+  std::map<uint64_t, std::string> sessions_;  // session -> worker id
+  uint64_t next_session_ = 1;
+  int64_t next_worker_ = 1;
+  FairScheduler scheduler_;
+  double started_at_ = 0;
+};
+
+}  // namespace sgt::coord
+
+#endif  // SGT_SERVICES_COORDINATOR_COORDINATOR_H_

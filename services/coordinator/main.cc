@@ -1,0 +1,228 @@
+// sgt-coordinator: schedules SGT, Block Loop and vanilla runs over worker daemons, and keeps
+// every sweep, run, state change and telemetry row in one SQLite file (docs/operations.md).
+//
+//   sgt-coordinator --listen 127.0.0.1:7070 --db sgt.db
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "services/common/log.h"
+#include "services/coordinator/coordinator.h"
+#include "services/coordinator/service.h"
+#include "services/coordinator/store.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: sgt-coordinator [options]
+
+  --listen ADDR             host:port to serve on (default 127.0.0.1:7070; port 0 picks a free
+                            port, printed on stdout and written to --port-file)
+  --db PATH                 the SQLite store (default ./sgt.db; created if missing)
+  --lease-seconds N         a worker that sends nothing for N seconds loses its runs (default 30)
+  --log-level LEVEL         debug, info, warn, error (default info)
+  --client-token-file F     bearer token sgtctl must send (with --worker-token-file)
+  --worker-token-file F     bearer token workers must send (with --client-token-file)
+  --tls-cert F --tls-key F  serve TLS with this certificate chain and private key (PEM)
+  --allow-unauthenticated   listen on a non-loopback address without tokens
+  --port-file F             write the port it listens on to F (for scripts and tests)
+
+SIGTERM or SIGINT: stop accepting calls, finish the ones in flight, close the store, exit 0.
+exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or unusable files
+)";
+
+int Usage(const std::string& problem) {
+  std::cerr << "sgt-coordinator: " << problem << "\n\n" << kUsage;
+  return 2;
+}
+
+bool ReadSecret(const std::string& path, const char* flag, std::string* out, std::string* err) {
+  std::ifstream in(path);
+  if (!in) {
+    *err = absl::StrCat(flag, " ", path, ": cannot read it; check the path and permissions");
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = std::string(absl::StripAsciiWhitespace(ss.str()));
+  if (out->empty()) {
+    *err = absl::StrCat(flag, " ", path, ": the file is empty; write the secret into it");
+    return false;
+  }
+  return true;
+}
+
+bool IsLoopback(const std::string& addr) {
+  const std::string host = addr.substr(0, addr.rfind(':'));
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
+         host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string listen = "127.0.0.1:7070", db = "sgt.db", level = "info";
+  std::string client_token_file, worker_token_file, tls_cert, tls_key, port_file;
+  int64_t lease = 30;
+  bool allow_unauthenticated = false;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--listen") {
+      if (!value(&listen)) return Usage("--listen needs host:port");
+    } else if (a == "--db") {
+      if (!value(&db)) return Usage("--db needs a path");
+    } else if (a == "--lease-seconds") {
+      if (!value(&v) || !absl::SimpleAtoi(v, &lease) || lease < 1 || lease > 3600) {
+        return Usage("--lease-seconds needs a number of seconds in 1..3600");
+      }
+    } else if (a == "--log-level") {
+      if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
+    } else if (a == "--client-token-file") {
+      if (!value(&client_token_file)) return Usage("--client-token-file needs a file");
+    } else if (a == "--worker-token-file") {
+      if (!value(&worker_token_file)) return Usage("--worker-token-file needs a file");
+    } else if (a == "--tls-cert") {
+      if (!value(&tls_cert)) return Usage("--tls-cert needs a PEM file");
+    } else if (a == "--tls-key") {
+      if (!value(&tls_key)) return Usage("--tls-key needs a PEM file");
+    } else if (a == "--port-file") {
+      if (!value(&port_file)) return Usage("--port-file needs a file");
+    } else if (a == "--allow-unauthenticated") {
+      allow_unauthenticated = true;
+    } else {
+      return Usage("unknown argument '" + a + "'");
+    }
+  }
+  sgt::log::Level lvl;
+  if (!sgt::log::ParseLevel(level, &lvl)) {
+    return Usage("--log-level '" + level + "': use debug, info, warn or error");
+  }
+  sgt::log::SetLevel(lvl);
+
+  sgt::coord::AuthConfig auth;
+  std::string err;
+  if (client_token_file.empty() != worker_token_file.empty()) {
+    return Usage("--client-token-file and --worker-token-file go together: give both or neither");
+  }
+  if (!client_token_file.empty()) {
+    if (!ReadSecret(client_token_file, "--client-token-file", &auth.client_token, &err) ||
+        !ReadSecret(worker_token_file, "--worker-token-file", &auth.worker_token, &err)) {
+      return Usage(err);
+    }
+    if (auth.client_token == auth.worker_token) {
+      return Usage("the client and worker tokens are the same; give each role its own secret");
+    }
+  }
+  if (!auth.enabled() && !IsLoopback(listen) && !allow_unauthenticated) {
+    return Usage(absl::StrCat("--listen ", listen,
+                              " is not a loopback address and no tokens are set; pass "
+                              "--client-token-file and --worker-token-file (docs/operations.md), "
+                              "or --allow-unauthenticated on a trusted network"));
+  }
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (tls_cert.empty() != tls_key.empty()) return Usage("--tls-cert and --tls-key go together");
+  if (!tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!ReadSecret(tls_key, "--tls-key", &pair.private_key, &err) ||
+        !ReadSecret(tls_cert, "--tls-cert", &pair.cert_chain, &err)) {
+      return Usage(err);
+    }
+    ssl.pem_key_cert_pairs.push_back(pair);
+    creds = grpc::SslServerCredentials(ssl);
+  }
+
+  // Signals are taken by one thread with sigwait; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<sgt::coord::Store>> store = sgt::coord::Store::Open(db);
+  if (!store.ok()) {
+    std::cerr << "sgt-coordinator: " << store.status().message() << "\n";
+    return 2;
+  }
+  sgt::coord::CoordinatorOptions opts;
+  opts.lease_seconds = static_cast<int32_t>(lease);
+  absl::StatusOr<std::unique_ptr<sgt::coord::Coordinator>> coord =
+      sgt::coord::Coordinator::Create(store->get(), opts);
+  if (!coord.ok()) {
+    std::cerr << "sgt-coordinator: " << coord.status().message() << "\n";
+    return 1;
+  }
+  sgt::coord::ClientApi client_api(coord->get(), store->get(), auth);
+  sgt::coord::WorkerApi worker_api(coord->get(), auth);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, creds, &port);
+  builder.RegisterService(&client_api);
+  builder.RegisterService(&worker_api);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::cerr << "sgt-coordinator: cannot listen on " << listen
+              << "; the port may be in use or the address invalid; pick another --listen\n";
+    return 2;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("sgt.v1.CoordinatorService", true);
+  health->SetServingStatus("sgt.v1.WorkerService", true);
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  std::cout << "sgt-coordinator: listening on " << host << ":" << port << " (store " << db
+            << ", lease " << lease << " s" << (auth.enabled() ? ", tokens required" : "")
+            << (tls_cert.empty() ? "" : ", TLS") << ")" << std::endl;
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::filesystem::rename(tmp, port_file);
+  }
+
+  std::atomic<bool> stopping{false};
+  std::thread ticker([&] {
+    while (!stopping) {
+      (*coord)->Tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  sgt::log::Info("coordinator", "signal ", sig, ": shutting down");
+  stopping = true;
+  (*coord)->Shutdown();
+  health->Shutdown();
+  // Calls in flight get two seconds; long-lived streams (watch, worker sessions) are cancelled.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  ticker.join();
+  coord->reset();
+  store->reset();
+  sgt::log::Info("coordinator", "stopped");
+  return 0;
+}

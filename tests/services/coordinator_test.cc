@@ -1,0 +1,396 @@
+// The coordinator's state machine against a real SQLite store, with a fake clock and an
+// in-memory worker sink (what a session stream would carry).
+#include "services/coordinator/coordinator.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace sgt::coord {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RecordingSink : public WorkerSink {
+ public:
+  bool Send(const v1::CoordinatorMessage& m) override {
+    std::lock_guard<std::mutex> lock(mu);
+    messages.push_back(m);
+    return true;
+  }
+  std::vector<v1::StartRun> Starts() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<v1::StartRun> out;
+    for (const auto& m : messages)
+      if (m.has_start()) out.push_back(m.start());
+    return out;
+  }
+  std::vector<v1::RunCommand> Commands() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<v1::RunCommand> out;
+    for (const auto& m : messages)
+      if (m.has_command()) out.push_back(m.command());
+    return out;
+  }
+  std::vector<v1::TelemetryAck> Acks() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<v1::TelemetryAck> out;
+    for (const auto& m : messages)
+      if (m.has_ack()) out.push_back(m.ack());
+    return out;
+  }
+  std::mutex mu;
+  std::vector<v1::CoordinatorMessage> messages;
+};
+
+constexpr char kSweep[] = R"(name: t
+base:
+  variant: sgt
+  model: {layers: 4, d_model: 64, heads: 4, d_ff: 128, context: 32, vocab_size: 256}
+  train: {steps: 100, warmup_steps: 5}
+  growth: {t_start: 20, delta_t: 20, layers: 2, k_max: 1, heads: 1}
+  data: {train: a.u16, validation: b.u16}
+grid:
+  variant: [vanilla, sgt]
+max_restarts: 1
+)";
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sgt-coord-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    Reopen();
+  }
+  void TearDown() override {
+    coord_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    coord_.reset();
+    store_.reset();
+    auto s = Store::Open((fs::path(dir_) / "sgt.db").string());
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+    CoordinatorOptions o;
+    o.lease_seconds = 10;
+    o.clock = [this] { return now_; };
+    auto c = Coordinator::Create(store_.get(), o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    coord_ = std::move(*c);
+  }
+  v1::SubmitSweepResponse Submit(const std::string& yaml = kSweep) {
+    v1::SubmitSweepRequest req;
+    req.set_yaml(yaml);
+    req.set_source_name("t.yaml");
+    auto r = coord_->SubmitSweep(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::SubmitSweepResponse{};
+  }
+  // A registered worker with an open session; returns the session.
+  uint64_t Connect(const std::string& name, int cpus, std::shared_ptr<RecordingSink> sink,
+                   std::vector<v1::RunRef> held = {}) {
+    v1::RegisterRequest reg;
+    reg.set_name(name);
+    for (int i = 0; i < cpus; ++i) {
+      v1::Device* d = reg.add_devices();
+      d->set_id("cpu:" + std::to_string(i));
+      d->set_kind("cpu");
+    }
+    auto r = coord_->Register(reg);
+    EXPECT_TRUE(r.ok()) << r.status();
+    v1::Hello hello;
+    hello.set_worker_id(r->worker_id());
+    for (auto& h : held) *hello.add_runs() = h;
+    auto s = coord_->OpenSession(hello, sink);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *s;
+  }
+  v1::Run Get(const std::string& id) {
+    v1::GetRunRequest req;
+    req.set_run_id(id);
+    auto r = coord_->GetRun(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r->run();
+  }
+  absl::Status Status(uint64_t session, const std::string& run, int attempt, v1::RunState st,
+                      const std::string& summary = "") {
+    v1::WorkerMessage m;
+    m.mutable_status()->set_run_id(run);
+    m.mutable_status()->set_attempt(attempt);
+    m.mutable_status()->set_state(st);
+    m.mutable_status()->set_summary_json(summary);
+    return coord_->HandleWorkerMessage(session, m);
+  }
+  std::string dir_;
+  double now_ = 1000;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Coordinator> coord_;
+};
+
+TEST_F(CoordinatorTest, SubmitQueuesRunsAndAWorkerGetsThem) {
+  auto resp = Submit();
+  ASSERT_EQ(resp.runs_size(), 2);
+  EXPECT_EQ(resp.sweep().id(), "s1");
+  for (const auto& r : resp.runs()) EXPECT_EQ(r.state(), v1::RUN_STATE_QUEUED);
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  // One device: one run at a time.
+  ASSERT_EQ(sink->Starts().size(), 1u);
+  const v1::StartRun start = sink->Starts()[0];
+  EXPECT_EQ(start.attempt(), 1);
+  EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_ASSIGNED);
+  ASSERT_TRUE(Status(session, start.run_id(), 1, v1::RUN_STATE_RUNNING).ok());
+  EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_RUNNING);
+  ASSERT_TRUE(Status(session, start.run_id(), 1, v1::RUN_STATE_SUCCEEDED,
+                     R"({"step": 100, "val_ppl": 42.5, "train_flops": 1e12})")
+                  .ok());
+  v1::Run done = Get(start.run_id());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(done.metrics().val_ppl(), 42.5);
+  EXPECT_EQ(done.step(), 100);
+  // The device is free again: the second run starts.
+  EXPECT_EQ(sink->Starts().size(), 2u);
+}
+
+TEST_F(CoordinatorTest, TelemetryBatchSentTwiceIsStoredOnce) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const v1::StartRun start = sink->Starts().at(0);
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(start.run_id());
+  b->set_attempt(1);
+  b->set_sequence(1);
+  for (int h = 0; h < 4; ++h) {
+    v1::EntropyRow* e = b->add_entropy();
+    e->set_step(10);
+    e->set_head(h);
+    e->set_value(0.5f);
+  }
+  v1::ScalarRow* s = b->add_scalars();
+  s->set_step(10);
+  s->set_name("loss");
+  s->set_value(4.5);
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  auto acks = sink->Acks();
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_FALSE(acks[0].duplicate());
+  EXPECT_TRUE(acks[1].duplicate());
+  v1::GetRunRequest req;
+  req.set_run_id(start.run_id());
+  auto got = coord_->GetRun(req);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->entropy_rows(), 4);
+  EXPECT_EQ(got->scalar_rows(), 1);
+  EXPECT_EQ(got->run().step(), 10);
+  EXPECT_DOUBLE_EQ(got->run().metrics().loss(), 4.5);
+}
+
+TEST_F(CoordinatorTest, PauseAtBoundaryThenResumeFromCheckpoint) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::ActionRequest pause;
+  pause.set_target(run);
+  auto p = coord_->Pause(pause);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_PAUSING);
+  ASSERT_EQ(sink->Commands().size(), 1u);
+  EXPECT_EQ(sink->Commands()[0].kind(), v1::RunCommand::KIND_PAUSE);
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_PAUSED,
+                     R"({"status": "paused", "step": 40, "last_checkpoint": "/ck/step-40.pt"})")
+                  .ok());
+  v1::Run paused = Get(run);
+  EXPECT_EQ(paused.state(), v1::RUN_STATE_PAUSED);
+  EXPECT_EQ(paused.resume_checkpoint(), "/ck/step-40.pt");
+  // Pausing it again is refused with the reason, and nothing changes.
+  auto again = coord_->Pause(pause);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto r = coord_->Resume(pause);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // The freed device took the other run; this one waits, then restarts from step 40.
+  v1::Run resumed = Get(run);
+  EXPECT_EQ(resumed.state(), v1::RUN_STATE_QUEUED);
+  EXPECT_NE(resumed.reason().find("step 40"), std::string::npos) << resumed.reason();
+}
+
+TEST_F(CoordinatorTest, ExpiredLeaseLosesRunsAndRequeuesUpToTheLimit) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  Connect("n1", 2, sink);
+  ASSERT_EQ(sink->Starts().size(), 2u);
+  const std::string run = sink->Starts()[0].run_id();
+  now_ += 11;  // past the 10 s lease
+  coord_->Tick();
+  v1::Run r = Get(run);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(r.restarts(), 1);
+  v1::GetRunRequest req;
+  req.set_run_id(run);
+  auto got = coord_->GetRun(req);
+  bool saw_lost = false;
+  for (const auto& e : got->events()) saw_lost |= e.to_state() == v1::RUN_STATE_LOST;
+  EXPECT_TRUE(saw_lost);
+  // A new worker takes it (attempt 2); it is lost again: max_restarts is 1, so it fails.
+  auto sink2 = std::make_shared<RecordingSink>();
+  Connect("n2", 2, sink2);
+  ASSERT_EQ(sink2->Starts().size(), 2u);
+  EXPECT_EQ(sink2->Starts()[0].attempt(), 2);
+  now_ += 11;
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_FAILED);
+  EXPECT_NE(Get(run).reason().find("restart limit"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, EverythingSurvivesARestartAndQueuedRunsAreScheduled) {
+  auto resp = Submit();
+  Reopen();
+  v1::ListRunsRequest all;
+  auto runs = coord_->ListRuns(all);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->runs_size(), 2);
+  EXPECT_EQ(runs->runs(0).config_hash(), resp.runs(0).config_hash());
+  auto sink = std::make_shared<RecordingSink>();
+  Connect("n1", 2, sink);
+  EXPECT_EQ(sink->Starts().size(), 2u);
+}
+
+TEST_F(CoordinatorTest, RunningRunsWaitOneLeaseForTheirWorkerAfterARestart) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 2, sink);
+  const std::string run = sink->Starts()[0].run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  Reopen();
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);  // within the grace lease
+  // The worker comes back holding the attempt: nothing is lost.
+  v1::RunRef ref;
+  ref.set_run_id(run);
+  ref.set_attempt(1);
+  auto sink2 = std::make_shared<RecordingSink>();
+  Connect("n1", 2, sink2, {ref});
+  now_ += 5;
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(Get(run).restarts(), 0);
+}
+
+TEST_F(CoordinatorTest, BadInputChangesNothing) {
+  v1::SubmitSweepRequest bad;
+  bad.set_yaml("name: t\nbase: {variant: sgt, model: {layers: 0}}\n");
+  bad.set_source_name("bad.yaml");
+  auto r = coord_->SubmitSweep(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("bad.yaml:2"), std::string::npos) << r.status();
+  EXPECT_EQ(coord_->ListSweeps().sweeps_size(), 0);
+  v1::GetRunRequest unknown;
+  unknown.set_run_id("r99");
+  EXPECT_EQ(coord_->GetRun(unknown).status().code(), absl::StatusCode::kNotFound);
+  unknown.set_run_id("banana");
+  EXPECT_EQ(coord_->GetRun(unknown).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::ActionRequest cancel;
+  cancel.set_target("");
+  EXPECT_EQ(coord_->Cancel(cancel).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::RegisterRequest reg;  // no name
+  EXPECT_EQ(coord_->Register(reg).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::Hello hello;
+  hello.set_worker_id("w7");
+  EXPECT_EQ(coord_->OpenSession(hello, std::make_shared<RecordingSink>()).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, EditChangesQueuedRunsOnly) {
+  Submit();
+  v1::EditRequest e;
+  e.set_target("s1");
+  e.set_priority(70);
+  e.set_steps(200);
+  e.set_max_concurrent(1);
+  auto r = coord_->Edit(e);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->changed_size(), 2);
+  EXPECT_EQ(r->sweep().max_concurrent(), 1);
+  v1::Run run = Get("r1");
+  EXPECT_EQ(run.priority(), 70);
+  EXPECT_EQ(run.steps(), 200);
+  EXPECT_NE(run.config_json().find("\"steps\":200"), std::string::npos);
+  // A bad value changes nothing.
+  v1::EditRequest bad;
+  bad.set_target("s1");
+  bad.set_steps(10);  // below growth.t_start for the sgt run
+  EXPECT_FALSE(coord_->Edit(bad).ok());
+  EXPECT_EQ(Get("r1").steps(), 200);
+  EXPECT_EQ(Get("r2").steps(), 200);
+  // max_concurrent = 1: two devices, one run.
+  auto sink = std::make_shared<RecordingSink>();
+  Connect("n1", 2, sink);
+  EXPECT_EQ(sink->Starts().size(), 1u);
+}
+
+TEST_F(CoordinatorTest, ForkStartsFromARecordedCheckpoint) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts()[0].run_id();
+  v1::ForkRequest f;
+  f.set_run_id(run);
+  f.set_from_step(40);
+  EXPECT_EQ(coord_->Fork(f).status().code(), absl::StatusCode::kFailedPrecondition);
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(run);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  v1::CheckpointRecord* c = b->add_checkpoints();
+  c->set_step(40);
+  c->set_path("/ck/" + run + "/step-40.pt");
+  c->set_bytes(123);
+  c->set_sha256(std::string(64, 'a'));
+  c->set_reason("boundary");
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  v1::Setting* s = f.add_set();
+  s->set_key("train.lr");
+  s->set_value("0.0005");
+  auto forked = coord_->Fork(f);
+  ASSERT_TRUE(forked.ok()) << forked.status();
+  EXPECT_EQ(forked->run().parent_run_id(), run);
+  EXPECT_EQ(forked->run().resume_checkpoint(), "/ck/" + run + "/step-40.pt");
+  EXPECT_NE(forked->run().config_json().find("0.0005"), std::string::npos);
+  // Changing the model is refused: the checkpoint's weights would not fit.
+  s->set_key("model.layers");
+  s->set_value("8");
+  EXPECT_EQ(coord_->Fork(f).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, CancelASweepStopsRunningRunsAndDropsQueuedOnes) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string running = sink->Starts()[0].run_id();
+  ASSERT_TRUE(Status(session, running, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::ActionRequest c;
+  c.set_target("s1");
+  auto r = coord_->Cancel(c);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->changed_size(), 2);
+  ASSERT_EQ(sink->Commands().size(), 1u);
+  EXPECT_EQ(sink->Commands()[0].kind(), v1::RunCommand::KIND_CANCEL);
+  EXPECT_EQ(Get("r1").state(), v1::RUN_STATE_CANCELLED);
+  EXPECT_EQ(Get("r2").state(), v1::RUN_STATE_CANCELLED);
+  // The worker holds its device until it reports the child gone.
+  EXPECT_EQ(coord_->ListWorkers().workers(0).free_devices(), 0);
+  ASSERT_TRUE(Status(session, running, 1, v1::RUN_STATE_CANCELLED).ok());
+  EXPECT_EQ(coord_->ListWorkers().workers(0).free_devices(), 1);
+}
+
+}  // namespace
+}  // namespace sgt::coord
