@@ -45,3 +45,99 @@ entropy: {telemetry_interval: 3, probe_sequences: 4}
 checkpoint: {at_boundaries: true}
 YAML
 }
+
+# Starts sgt-coordinator on a loopback port it picks itself, on the store $1, with any further
+# flags; sets COORD_PID and exports SGT_COORDINATOR for sgtctl. Its log: $SCRATCH/coordinator.log.
+# COORD_LISTEN=host:port restarts it where it was (workers reconnect to the same address).
+start_coordinator() {
+  local db=$1; shift
+  rm -f "$SCRATCH/coord.port"
+  "$BIN/sgt-coordinator" --listen "${COORD_LISTEN:-127.0.0.1:0}" --db "$db" --port-file "$SCRATCH/coord.port" "$@" \
+    >> "$SCRATCH/coordinator.log" 2>&1 &
+  COORD_PID=$!
+  for _ in $(seq 1 400); do
+    [[ -s $SCRATCH/coord.port ]] && break
+    kill -0 "$COORD_PID" 2>/dev/null || fail "sgt-coordinator exited: $(tail -5 "$SCRATCH/coordinator.log")"
+    sleep 0.05
+  done
+  [[ -s $SCRATCH/coord.port ]] || fail "sgt-coordinator did not start listening"
+  export SGT_COORDINATOR=127.0.0.1:$(cat "$SCRATCH/coord.port")
+}
+
+# SIGTERM, and the clean exit status it promises.
+stop_coordinator() {
+  kill -TERM "$COORD_PID"
+  local rc=0
+  wait "$COORD_PID" || rc=$?
+  [[ $rc == 0 ]] || fail "sgt-coordinator exited $rc on SIGTERM: $(tail -5 "$SCRATCH/coordinator.log")"
+}
+
+# Kills every background job of the test when it ends, however it ends.
+kill_jobs_on_exit() {
+  trap 'jobs -p | xargs -r kill -9 2>/dev/null || true' EXIT
+}
+
+# Polls `$@` (a command) until it succeeds, up to $WAIT_S seconds (default 60).
+wait_until() {
+  local deadline=$(( $(date +%s) + ${WAIT_S:-60} ))
+  until "$@" > /dev/null 2>&1; do
+    (( $(date +%s) < deadline )) || fail "timed out waiting for: $*"
+    sleep 0.1
+  done
+}
+
+# True when the SQL query $2 on the store $1 returns 1 (for wait_until).
+sql_true() { [[ $(sqlite3 "$1" "$2") == 1 ]]; }
+
+# Row count of a table in the SQLite store $1.
+rows() { sqlite3 "$1" "SELECT COUNT(*) FROM $2"; }
+
+# A sweep of three tiny runs (vanilla, block_loop, sgt) for coordinator tests: 60 steps, growth
+# boundaries at 20 and 40, entropy every 10 steps. Data paths are never opened by these tests.
+write_tiny_sweep() {
+  cat > "$1" <<'YAML'
+name: tiny
+base:
+  variant: sgt
+  data: {train: data/brown/train.u16, validation: data/brown/val.u16}
+  model: {layers: 3, d_model: 32, heads: 4, d_ff: 64, context: 32, vocab_size: 320}
+  train: {steps: 60, batch_size: 4, micro_batch_size: 2, warmup_steps: 4, seed: 1}
+  growth: {t_start: 20, delta_t: 20, layers: 2, k_max: 1, heads: 1}
+  entropy: {telemetry_interval: 10}
+  checkpoint: {at_boundaries: true}
+grid:
+  variant: [vanilla, block_loop, sgt]
+YAML
+}
+
+# Checks that every run in store $1 has exactly the telemetry a simulated worker sends for the
+# whole run, once: entropy rows at every 10th step and boundary, 5 scalars per step plus 2 at the
+# end, a decision per boundary. Only surviving attempts' rows count (superseded ones are allowed).
+check_complete_telemetry() {
+  python3 - "$1" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+bad = []
+for rid, name, cfg, state in db.execute("SELECT id, name, config_json, state FROM runs"):
+    c = json.loads(cfg)
+    steps, layers, heads = c["train"]["steps"], c["model"]["layers"], c["model"]["heads"]
+    interval = 10
+    boundaries = [] if c["variant"] == "vanilla" else ([20] if c["variant"] == "block_loop" else list(range(20, steps + 1, 20)))
+    ent_steps = {s for s in range(1, steps + 1) if s % interval == 0} | set(boundaries)
+    # Surviving rows: for each step, the rows of the newest attempt that reported it.
+    got = dict(db.execute("""SELECT step, COUNT(*) FROM entropy e WHERE run_id=? AND attempt =
+        (SELECT MAX(attempt) FROM entropy WHERE run_id=e.run_id AND step=e.step) GROUP BY step""", (rid,)))
+    want = {s: layers * heads for s in ent_steps}
+    if state != "succeeded": bad.append(f"r{rid} {name}: state {state}")
+    if got != want: bad.append(f"r{rid} {name}: entropy rows per step {got} != {want}")
+    sc = dict(db.execute("""SELECT step, COUNT(*) FROM scalars s WHERE run_id=? AND attempt =
+        (SELECT MAX(attempt) FROM scalars WHERE run_id=s.run_id AND step=s.step) GROUP BY step""", (rid,)))
+    want_sc = {s: 5 for s in range(1, steps + 1)}; want_sc[steps] = 7
+    if sc != want_sc: bad.append(f"r{rid} {name}: scalars per step differ: {sorted(set(sc.items()) ^ set(want_sc.items()))[:6]}")
+    dec = [s for (s,) in db.execute("SELECT DISTINCT step FROM growth_decisions WHERE run_id=? ORDER BY step", (rid,))]
+    if dec != boundaries: bad.append(f"r{rid} {name}: decisions at {dec}, want {boundaries}")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print("telemetry complete for", db.execute("SELECT COUNT(*) FROM runs").fetchone()[0], "runs")
+PY
+}
