@@ -1006,6 +1006,7 @@ void Coordinator::CloseSession(uint64_t session) {
 }
 
 absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg) {
+  if (msg.has_telemetry()) return IngestTelemetry(session, msg.telemetry());
   std::unique_lock<std::mutex> lock(mu_);
   auto sit = sessions_.find(session);
   if (sit == sessions_.end()) {
@@ -1043,8 +1044,7 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
       status = HandleStatus(w, msg.status(), out);
       Schedule(out);
       break;
-    case v1::WorkerMessage::kTelemetry:
-      status = HandleTelemetry(w, msg.telemetry(), out);
+    case v1::WorkerMessage::kTelemetry:  // handled above, without the lock
       break;
     case v1::WorkerMessage::kHello:
       status = absl::InvalidArgumentError("hello: only the first message of a session is a hello");
@@ -1136,27 +1136,48 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::HandleTelemetry(WorkerState& w, const v1::TelemetryBatch& b,
-                                          Outbox& out) {
+// The SQLite write, the bulk of the work, runs without the coordinator's lock so that client
+// calls and other workers are not held up by ingestion. A run's telemetry comes from the one
+// session that holds it, in order; only client actions (pause, cancel, edit) change the run
+// meanwhile, and they do not touch what telemetry updates (step, metrics, resume checkpoint).
+absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b) {
   v1::CoordinatorMessage ack;
   ack.mutable_ack()->set_run_id(b.run_id());
   ack.mutable_ack()->set_attempt(b.attempt());
   ack.mutable_ack()->set_sequence(b.sequence());
-  if (b.sequence() < 1 || b.attempt() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
-                                                   b.attempt(), ", sequence ", b.sequence(),
-                                                   "; both start at 1"));
-  }
+  std::shared_ptr<WorkerSink> sink;
+  RunRow next;
+  bool current = false;
+  uint64_t seen = 0;
   const int64_t rid = ParseId(b.run_id(), 'r');
-  auto it = runs_.find(rid);
-  if (it == runs_.end()) {
-    out.Add(w.sink, ack);  // nothing to store it under; the worker may drop it
-    return absl::NotFoundError(
-        absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto sit = sessions_.find(session);
+    if (sit == sessions_.end()) {
+      return absl::FailedPreconditionError(
+          "this session was replaced by a newer one or expired; open a new session");
+    }
+    WorkerState& w = *workers_.at(sit->second);
+    const double now = Now();
+    w.lease_expires = now + options_.lease_seconds;
+    w.row.last_seen = now;
+    sink = w.sink;
+    if (b.sequence() < 1 || b.attempt() < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
+                                                     b.attempt(), ", sequence ", b.sequence(),
+                                                     "; both start at 1"));
+    }
+    auto it = runs_.find(rid);
+    if (it == runs_.end()) {
+      sink->Send(ack);  // nothing to store it under; the worker may drop it
+      return absl::NotFoundError(
+          absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
+    }
+    const RunRow& r = it->second;
+    current = b.attempt() == r.attempt;
+    seen = run_version_[rid];
+    next = r;
   }
-  RunRow& r = it->second;
-  const bool current = b.attempt() == r.attempt;
-  RunRow next = r;
   if (current) {
     int64_t newest_step = next.step;
     for (const v1::ScalarRow& s : b.scalars()) {
@@ -1177,11 +1198,21 @@ absl::Status Coordinator::HandleTelemetry(WorkerState& w, const v1::TelemetryBat
   absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
   if (!fresh.ok()) return fresh.status();  // not acknowledged: the worker sends it again
   ack.mutable_ack()->set_duplicate(!*fresh);
-  out.Add(w.sink, ack);
   if (*fresh && current) {
-    r = std::move(next);
-    Bump(r.id);
+    std::lock_guard<std::mutex> lock(mu_);
+    RunRow& r = runs_[rid];
+    if (r.attempt == b.attempt()) {
+      r.step = next.step;
+      r.metrics = next.metrics;
+      r.resume_checkpoint = next.resume_checkpoint;
+      r.resume_step = next.resume_step;
+      r.updated_at = next.updated_at;
+      // A client action wrote the whole row meanwhile, with the old progress: write it again.
+      if (run_version_[rid] != seen) (void)store_->UpdateRun(r);
+      Bump(rid);
+    }
   }
+  sink->Send(ack);
   return absl::OkStatus();
 }
 

@@ -99,7 +99,7 @@ class Coordinator {
   struct Outbox;
   Coordinator(Store* store, CoordinatorOptions options);
 
-  // All below run with mu_ held.
+  // All below run with mu_ held, except where marked.
   double Now() const;
   void Bump(int64_t run_id);
   absl::Status Transition(RunRow& run, v1::RunState to, const std::string& reason);
@@ -113,7 +113,7 @@ class Coordinator {
   void Schedule(Outbox& out);
   void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);
   absl::Status HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out);
-  absl::Status HandleTelemetry(WorkerState& w, const v1::TelemetryBatch& b, Outbox& out);
+  absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b);  // takes mu_
   void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, Outbox& out);
   void Flush(Outbox& out);  // sends outside the lock
 

@@ -481,7 +481,8 @@ struct Store::Impl {
   std::mutex write_mu;
   Db wdb;
   StmtPtr begin, commit, rollback;
-  StmtPtr insert_sweep, update_sweep, insert_run, update_run, insert_event, upsert_attempt;
+  StmtPtr insert_sweep, update_sweep, insert_run, update_run, update_progress, insert_event,
+      upsert_attempt;
   StmtPtr upsert_worker, insert_batch, insert_entropy, insert_entropy_chunk, insert_scalar,
       insert_decision;
   StmtPtr insert_checkpoint;
@@ -544,6 +545,7 @@ struct Store::Impl {
 
   // Write side; callers hold write_mu.
   absl::Status WriteRun(const RunRow& run);
+  absl::Status WriteProgress(const RunRow& run);
   absl::StatusOr<int64_t> InsertRunRow(const RunRow& run, int64_t sweep_id);
   absl::Status InsertEvent(int64_t run_id, const RunEventRow& e);
   absl::Status Transition(const RunRow& run, const RunEventRow& event);
@@ -731,6 +733,9 @@ absl::Status Store::Impl::PrepareStatements() {
        "config_json = ?13, config_hash = ?14, settings = ?15, parent_run_id = ?16, "
        "parent_step = ?17, resume_checkpoint = ?18, resume_step = ?19, metrics = ?20, "
        "summary_json = ?21, updated_at = ?22 WHERE id = ?1"},
+      {&update_progress,
+       "UPDATE runs SET step = ?2, resume_checkpoint = ?3, resume_step = ?4, metrics = ?5, "
+       "updated_at = ?6 WHERE id = ?1"},
       {&insert_event,
        "INSERT INTO run_events(run_id, time, attempt, from_state, to_state, reason) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
@@ -850,6 +855,24 @@ absl::Status Store::Impl::WriteRun(const RunRow& r) {
     return absl::NotFoundError(absl::StrCat("store ", path, ": updating run ", r.id,
                                             ": no such run; store it with InsertSweep or "
                                             "InsertRun first (a bug in the caller)"));
+  }
+  return absl::OkStatus();
+}
+
+// Only what telemetry changes: a state change written meanwhile by another thread stays.
+absl::Status Store::Impl::WriteProgress(const RunRow& r) {
+  std::string metrics;
+  const auto st = google::protobuf::util::MessageToJsonString(r.metrics, &metrics, PrintOptions());
+  if (!st.ok()) {
+    return absl::InternalError(absl::StrCat("store ", path, ": run ", r.id,
+                                            ": cannot write its metrics as JSON: ", st.ToString()));
+  }
+  Scoped s(update_progress);
+  BindAll(s.get(), r.id, r.step, r.resume_checkpoint, r.resume_step, metrics, r.updated_at);
+  SGT_STORE_RETURN_IF_ERROR(Execute(wdb, s.get(), absl::StrCat("updating run ", r.id)));
+  if (sqlite3_changes(wdb) != 1) {
+    return absl::NotFoundError(absl::StrCat("store ", path, ": updating run ", r.id,
+                                            ": no such run (a bug in the caller)"));
   }
   return absl::OkStatus();
 }
@@ -1094,7 +1117,7 @@ absl::StatusOr<bool> Store::AppendTelemetry(int64_t run_id, const v1::TelemetryB
             c.time());
     SGT_STORE_RETURN_IF_ERROR(im.Execute(im.wdb, s.get(), where));
   }
-  if (run != nullptr) SGT_STORE_RETURN_IF_ERROR(im.WriteRun(*run));
+  if (run != nullptr) SGT_STORE_RETURN_IF_ERROR(im.WriteProgress(*run));
   SGT_STORE_RETURN_IF_ERROR(txn.Commit());
   return true;
 }

@@ -58,7 +58,7 @@ struct RunRow {
   std::string config_json;
   std::string config_hash;
   std::vector<std::pair<std::string, std::string>> settings;  // grid key -> YAML value text
-  int64_t parent_run_id = 0;  // 0: not a fork
+  int64_t parent_run_id = 0;                                  // 0: not a fork
   int64_t parent_step = 0;
   std::string resume_checkpoint;  // path the next attempt resumes from; "" = fresh
   int64_t resume_step = 0;        // step of that checkpoint (0 = fresh)
@@ -119,8 +119,8 @@ struct TelemetryFilter {
   int64_t from_step = 0;  // inclusive; 0 = from the start
   int64_t to_step = 0;    // inclusive; 0 = to the end
   bool all_attempts = false;
-  int64_t cursor = 0;     // 0 for the first page
-  int limit = 4096;       // rows per page
+  int64_t cursor = 0;  // 0 for the first page
+  int limit = 4096;    // rows per page
 };
 
 class Store {
@@ -161,9 +161,10 @@ class Store {
 
   // Stores one telemetry batch in one transaction: its entropy rows, scalars, decisions and
   // checkpoint records, keyed by (run_id, batch.attempt(), batch.sequence()), and, when `run` is
-  // not null, the run's row (newest step and metrics) too. Returns true when stored, false when
-  // that key was already stored (then nothing is written). The batch's run_id string is not
-  // read: `run_id` is the numeric id.
+  // not null, the run's progress: its step, metrics, resume_checkpoint, resume_step and
+  // updated_at (no other field, so a state change written concurrently is kept). Returns true when
+  // stored, false when that key was already stored (then nothing is written). The batch's run_id
+  // string is not read: `run_id` is the numeric id.
   absl::StatusOr<bool> AppendTelemetry(int64_t run_id, const v1::TelemetryBatch& batch, double now,
                                        const RunRow* run);
 

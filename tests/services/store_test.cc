@@ -483,11 +483,17 @@ TEST_F(StoreTest, TelemetryRoundTrip) {
   c->set_reason("boundary");
   c->set_time(1700000222.5);
 
+  // Only the progress fields are written: the state below is not (a concurrent state change
+  // must not be overwritten by ingestion).
   run.step = 2;
-  run.state = v1::RUN_STATE_RUNNING;
   run.metrics.set_loss(9.98);
+  run.resume_checkpoint = "/ckpt/r1/step2.pt";
+  run.resume_step = 2;
   run.updated_at = 1700000223;
-  auto fresh = store->AppendTelemetry(run.id, b, 1700000223, &run);
+  RunRow sent = run;
+  sent.state = v1::RUN_STATE_RUNNING;
+  sent.reason = "not written";
+  auto fresh = store->AppendTelemetry(run.id, b, 1700000223, &sent);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   EXPECT_TRUE(*fresh);
 
@@ -715,13 +721,17 @@ TEST_F(StoreTest, FailedWritesLeaveNothing) {
   st = store->TransitionRuns({{changed, cancel}, {ghost, cancel}});
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
 
-  // A telemetry batch whose run update fails at the very end: no rows, and the batch key is
-  // not taken, so a retry is stored.
-  RunRow broken = runs[0];
-  broken.parent_run_id = 12345;  // foreign key violation in the final UPDATE
+  // A telemetry batch whose run update fails at the very end (a trigger refuses it): no rows,
+  // and the batch key is not taken, so a retry is stored.
+  SqlExec(path_,
+          "CREATE TRIGGER refuse_progress BEFORE UPDATE OF step ON runs "
+          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+  RunRow progressed = runs[0];
+  progressed.step = 7;
   const v1::TelemetryBatch b = Batch(1, 1, 1, 10);
-  auto appended = store->AppendTelemetry(runs[0].id, b, 1, &broken);
+  auto appended = store->AppendTelemetry(runs[0].id, b, 1, &progressed);
   EXPECT_FALSE(appended.ok());
+  SqlExec(path_, "DROP TRIGGER refuse_progress");
   // Telemetry for a run that is not stored.
   auto unknown = store->AppendTelemetry(4242, b, 1, nullptr);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
