@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "libsgt/core/config.h"
 #include "libsgt/core/sha256.h"
@@ -999,8 +1000,9 @@ void Coordinator::CloseSession(uint64_t session) {
     w->second->sink.reset();
     w->second->session = 0;
     (void)store_->UpsertWorker(w->second->row);
-    log::Info(kLog, "worker ", w->second->row.id, " disconnected; lease until ",
-              w->second->lease_expires);
+    log::Info(kLog, "worker ", w->second->row.id, " disconnected; its runs wait ",
+              absl::StrFormat("%.0f", w->second->lease_expires - Now()),
+              " s (its lease) for it to come back");
   }
   sessions_.erase(it);
 }
@@ -1224,7 +1226,8 @@ void Coordinator::ExpireLeases(Outbox& out) {
   for (auto& [id, wp] : workers_) {
     WorkerState& w = *wp;
     if (w.lease_expires >= now || (w.sink == nullptr && w.held.empty())) continue;
-    log::Warn(kLog, "worker ", w.row.id, " lease expired (last seen ", w.row.last_seen, ")");
+    log::Warn(kLog, "worker ", w.row.id, " lease expired (last seen ",
+              absl::StrFormat("%.1f", now - w.row.last_seen), " s ago)");
     if (w.session != 0) sessions_.erase(w.session);
     w.session = 0;
     w.sink.reset();

@@ -9,6 +9,9 @@ db=$SCRATCH/sgt.db
 write_tiny_sweep "$SCRATCH/sweep.yaml"
 start_coordinator "$db"
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
+# watch, not on a terminal: plain lines, and it ends (exit 0) when every run has succeeded.
+"$BIN/sgtctl" watch s1 > "$SCRATCH/watch.txt" 2>&1 &
+watch_pid=$!
 "$BIN/sgt-loadgen" simulate --name node-a --devices 2 --step-ms 2 --resend --exit-after-runs 3 \
   > "$SCRATCH/worker.json" 2> "$SCRATCH/worker.log" || fail "simulated worker failed"
 python3 - "$SCRATCH/worker.json" <<'PY' || fail "duplicates were not acknowledged as such"
@@ -18,6 +21,10 @@ assert w["duplicates_acked"] > 0 and w["duplicates_acked"] * 2 == w["batches_ack
 print("acks:", w)
 PY
 check_complete_telemetry "$db" || fail "a batch sent twice was stored twice (or lost)"
+wait "$watch_pid" || fail "sgtctl watch exited $? after the sweep succeeded: $(tail -3 "$SCRATCH/watch.txt")"
+for r in r1 r2 r3; do
+  grep -q "$r.*succeeded" "$SCRATCH/watch.txt" || fail "watch never showed $r succeeded"
+done
 batches=$(rows "$db" telemetry_batches)
 [[ $batches -gt 0 ]] || fail "no telemetry batches recorded"
 
@@ -39,5 +46,16 @@ text = json.dumps(rep)
 for v in ("vanilla", "block_loop", "sgt"):
     assert v in text, v
 PY
+
+# Fork r3 from its boundary checkpoint at step 20 with another learning rate: a new run that
+# resumes there, and a simulated worker runs it from step 21.
+"$BIN/sgtctl" fork r3 --from-step 20 --set train.lr=0.0005 > "$SCRATCH/fork.txt" || fail "fork failed"
+[[ $(sqlite3 "$db" "SELECT parent_run_id || ' ' || parent_step || ' ' || resume_checkpoint FROM runs WHERE id = 4") == "3 20 /sim/r3/a1/step-20" ]] \
+  || fail "the fork does not start from r3's checkpoint at step 20"
+sqlite3 "$db" "SELECT config_json FROM runs WHERE id = 4" | grep -q '"lr":0.0005' || fail "the fork's lr is not set"
+"$BIN/sgt-loadgen" simulate --name node-b --devices 1 --step-ms 2 --exit-after-runs 1 \
+  > /dev/null 2> "$SCRATCH/worker2.log" || fail "simulated worker failed on the fork"
+[[ $(sqlite3 "$db" "SELECT MIN(step) FROM scalars WHERE run_id = 4") == 21 ]] || fail "the fork did not resume after step 20"
+check_complete_telemetry "$db" || fail "the fork's telemetry is incomplete"
 stop_coordinator
 echo "PASS"

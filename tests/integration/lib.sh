@@ -111,19 +111,21 @@ YAML
 }
 
 # Checks that every run in store $1 has exactly the telemetry a simulated worker sends for the
-# whole run, once: entropy rows at every 10th step and boundary, 5 scalars per step plus 2 at the
+# whole run (a fork: from its parent's step on), once: entropy rows at every 10th step and boundary, 5 scalars per step plus 2 at the
 # end, a decision per boundary. Only surviving attempts' rows count (superseded ones are allowed).
 check_complete_telemetry() {
   python3 - "$1" <<'PY'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 bad = []
-for rid, name, cfg, state in db.execute("SELECT id, name, config_json, state FROM runs"):
-    c = json.loads(cfg)
+for rid, name, cfg, state, first in db.execute(
+        "SELECT id, name, config_json, state, COALESCE(parent_step, 0) + 1 FROM runs"):
+    c = json.loads(cfg)  # a fork starts after its parent's step
     steps, layers, heads = c["train"]["steps"], c["model"]["layers"], c["model"]["heads"]
     interval = 10
     boundaries = [] if c["variant"] == "vanilla" else ([20] if c["variant"] == "block_loop" else list(range(20, steps + 1, 20)))
-    ent_steps = {s for s in range(1, steps + 1) if s % interval == 0} | set(boundaries)
+    boundaries = [b for b in boundaries if b >= first]
+    ent_steps = {s for s in range(first, steps + 1) if s % interval == 0} | set(boundaries)
     # Surviving rows: for each step, the rows of the newest attempt that reported it.
     got = dict(db.execute("""SELECT step, COUNT(*) FROM entropy e WHERE run_id=? AND attempt =
         (SELECT MAX(attempt) FROM entropy WHERE run_id=e.run_id AND step=e.step) GROUP BY step""", (rid,)))
@@ -132,7 +134,7 @@ for rid, name, cfg, state in db.execute("SELECT id, name, config_json, state FRO
     if got != want: bad.append(f"r{rid} {name}: entropy rows per step {got} != {want}")
     sc = dict(db.execute("""SELECT step, COUNT(*) FROM scalars s WHERE run_id=? AND attempt =
         (SELECT MAX(attempt) FROM scalars WHERE run_id=s.run_id AND step=s.step) GROUP BY step""", (rid,)))
-    want_sc = {s: 5 for s in range(1, steps + 1)}; want_sc[steps] = 7
+    want_sc = {s: 5 for s in range(first, steps + 1)}; want_sc[steps] = 7
     if sc != want_sc: bad.append(f"r{rid} {name}: scalars per step differ: {sorted(set(sc.items()) ^ set(want_sc.items()))[:6]}")
     dec = [s for (s,) in db.execute("SELECT DISTINCT step FROM growth_decisions WHERE run_id=? ORDER BY step", (rid,))]
     if dec != boundaries: bad.append(f"r{rid} {name}: decisions at {dec}, want {boundaries}")
