@@ -980,7 +980,13 @@ void Coordinator::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held,
     auto r = runs_.find(rid);
     const bool wanted = r != runs_.end() && IsActive(r->second.state) &&
                         r->second.worker_id == w.row.id && r->second.attempt == ref.attempt();
-    if (wanted) continue;
+    if (wanted) {
+      // A pause asked for while the worker was away has not reached it yet.
+      if (r->second.state == v1::RUN_STATE_PAUSING) {
+        Command(out, r->second, v1::RunCommand::KIND_PAUSE);
+      }
+      continue;
+    }
     v1::CoordinatorMessage m;
     v1::RunCommand* c = m.mutable_command();
     c->set_kind(v1::RunCommand::KIND_CANCEL);
@@ -1267,7 +1273,14 @@ void Coordinator::Schedule(Outbox& out) {
   for (const auto& [id, r] : runs_) {
     if (IsActive(r.state)) limits[r.sweep_id].active += 1;
     if (r.state != v1::RUN_STATE_QUEUED) continue;
-    kinds[id] = DeviceKindOf(r.config_json);
+    // Parsed once per configuration, not once per tick: a big queue is scheduled 4 times a second.
+    auto cached = device_kind_.find(id);
+    if (cached == device_kind_.end() || cached->second.first != r.config_hash) {
+      cached = device_kind_
+                   .insert_or_assign(id, std::make_pair(r.config_hash, DeviceKindOf(r.config_json)))
+                   .first;
+    }
+    kinds[id] = cached->second.second;
     queued.push_back({id, r.sweep_id, r.priority, r.devices, kinds[id]});
   }
   if (queued.empty()) return;

@@ -126,6 +126,7 @@ class Coordinator {
   std::map<int64_t, SweepRow> sweeps_;
   std::map<int64_t, RunRow> runs_;
   std::map<int64_t, uint64_t> run_version_;
+  std::map<int64_t, std::pair<std::string, std::string>> device_kind_;  // run -> (hash, kind)
   std::map<std::string, std::unique_ptr<WorkerState>> workers_;
   std::map<uint64_t, std::string> sessions_;  // session -> worker id
   uint64_t next_session_ = 1;

@@ -392,5 +392,27 @@ TEST_F(CoordinatorTest, CancelASweepStopsRunningRunsAndDropsQueuedOnes) {
   EXPECT_EQ(coord_->ListWorkers().workers(0).free_devices(), 1);
 }
 
+TEST_F(CoordinatorTest, APauseAskedWhileTheWorkerIsAwayReachesItOnReconnect) {
+  Submit();
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  coord_->CloseSession(session);
+  v1::ActionRequest pause;
+  pause.set_target(run);
+  ASSERT_TRUE(coord_->Pause(pause).ok());
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_PAUSING);
+  EXPECT_TRUE(sink->Commands().empty());
+  v1::RunRef ref;
+  ref.set_run_id(run);
+  ref.set_attempt(1);
+  auto sink2 = std::make_shared<RecordingSink>();
+  Connect("n1", 1, sink2, {ref});
+  ASSERT_EQ(sink2->Commands().size(), 1u);
+  EXPECT_EQ(sink2->Commands()[0].kind(), v1::RunCommand::KIND_PAUSE);
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_PAUSING);
+}
+
 }  // namespace
 }  // namespace sgt::coord
