@@ -894,6 +894,10 @@ absl::StatusOr<RunConfig> ParseRunConfigNode(const YAML::Node& node, const std::
   }
 }
 
+std::string ClosestName(const std::string& word, const std::vector<std::string>& options) {
+  return Closest(word, options);
+}
+
 bool IsRunConfigKey(const std::string& dotted_key) { return Keys().IsLeaf(dotted_key); }
 
 bool IsRunConfigSection(const std::string& name) { return Keys().IsSection(name); }

@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "libsgt/core/config.h"
@@ -30,6 +31,10 @@ absl::StatusOr<RunConfig> ParseRunConfigNode(const YAML::Node& node, const std::
 // the sections ("growth").
 bool IsRunConfigKey(const std::string& dotted_key);
 bool IsRunConfigSection(const std::string& name);
+
+// The closest of `options` to `word` by edit distance, or "" when none is close enough to be a
+// typo: for "did you mean" hints in files that embed a run configuration.
+std::string ClosestName(const std::string& word, const std::vector<std::string>& options);
 
 }  // namespace sgt
 

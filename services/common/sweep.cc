@@ -63,32 +63,9 @@ std::string Shown(const YAML::Node& node) {
   return absl::StrCat("'", node.Scalar(), "'");
 }
 
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // "; did you mean 'x'?" for the closest option, or "" when none is close enough to be a typo.
 std::string Suggestion(const std::string& word, const std::vector<std::string>& options) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
-  for (const std::string& option : options) {
-    size_t d = EditDistance(word, option);
-    if (d < best_distance) {
-      best_distance = d;
-      best = option;
-    }
-  }
+  const std::string best = ClosestName(word, options);
   return best.empty() ? "" : absl::StrCat("; did you mean '", best, "'?");
 }
 

@@ -523,111 +523,89 @@ std::string ReasonOr(const v1::ActionRequest& req, const std::string& fallback) 
 
 }  // namespace
 
-absl::StatusOr<v1::ActionResponse> Coordinator::Pause(const v1::ActionRequest& req) {
+absl::StatusOr<v1::ActionResponse> Coordinator::Act(
+    const v1::ActionRequest& req, const char* verb, const char* need,
+    const std::function<bool(const RunRow&)>& applies,
+    const std::function<absl::Status(RunRow&, Outbox&)>& act) {
   std::unique_lock<std::mutex> lock(mu_);
   absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
   if (!targets.ok()) return targets.status();
   v1::ActionResponse resp;
   Outbox out;
   for (RunRow* r : *targets) {
-    absl::Status s;
-    if (r->state == v1::RUN_STATE_QUEUED) {
-      s = Transition(*r, v1::RUN_STATE_PAUSED, ReasonOr(req, "paused before it started"));
-    } else if (r->state == v1::RUN_STATE_ASSIGNED || r->state == v1::RUN_STATE_RUNNING) {
-      s = Transition(*r, v1::RUN_STATE_PAUSING,
-                     ReasonOr(req, "pause requested; it stops at its next growth boundary"));
-      if (s.ok()) Command(out, *r, v1::RunCommand::KIND_PAUSE);
-    } else {
-      if (targets->size() == 1) {
-        return NotApplicable("pause", *r, "only queued, assigned and running runs can pause");
+    if (!applies(*r)) {
+      if (targets->size() == 1 && ParseId(req.target(), 'r') > 0) {
+        return NotApplicable(verb, *r, need);
       }
       *resp.add_unchanged() = ToProto(*r);
       continue;
     }
-    if (!s.ok()) return s;
+    // Each run's change is stored on its own: a store failure part-way through a sweep leaves
+    // the runs before it changed, and says so.
+    if (absl::Status s = act(*r, out); !s.ok()) return s;
     *resp.add_changed() = ToProto(*r);
   }
+  Schedule(out);
   lock.unlock();
   Flush(out);
   return resp;
+}
+
+absl::StatusOr<v1::ActionResponse> Coordinator::Pause(const v1::ActionRequest& req) {
+  return Act(
+      req, "pause", "only queued, assigned and running runs can pause",
+      [](const RunRow& r) {
+        return r.state == v1::RUN_STATE_QUEUED || r.state == v1::RUN_STATE_ASSIGNED ||
+               r.state == v1::RUN_STATE_RUNNING;
+      },
+      [&](RunRow& r, Outbox& out) {
+        if (r.state == v1::RUN_STATE_QUEUED) {
+          return Transition(r, v1::RUN_STATE_PAUSED, ReasonOr(req, "paused before it started"));
+        }
+        absl::Status s =
+            Transition(r, v1::RUN_STATE_PAUSING,
+                       ReasonOr(req, "pause requested; it stops at its next growth boundary"));
+        if (s.ok()) Command(out, r, v1::RunCommand::KIND_PAUSE);
+        return s;
+      });
 }
 
 absl::StatusOr<v1::ActionResponse> Coordinator::Resume(const v1::ActionRequest& req) {
-  std::unique_lock<std::mutex> lock(mu_);
-  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
-  if (!targets.ok()) return targets.status();
-  v1::ActionResponse resp;
-  for (RunRow* r : *targets) {
-    if (r->state != v1::RUN_STATE_PAUSED) {
-      if (targets->size() == 1) return NotApplicable("resume", *r, "only paused runs resume");
-      *resp.add_unchanged() = ToProto(*r);
-      continue;
-    }
-    const std::string from = r->resume_checkpoint.empty()
-                                 ? std::string("from the start")
-                                 : absl::StrCat("from its checkpoint at step ", r->resume_step);
-    if (absl::Status s = Transition(*r, v1::RUN_STATE_QUEUED, ReasonOr(req, "resumed " + from));
-        !s.ok()) {
-      return s;
-    }
-    *resp.add_changed() = ToProto(*r);
-  }
-  Outbox out;
-  Schedule(out);
-  lock.unlock();
-  Flush(out);
-  return resp;
+  return Act(
+      req, "resume", "only paused runs resume",
+      [](const RunRow& r) { return r.state == v1::RUN_STATE_PAUSED; },
+      [&](RunRow& r, Outbox&) {
+        const std::string from = r.resume_checkpoint.empty()
+                                     ? std::string("from the start")
+                                     : absl::StrCat("from its checkpoint at step ", r.resume_step);
+        return Transition(r, v1::RUN_STATE_QUEUED, ReasonOr(req, "resumed " + from));
+      });
 }
 
 absl::StatusOr<v1::ActionResponse> Coordinator::Snapshot(const v1::ActionRequest& req) {
-  std::unique_lock<std::mutex> lock(mu_);
-  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
-  if (!targets.ok()) return targets.status();
-  v1::ActionResponse resp;
-  Outbox out;
-  for (RunRow* r : *targets) {
-    if (r->state != v1::RUN_STATE_ASSIGNED && r->state != v1::RUN_STATE_RUNNING) {
-      if (targets->size() == 1) {
-        return NotApplicable("snapshot", *r, "only assigned and running runs take snapshots");
-      }
-      *resp.add_unchanged() = ToProto(*r);
-      continue;
-    }
-    Command(out, *r, v1::RunCommand::KIND_SNAPSHOT);
-    log::Info(kLog, RunId(r->id), " snapshot requested", req.reason().empty() ? "" : ": ",
-              req.reason());
-    *resp.add_changed() = ToProto(*r);
-  }
-  lock.unlock();
-  Flush(out);
-  return resp;
+  return Act(
+      req, "snapshot", "only assigned and running runs take snapshots",
+      [](const RunRow& r) {
+        return r.state == v1::RUN_STATE_ASSIGNED || r.state == v1::RUN_STATE_RUNNING;
+      },
+      [&](RunRow& r, Outbox& out) {
+        Command(out, r, v1::RunCommand::KIND_SNAPSHOT);
+        log::Info(kLog, RunId(r.id), " snapshot requested", req.reason().empty() ? "" : ": ",
+                  req.reason());
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<v1::ActionResponse> Coordinator::Cancel(const v1::ActionRequest& req) {
-  std::unique_lock<std::mutex> lock(mu_);
-  absl::StatusOr<std::vector<RunRow*>> targets = Targets(req.target());
-  if (!targets.ok()) return targets.status();
-  v1::ActionResponse resp;
-  Outbox out;
-  for (RunRow* r : *targets) {
-    if (IsEnded(r->state)) {
-      if (targets->size() == 1) return NotApplicable("cancel", *r, "it has already ended");
-      *resp.add_unchanged() = ToProto(*r);
-      continue;
-    }
-    const bool on_worker = IsActive(r->state);
-    // The worker keeps the devices until it reports the child gone (Release on its status).
-    if (absl::Status s = Transition(*r, v1::RUN_STATE_CANCELLED, ReasonOr(req, "cancelled"));
-        !s.ok()) {
-      return s;
-    }
-    if (on_worker) Command(out, *r, v1::RunCommand::KIND_CANCEL);
-    *resp.add_changed() = ToProto(*r);
-  }
-  Schedule(out);
-  lock.unlock();
-  Flush(out);
-  return resp;
+  return Act(
+      req, "cancel", "it has already ended", [](const RunRow& r) { return !IsEnded(r.state); },
+      [&](RunRow& r, Outbox& out) {
+        const bool on_worker = IsActive(r.state);
+        // The worker keeps the devices until it reports the child gone (Release on its status).
+        absl::Status s = Transition(r, v1::RUN_STATE_CANCELLED, ReasonOr(req, "cancelled"));
+        if (s.ok() && on_worker) Command(out, r, v1::RunCommand::KIND_CANCEL);
+        return s;
+      });
 }
 
 absl::StatusOr<v1::EditResponse> Coordinator::Edit(const v1::EditRequest& req) {

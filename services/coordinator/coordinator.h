@@ -105,6 +105,13 @@ class Coordinator {
   absl::Status Transition(RunRow& run, v1::RunState to, const std::string& reason);
   absl::Status Requeue(RunRow& run, v1::RunState via, const std::string& reason);
   absl::StatusOr<std::vector<RunRow*>> Targets(const std::string& target);
+  // Takes the lock. One action over a run or a sweep's runs: `applies` picks the runs it changes,
+  // `act` changes one (transition, commands). A run target it does not apply to is refused as
+  // FAILED_PRECONDITION naming `need`; a sweep's other runs are listed as unchanged.
+  absl::StatusOr<v1::ActionResponse> Act(const v1::ActionRequest& req, const char* verb,
+                                         const char* need,
+                                         const std::function<bool(const RunRow&)>& applies,
+                                         const std::function<absl::Status(RunRow&, Outbox&)>& act);
   v1::Run ToProto(const RunRow& r) const;
   v1::Sweep ToProto(const SweepRow& s) const;
   v1::Worker ToProto(const WorkerState& w) const;
