@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/growth.h"
 #include "libsgt/core/sha256.h"
 #include "nlohmann/json.hpp"
 #include "services/common/ids.h"
@@ -90,6 +91,15 @@ void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
     m->set_tokens(static_cast<int64_t>(v));
 }
 
+// A store failure as the caller should see it: the coordinator's own trouble (INTERNAL, or
+// UNAVAILABLE when SQLite is busy), never a code that means something else on the wire
+// (FAILED_PRECONDITION from a constraint, PERMISSION_DENIED from a read-only file).
+absl::Status FromStore(const absl::Status& s) {
+  if (s.ok()) return s;
+  if (s.code() == absl::StatusCode::kUnavailable) return s;
+  return absl::InternalError(s.message());
+}
+
 absl::Status BadTarget(const std::string& target) {
   return absl::InvalidArgumentError(
       absl::StrCat("target '", target,
@@ -108,6 +118,7 @@ struct Coordinator::WorkerState {
     int32_t attempt = 0;
     int32_t devices = 0;
     std::string kind;
+    double since = 0;  // when it was assigned (or, after a restart, loaded)
   };
   std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
 
@@ -168,7 +179,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Store* store,
     if (!IsActive(r.state)) continue;
     auto w = c->workers_.find(r.worker_id);
     if (w == c->workers_.end()) continue;  // Tick() finds it orphaned and re-queues it
-    w->second->held[id] = {r.attempt, r.devices, DeviceKindOf(r.config_json)};
+    w->second->held[id] = {r.attempt, r.devices, DeviceKindOf(r.config_json), c->started_at_};
   }
   log::Info(kLog, "loaded ", c->sweeps_.size(), " sweeps, ", c->runs_.size(), " runs, ",
             c->workers_.size(), " workers from ", store->path());
@@ -278,7 +289,7 @@ absl::Status Coordinator::Transition(RunRow& run, v1::RunState to, const std::st
   next.updated_at = ev.time;
   if (absl::Status s = store_->TransitionRun(next, ev); !s.ok()) {
     log::Error(kLog, "store: ", s.message());
-    return s;
+    return FromStore(s);
   }
   log::Info(kLog, RunId(run.id), " ", RunStateName(run.state), " -> ", RunStateName(to), ": ",
             reason);
@@ -290,8 +301,19 @@ absl::Status Coordinator::Transition(RunRow& run, v1::RunState to, const std::st
 // A run whose worker went away (via = LOST) goes back to the queue from its newest checkpoint,
 // or fails once it has used its restarts.
 absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::string& reason) {
+  const bool was_pausing = run.state == v1::RUN_STATE_PAUSING;
   if (absl::Status s = Transition(run, via, reason); !s.ok()) return s;
   run.worker_id.clear();
+  if (was_pausing) {  // the user asked it to stop: it stays stopped, at its newest checkpoint
+    return Transition(
+        run, v1::RUN_STATE_PAUSED,
+        run.resume_checkpoint.empty()
+            ? std::string("paused: its worker was lost while pausing, before any checkpoint; "
+                          "resume starts it from the beginning")
+            : absl::StrCat("paused: its worker was lost while pausing; resume continues from its "
+                           "checkpoint at step ",
+                           run.resume_step));
+  }
   const SweepRow& sweep = sweeps_[run.sweep_id];
   if (run.restarts >= sweep.max_restarts) {
     return Transition(
@@ -306,6 +328,15 @@ absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::stri
   return Transition(run, v1::RUN_STATE_QUEUED,
                     absl::StrCat("re-queued ", from, " (restart ", run.restarts, " of ",
                                  sweep.max_restarts, ")"));
+}
+
+bool Coordinator::BoundaryAhead(const RunRow& r) const {
+  absl::StatusOr<RunConfig> cfg = RunConfigFromJson(r.config_json);
+  if (!cfg.ok()) return false;
+  for (int64_t step = r.step + 1; step <= cfg->train.steps; ++step) {
+    if (IsGrowthBoundary(*cfg, step)) return true;
+  }
+  return false;
 }
 
 void Coordinator::Release(const std::string& worker_id, int64_t run_id) {
@@ -397,7 +428,7 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     r.updated_at = now;
     rows.push_back(std::move(r));
   }
-  if (absl::Status s = store_->InsertSweep(sweep, rows, now); !s.ok()) return s;
+  if (absl::Status s = store_->InsertSweep(sweep, rows, now); !s.ok()) return FromStore(s);
   v1::SubmitSweepResponse resp;
   sweeps_[sweep.id] = sweep;
   for (RunRow& r : rows) {
@@ -485,7 +516,7 @@ absl::StatusOr<v1::GetRunResponse> Coordinator::GetRun(const v1::GetRunRequest& 
   }
   // Store reads use their own connection: no need to hold the coordinator's lock.
   absl::StatusOr<std::vector<RunEventRow>> events = store_->RunEvents(rid);
-  if (!events.ok()) return events.status();
+  if (!events.ok()) return FromStore(events.status());
   for (const RunEventRow& e : *events) {
     v1::RunEvent* p = resp.add_events();
     p->set_run_id(RunId(e.run_id));
@@ -496,13 +527,13 @@ absl::StatusOr<v1::GetRunResponse> Coordinator::GetRun(const v1::GetRunRequest& 
     p->set_reason(e.reason);
   }
   absl::StatusOr<std::vector<v1::CheckpointRecord>> cks = store_->Checkpoints(rid);
-  if (!cks.ok()) return cks.status();
+  if (!cks.ok()) return FromStore(cks.status());
   for (v1::CheckpointRecord& c : *cks) {
     c.set_run_id(RunId(rid));
     *resp.add_checkpoints() = std::move(c);
   }
   absl::StatusOr<RunCounts> counts = store_->Counts(rid);
-  if (!counts.ok()) return counts.status();
+  if (!counts.ok()) return FromStore(counts.status());
   resp.set_decisions(counts->decisions);
   resp.set_entropy_rows(counts->entropy_rows);
   resp.set_scalar_rows(counts->scalar_rows);
@@ -553,10 +584,14 @@ absl::StatusOr<v1::ActionResponse> Coordinator::Act(
 
 absl::StatusOr<v1::ActionResponse> Coordinator::Pause(const v1::ActionRequest& req) {
   return Act(
-      req, "pause", "only queued, assigned and running runs can pause",
-      [](const RunRow& r) {
-        return r.state == v1::RUN_STATE_QUEUED || r.state == v1::RUN_STATE_ASSIGNED ||
-               r.state == v1::RUN_STATE_RUNNING;
+      req, "pause",
+      "only queued runs, and assigned or running runs with a growth boundary still ahead, can "
+      "pause (pauses happen at growth boundaries, sgt-method §8; vanilla has none: cancel it or "
+      "let it finish)",
+      [&](const RunRow& r) {
+        return r.state == v1::RUN_STATE_QUEUED ||
+               ((r.state == v1::RUN_STATE_ASSIGNED || r.state == v1::RUN_STATE_RUNNING) &&
+                BoundaryAhead(r));
       },
       [&](RunRow& r, Outbox& out) {
         if (r.state == v1::RUN_STATE_QUEUED) {
@@ -584,9 +619,13 @@ absl::StatusOr<v1::ActionResponse> Coordinator::Resume(const v1::ActionRequest& 
 
 absl::StatusOr<v1::ActionResponse> Coordinator::Snapshot(const v1::ActionRequest& req) {
   return Act(
-      req, "snapshot", "only assigned and running runs take snapshots",
-      [](const RunRow& r) {
-        return r.state == v1::RUN_STATE_ASSIGNED || r.state == v1::RUN_STATE_RUNNING;
+      req, "snapshot",
+      "only assigned and running runs on a connected worker, with a growth boundary still "
+      "ahead, take snapshots (snapshots happen at growth boundaries, sgt-method §8)",
+      [&](const RunRow& r) {
+        auto w = workers_.find(r.worker_id);
+        return (r.state == v1::RUN_STATE_ASSIGNED || r.state == v1::RUN_STATE_RUNNING) &&
+               w != workers_.end() && w->second->sink != nullptr && BoundaryAhead(r);
       },
       [&](RunRow& r, Outbox& out) {
         Command(out, r, v1::RunCommand::KIND_SNAPSHOT);
@@ -675,11 +714,11 @@ absl::StatusOr<v1::EditResponse> Coordinator::Edit(const v1::EditRequest& req) {
         sweeps_[targets->empty() ? ParseId(req.target(), 's') : targets->front()->sweep_id];
     if (req.has_priority()) s.priority = req.priority();
     if (req.has_max_concurrent()) s.max_concurrent = req.max_concurrent();
-    if (absl::Status st = store_->UpdateSweep(s); !st.ok()) return st;
+    if (absl::Status st = store_->UpdateSweep(s); !st.ok()) return FromStore(st);
     sweeps_[s.id] = s;
   }
   for (RunRow& n : next) {
-    if (absl::Status st = store_->UpdateRun(n); !st.ok()) return st;
+    if (absl::Status st = store_->UpdateRun(n); !st.ok()) return FromStore(st);
     runs_[n.id] = n;
     Bump(n.id);
     *resp.add_changed() = ToProto(n);
@@ -713,7 +752,7 @@ absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
     parent = it->second;
   }
   absl::StatusOr<std::vector<v1::CheckpointRecord>> cks = store_->Checkpoints(rid);
-  if (!cks.ok()) return cks.status();
+  if (!cks.ok()) return FromStore(cks.status());
   const v1::CheckpointRecord* from = nullptr;
   std::vector<std::string> steps;
   for (const v1::CheckpointRecord& c : *cks) {
@@ -791,7 +830,7 @@ absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
   ev.from_state = v1::RUN_STATE_UNSPECIFIED;
   ev.to_state = v1::RUN_STATE_QUEUED;
   ev.reason = r.reason;
-  if (absl::Status st = store_->InsertRun(r, ev); !st.ok()) return st;
+  if (absl::Status st = store_->InsertRun(r, ev); !st.ok()) return FromStore(st);
   runs_[r.id] = r;
   Bump(r.id);
   v1::ForkResponse resp;
@@ -818,6 +857,9 @@ absl::StatusOr<std::vector<v1::Run>> Coordinator::WatchRuns(const std::string& t
   if (*seen != 0) {
     changed_.wait_for(lock, std::chrono::duration<double>(timeout_s),
                       [&] { return shutdown_ || version_ > *seen; });
+  }
+  if (shutdown_) {
+    return absl::UnavailableError("sgt-coordinator is shutting down; watch again once it is back");
   }
   absl::StatusOr<std::vector<RunRow*>> targets = Targets(target);
   if (!targets.ok()) return targets.status();
@@ -885,7 +927,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   row.hostname = req.hostname();
   row.devices.assign(req.devices().begin(), req.devices().end());
   row.last_seen = now;
-  if (absl::Status s = store_->UpsertWorker(row); !s.ok()) return s;
+  if (absl::Status s = store_->UpsertWorker(row); !s.ok()) return FromStore(s);
   if (!existing) {
     ++next_worker_;
     auto ws = std::make_unique<WorkerState>();
@@ -996,7 +1038,7 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
   std::unique_lock<std::mutex> lock(mu_);
   auto sit = sessions_.find(session);
   if (sit == sessions_.end()) {
-    return absl::FailedPreconditionError(
+    return absl::AbortedError(
         "this session was replaced by a newer one or expired; open a new session");
   }
   WorkerState& w = *workers_.at(sit->second);
@@ -1007,6 +1049,28 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
   absl::Status status;
   switch (msg.kind_case()) {
     case v1::WorkerMessage::kHeartbeat: {
+      // Attempts given to this worker that its heartbeat no longer lists are gone (the child
+      // died without a status reaching us). Only those given well before this heartbeat: a
+      // StartRun and a heartbeat may cross on the wire.
+      std::set<int64_t> listed;
+      for (const v1::RunRef& ref : msg.heartbeat().runs())
+        listed.insert(ParseId(ref.run_id(), 'r'));
+      const double slack = 2.0 * std::max(1, options_.lease_seconds / 3);
+      std::vector<int64_t> vanished;
+      for (const auto& [rid, h] : w.held) {
+        if (!listed.count(rid) && now - h.since > slack) vanished.push_back(rid);
+      }
+      for (int64_t rid : vanished) {
+        const int32_t attempt = w.held[rid].attempt;
+        w.held.erase(rid);
+        RunRow& r = runs_[rid];
+        if (IsActive(r.state) && r.worker_id == w.row.id && r.attempt == attempt) {
+          (void)Requeue(r, v1::RUN_STATE_LOST,
+                        absl::StrCat("worker ", w.row.id, " no longer lists attempt ", attempt,
+                                     " in its heartbeats"));
+        }
+      }
+      if (!vanished.empty()) Schedule(out);
       // Stop attempts the worker still runs that the coordinator no longer wants.
       for (const v1::RunRef& ref : msg.heartbeat().runs()) {
         auto r = runs_.find(ParseId(ref.run_id(), 'r'));
@@ -1052,6 +1116,14 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
     return absl::NotFoundError(absl::StrCat("status: run '", st.run_id(), "' not found"));
   }
   RunRow& run = it->second;
+  json summary;
+  if (!st.summary_json().empty()) {
+    summary = json::parse(st.summary_json(), nullptr, /*allow_exceptions=*/false);
+    if (summary.is_discarded() || !summary.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "status of ", st.run_id(), ": summary_json is not a JSON object; send summary.json"));
+    }
+  }
   const bool ended_on_worker = st.state() == v1::RUN_STATE_PAUSED || IsEnded(st.state());
   const bool current = run.attempt == st.attempt() && run.worker_id == w.row.id;
   if (ended_on_worker) {
@@ -1066,17 +1138,13 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   // Changes go to a copy; Transition stores it and only then replaces the cached row.
   RunRow r = run;
   if (st.step() > r.step) r.step = st.step();
-  json summary;
-  if (!st.summary_json().empty()) {
-    summary = json::parse(st.summary_json(), nullptr, /*allow_exceptions=*/false);
-    if (summary.is_discarded() || !summary.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "status of ", st.run_id(), ": summary_json is not a JSON object; send summary.json"));
-    }
+  int64_t summary_step = -1;  // the step the attempt stopped after, per its summary
+  if (summary.is_object()) {
     r.summary_json = st.summary_json();
     MetricsFromSummary(summary, &r.metrics);
     if (summary.contains("step") && summary["step"].is_number_integer()) {
-      r.step = std::max(r.step, summary["step"].get<int64_t>());
+      summary_step = summary["step"].get<int64_t>();
+      r.step = summary_step;
     }
   }
   v1::RunState to = st.state();
@@ -1093,10 +1161,11 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
       reason = absl::StrCat("running on ", w.row.id, " (attempt ", r.attempt, ")");
       break;
     case v1::RUN_STATE_PAUSED:
+      // A paused attempt's checkpoint is at the step it stopped after.
       if (summary.is_object() && summary.contains("last_checkpoint") &&
-          summary["last_checkpoint"].is_string() && r.step < r.steps) {
+          summary["last_checkpoint"].is_string() && summary_step > 0 && summary_step < r.steps) {
         r.resume_checkpoint = summary["last_checkpoint"].get<std::string>();
-        r.resume_step = r.step;
+        r.resume_step = summary_step;
       }
       if (reason.empty()) reason = absl::StrCat("paused at step ", r.step);
       break;
@@ -1140,7 +1209,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     std::lock_guard<std::mutex> lock(mu_);
     auto sit = sessions_.find(session);
     if (sit == sessions_.end()) {
-      return absl::FailedPreconditionError(
+      return absl::AbortedError(
           "this session was replaced by a newer one or expired; open a new session");
     }
     WorkerState& w = *workers_.at(sit->second);
@@ -1182,7 +1251,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     next.updated_at = Now();
   }
   absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
-  if (!fresh.ok()) return fresh.status();  // not acknowledged: the worker sends it again
+  if (!fresh.ok()) return FromStore(fresh.status());  // not acknowledged: sent again later
   ack.mutable_ack()->set_duplicate(!*fresh);
   if (*fresh && current) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1269,6 +1338,7 @@ void Coordinator::Schedule(Outbox& out) {
     RunRow before = r;
     r.attempt += 1;
     r.worker_id = a.worker_id;
+    r.step = r.resume_step;  // Run.step follows the current attempt
     if (!Transition(r, v1::RUN_STATE_ASSIGNED,
                     absl::StrCat("assigned to ", a.worker_id, " (attempt ", r.attempt, ")"))
              .ok()) {
@@ -1276,7 +1346,7 @@ void Coordinator::Schedule(Outbox& out) {
       continue;
     }
     assigned.insert(a.run_id);
-    w.held[a.run_id] = {r.attempt, r.devices, kinds[a.run_id]};
+    w.held[a.run_id] = {r.attempt, r.devices, kinds[a.run_id], now};
     v1::CoordinatorMessage m;
     v1::StartRun* s = m.mutable_start();
     s->set_run_id(RunId(r.id));
@@ -1287,11 +1357,17 @@ void Coordinator::Schedule(Outbox& out) {
     s->set_name(r.name);
     out.Add(w.sink, std::move(m));
   }
-  // Say why the rest wait, when it is something the user must fix.
+  // Say why the rest wait when no connected worker could ever hold them; once one could, say
+  // so instead of leaving the old reason (the transition's reason, "resumed ...", is kept).
   for (const QueuedRun& q : queued) {
     if (assigned.count(q.run_id)) continue;
-    const std::string why = UnschedulableReason(q, capacity);
+    std::string why = UnschedulableReason(q, capacity);
     RunRow& r = runs_[q.run_id];
+    const bool said_unschedulable =
+        r.reason.rfind("waiting for a worker", 0) == 0 || r.reason.rfind("needs ", 0) == 0;
+    if (why.empty() && said_unschedulable) {
+      why = "waiting for free devices (or for its sweep's max_concurrent)";
+    }
     if (why.empty() || r.reason == why) continue;
     RunRow next = r;
     next.reason = why;

@@ -116,6 +116,9 @@ class Coordinator {
   v1::Sweep ToProto(const SweepRow& s) const;
   v1::Worker ToProto(const WorkerState& w) const;
   void Release(const std::string& worker_id, int64_t run_id);
+  // Whether the run has a growth boundary after its current step (where pause and snapshot
+  // take effect).
+  bool BoundaryAhead(const RunRow& r) const;
   void ExpireLeases(Outbox& out);
   void Schedule(Outbox& out);
   void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);

@@ -2,7 +2,10 @@
 // every sweep, run, state change and telemetry row in one SQLite file (docs/operations.md).
 //
 //   sgt-coordinator --listen 127.0.0.1:7070 --db sgt.db
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -61,6 +64,31 @@ bool ReadSecret(const std::string& path, const char* flag, std::string* out, std
     return false;
   }
   return true;
+}
+
+// One coordinator per store: a second one on the same file would schedule the same runs twice.
+// An flock on "<db>.lock", held for the life of the process (the kernel drops it at exit, even
+// after kill -9). Returns "" or the problem.
+std::string LockStore(const std::string& db) {
+  const std::string path = db + ".lock";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::StrCat("--db ", db, ": cannot create its lock file ", path,
+                        "; check that the directory exists and is writable");
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    return absl::StrCat("--db ", db, " is in use by another sgt-coordinator",
+                        n > 0 ? absl::StrCat(" (pid ", absl::StripAsciiWhitespace(buf), ")") : "",
+                        "; stop it, or point --db at another file");
+  }
+  const std::string pid = absl::StrCat(getpid(), "\n");
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The lock holds without the pid; the pid only makes the message above friendlier.
+  }
+  return "";  // fd stays open: the lock lives as long as the process
 }
 
 bool IsLoopback(const std::string& addr) {
@@ -160,6 +188,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (std::string problem = LockStore(db); !problem.empty()) {
+    std::cerr << "sgt-coordinator: " << problem << "\n";
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<sgt::coord::Store>> store = sgt::coord::Store::Open(db);
   if (!store.ok()) {
     std::cerr << "sgt-coordinator: " << store.status().message() << "\n";
@@ -181,6 +213,9 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, creds, &port);
+  // Without this gRPC binds with SO_REUSEPORT and a second coordinator on the same port would
+  // start and share the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&client_api);
   builder.RegisterService(&worker_api);
   builder.SetMaxReceiveMessageSize(64 << 20);

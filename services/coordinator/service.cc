@@ -121,7 +121,7 @@ grpc::Status ClientApi::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* 
   while (!ctx->IsCancelled()) {
     bool done = false;
     absl::StatusOr<std::vector<v1::Run>> runs = c_->WatchRuns(req->target(), &seen, 1.0, &done);
-    if (!runs.ok()) return ToGrpc(runs.status());
+    if (!runs.ok()) return ToGrpc(runs.status());  // includes UNAVAILABLE at shutdown
     if (!runs->empty() || done) {
       v1::WatchResponse resp;
       for (v1::Run& r : *runs) *resp.add_runs() = std::move(r);
@@ -216,7 +216,7 @@ grpc::Status WorkerApi::Session(
     absl::Status s = c_->HandleWorkerMessage(*session, msg);
     if (s.ok()) continue;
     log::Warn(kLog, "worker ", first.hello().worker_id(), ": ", s.message());
-    if (s.code() == absl::StatusCode::kFailedPrecondition) {  // the session is gone
+    if (s.code() == absl::StatusCode::kAborted) {  // the session was replaced or expired
       result = ToGrpc(s);
       break;
     }

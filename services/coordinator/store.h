@@ -1,4 +1,4 @@
-// The coordinator's durable state: one SQLite file in WAL mode (architecture.md, "Store").
+// The coordinator's durable state: one SQLite file in WAL mode (docs/store.md).
 //
 // Every sweep, run, state transition, worker, checkpoint record, growth decision, entropy
 // sample and scalar lives here; the coordinator's memory is a cache rebuilt from it at start.

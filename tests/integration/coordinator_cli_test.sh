@@ -70,6 +70,12 @@ diff "$SCRATCH/before.txt" "$SCRATCH/after.txt" > /dev/null || fail "bad input c
 $ctl ls | grep -q "sweep-seeds" || fail "the coordinator stopped serving after bad input"
 expect_fail 1 "start sgt-coordinator" $ctl --coordinator 127.0.0.1:1 ls
 
+# A second coordinator on the same store, or on the same port, is refused (exit 2).
+expect_fail 2 "in use by another sgt-coordinator \(pid $COORD_PID\)" \
+  "$BIN/sgt-coordinator" --listen 127.0.0.1:0 --db "$db"
+expect_fail 2 "cannot listen on $SGT_COORDINATOR" \
+  "$BIN/sgt-coordinator" --listen "$SGT_COORDINATOR" --db "$SCRATCH/other.db"
+
 # Cancel the whole sweep; SIGTERM stops the daemon cleanly.
 $ctl cancel s1 > /dev/null
 [[ $(sqlite3 "$db" "SELECT COUNT(*) FROM runs WHERE state = 'cancelled'") == 15 ]] || fail "cancel s1"

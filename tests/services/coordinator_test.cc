@@ -56,6 +56,14 @@ grid:
 max_restarts: 1
 )";
 
+// The same sweep with the SGT run first, so that the first run a worker gets has growth
+// boundaries (pause and snapshot happen there).
+std::string SgtFirst() {
+  std::string y = kSweep;
+  y.replace(y.find("[vanilla, sgt]"), 14, "[sgt, vanilla]");
+  return y;
+}
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -192,7 +200,7 @@ TEST_F(CoordinatorTest, TelemetryBatchSentTwiceIsStoredOnce) {
 }
 
 TEST_F(CoordinatorTest, PauseAtBoundaryThenResumeFromCheckpoint) {
-  Submit();
+  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
   uint64_t session = Connect("n1", 1, sink);
   const std::string run = sink->Starts().at(0).run_id();
@@ -393,7 +401,7 @@ TEST_F(CoordinatorTest, CancelASweepStopsRunningRunsAndDropsQueuedOnes) {
 }
 
 TEST_F(CoordinatorTest, APauseAskedWhileTheWorkerIsAwayReachesItOnReconnect) {
-  Submit();
+  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
   uint64_t session = Connect("n1", 1, sink);
   const std::string run = sink->Starts().at(0).run_id();
@@ -412,6 +420,94 @@ TEST_F(CoordinatorTest, APauseAskedWhileTheWorkerIsAwayReachesItOnReconnect) {
   ASSERT_EQ(sink2->Commands().size(), 1u);
   EXPECT_EQ(sink2->Commands()[0].kind(), v1::RunCommand::KIND_PAUSE);
   EXPECT_EQ(Get(run).state(), v1::RUN_STATE_PAUSING);
+}
+
+TEST_F(CoordinatorTest, PauseAndSnapshotNeedABoundaryAhead) {
+  Submit();  // r1 is vanilla: no growth boundaries at all
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::ActionRequest req;
+  req.set_target(run);
+  auto p = coord_->Pause(req);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(p.status().message().find("vanilla has none"), std::string::npos) << p.status();
+  EXPECT_EQ(coord_->Snapshot(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_TRUE(sink->Commands().empty());
+}
+
+TEST_F(CoordinatorTest, APausingRunWhoseWorkerIsLostStaysPaused) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::ActionRequest req;
+  req.set_target(run);
+  ASSERT_TRUE(coord_->Pause(req).ok());
+  now_ += 11;
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_PAUSED);
+  EXPECT_EQ(Get(run).restarts(), 0);
+}
+
+TEST_F(CoordinatorTest, AnAttemptMissingFromHeartbeatsIsLost) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::WorkerMessage hb;
+  hb.mutable_heartbeat();
+  // Right after the start, an empty heartbeat may have crossed the StartRun: nothing happens.
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, hb).ok());
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+  // Later, it means the attempt is gone.
+  now_ += 7;
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, hb).ok());
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_ASSIGNED);  // lost, re-queued, given out again
+  EXPECT_EQ(Get(run).restarts(), 1);
+  EXPECT_EQ(Get(run).attempt(), 2);
+}
+
+TEST_F(CoordinatorTest, RunStepFollowsTheCurrentAttempt) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  // Attempt 1 checkpoints at 20 and reaches 30, then its worker is lost.
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(run);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  b->add_scalars()->set_step(30);
+  v1::CheckpointRecord* c = b->add_checkpoints();
+  c->set_step(20);
+  c->set_path("/ck/step-20");
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  EXPECT_EQ(Get(run).step(), 30);
+  now_ += 11;
+  coord_->Tick();
+  auto sink2 = std::make_shared<RecordingSink>();
+  uint64_t s2 = Connect("n2", 1, sink2);
+  ASSERT_EQ(sink2->Starts().at(0).resume_checkpoint(), "/ck/step-20");
+  EXPECT_EQ(Get(run).step(), 20);  // attempt 2 starts from the checkpoint
+  ASSERT_TRUE(Status(s2, run, 2, v1::RUN_STATE_RUNNING).ok());
+  v1::ActionRequest req;
+  req.set_target(run);
+  ASSERT_TRUE(coord_->Pause(req).ok());
+  ASSERT_TRUE(Status(s2, run, 2, v1::RUN_STATE_PAUSED,
+                     R"({"status": "paused", "step": 40, "last_checkpoint": "/ck/step-40"})")
+                  .ok());
+  EXPECT_EQ(Get(run).step(), 40);
+  EXPECT_NE(Get(run).reason().find("40"), std::string::npos);
+  auto resumed = coord_->Resume(req);
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_NE(resumed->changed(0).reason().find("step 40"), std::string::npos);
 }
 
 }  // namespace
