@@ -1204,6 +1204,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
   RunRow next;
   bool current = false;
   uint64_t seen = 0;
+  bool unknown_run = false;
   const int64_t rid = ParseId(b.run_id(), 'r');
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1224,14 +1225,18 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     }
     auto it = runs_.find(rid);
     if (it == runs_.end()) {
-      sink->Send(ack);  // nothing to store it under; the worker may drop it
-      return absl::NotFoundError(
-          absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
+      unknown_run = true;
+    } else {
+      const RunRow& r = it->second;
+      current = b.attempt() == r.attempt;
+      seen = run_version_[rid];
+      next = r;
     }
-    const RunRow& r = it->second;
-    current = b.attempt() == r.attempt;
-    seen = run_version_[rid];
-    next = r;
+  }
+  if (unknown_run) {
+    sink->Send(ack);  // nothing to store it under: acknowledged so that the worker drops it
+    return absl::NotFoundError(
+        absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
   }
   if (current) {
     int64_t newest_step = next.step;
