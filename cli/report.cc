@@ -95,6 +95,10 @@ Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
       if (setting.key() == kSeedKey || setting.key() == kVariantKey) continue;
       settings.emplace_back(setting.key(), setting.value());
     }
+    // A fork is not another seed of its parent's setting: it is its own row.
+    if (!run.parent_run_id().empty()) {
+      settings.emplace_back("fork", absl::StrCat(run.parent_run_id(), "@", run.parent_step()));
+    }
     auto [it, inserted] = row_of_key.emplace(GroupKey(run, settings), report.rows.size());
     if (inserted) {
       ReportRow row;
@@ -108,10 +112,15 @@ Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
     Samples& s = samples[it->second];
     row.run_ids.push_back(run.id());
     row.seeds.push_back(SeedOf(run));
-    s.val_ppl.push_back(run.metrics().val_ppl());
-    s.train_flops.push_back(run.metrics().train_flops());
-    s.overhead_pct.push_back(run.metrics().overhead() * 100);
-    s.tokens_per_s.push_back(run.metrics().tokens_per_s());
+    // 0 is "not reported" (proto3 has no presence for doubles): such a run adds nothing to that
+    // column rather than a zero. An overhead counts only beside its FLOPs.
+    const v1::RunMetrics& m = run.metrics();
+    if (m.val_ppl() > 0) s.val_ppl.push_back(m.val_ppl());
+    if (m.train_flops() > 0) {
+      s.train_flops.push_back(m.train_flops());
+      s.overhead_pct.push_back(m.overhead() * 100);
+    }
+    if (m.tokens_per_s() > 0) s.tokens_per_s.push_back(m.tokens_per_s());
   }
   for (size_t i = 0; i < report.rows.size(); ++i) {
     report.rows[i].val_ppl = Summarize(samples[i].val_ppl);

@@ -108,27 +108,47 @@ bool SafePlain(const std::string& s) {
 }
 
 // Compact flow text of a value: "2", "block_loop", "[1, 2]", "\"300\"". Quoted scalars stay
-// quoted, so a quoted number is still refused by a number key.
-std::string ValueText(const YAML::Node& node) {
+// quoted, so a quoted number is still refused by a number key. At most `budget` nodes are
+// written: YAML aliases can make a few hundred bytes stand for billions of nodes, and a sweep
+// file comes from the network. Past the budget the text ends in "...", which no key accepts.
+std::string ValueText(const YAML::Node& node, int64_t& budget) {
+  if (--budget < 0) return "...";
   switch (node.Type()) {
     case YAML::NodeType::Scalar:
       return IsQuoted(node) || !SafePlain(node.Scalar()) ? DoubleQuoted(node.Scalar())
                                                          : node.Scalar();
     case YAML::NodeType::Sequence: {
       std::vector<std::string> items;
-      for (const YAML::Node& item : node) items.push_back(ValueText(item));
+      for (const YAML::Node& item : node) {
+        items.push_back(ValueText(item, budget));
+        if (budget < 0) break;
+      }
       return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
     }
     case YAML::NodeType::Map: {
       std::vector<std::string> items;
       for (const auto& entry : node) {
-        items.push_back(absl::StrCat(ValueText(entry.first), ": ", ValueText(entry.second)));
+        items.push_back(
+            absl::StrCat(ValueText(entry.first, budget), ": ", ValueText(entry.second, budget)));
+        if (budget < 0) break;
       }
       return absl::StrCat("{", absl::StrJoin(items, ", "), "}");
     }
     default:
       return "~";
   }
+}
+
+std::string ValueText(const YAML::Node& node) {
+  int64_t budget = 10000;
+  return ValueText(node, budget);
+}
+
+// A value quoted in an error message: short enough to read.
+std::string Quoted(const YAML::Node& node) {
+  int64_t budget = 50;
+  std::string text = ValueText(node, budget);
+  return text.size() > 200 ? text.substr(0, 200) + "..." : text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +403,7 @@ class SweepParser {
         return ErrorAt(source(), mark, key,
                        absl::StrCat("expected a list of values, got ", Shown(values),
                                     "; a list such as [1, 2] (a list key takes a list of lists: ",
-                                    "[[1, 2], [3]]); write [", ValueText(values),
+                                    "[[1, 2], [3]]); write [", Quoted(values),
                                     "] for a single value, or set it in base"));
       }
       Axis axis;

@@ -24,6 +24,13 @@ namespace {
 
 constexpr char kLog[] = "coordinator";
 
+// Rows in one telemetry batch. sgt-train's events come in batches of a few hundred rows; a
+// bigger one would hold the store's writer (and every state change behind it) for seconds.
+constexpr int64_t kMaxBatchRows = 65536;
+
+// Attempts one worker may list in a hello or heartbeat (a worker runs a few at once).
+constexpr int kMaxHeldRuns = 1024;
+
 bool IsActive(v1::RunState s) {
   return s == v1::RUN_STATE_ASSIGNED || s == v1::RUN_STATE_RUNNING || s == v1::RUN_STATE_PAUSING;
 }
@@ -332,11 +339,20 @@ absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::stri
 
 bool Coordinator::BoundaryAhead(const RunRow& r) const {
   absl::StatusOr<RunConfig> cfg = RunConfigFromJson(r.config_json);
-  if (!cfg.ok()) return false;
-  for (int64_t step = r.step + 1; step <= cfg->train.steps; ++step) {
-    if (IsGrowthBoundary(*cfg, step)) return true;
+  if (!cfg.ok() || cfg->variant == Variant::kVanilla) return false;
+  // The first boundary after r.step in closed form (train.steps may be huge; no step loop), then
+  // confirmed by the rule itself.
+  const GrowthConfig& g = cfg->growth;
+  const int64_t after = std::max<int64_t>(r.step, 0);
+  int64_t next = 0;
+  if (g.schedule == GrowthSchedule::kFixed) {
+    next = g.fixed_from_step;
+  } else if (cfg->variant == Variant::kBlockLoop || g.delta_t <= 0 || after < g.t_start) {
+    next = g.t_start;
+  } else {
+    next = g.t_start + ((after - g.t_start) / g.delta_t + 1) * g.delta_t;
   }
-  return false;
+  return next > after && next <= cfg->train.steps && IsGrowthBoundary(*cfg, next);
 }
 
 void Coordinator::Release(const std::string& worker_id, int64_t run_id) {
@@ -723,8 +739,7 @@ absl::StatusOr<v1::EditResponse> Coordinator::Edit(const v1::EditRequest& req) {
     Bump(n.id);
     *resp.add_changed() = ToProto(n);
   }
-  const int64_t sid = sweep_target ? ParseId(req.target(), 's') : targets->front()->sweep_id;
-  *resp.mutable_sweep() = ToProto(sweeps_[sid]);
+  if (sweep_target) *resp.mutable_sweep() = ToProto(sweeps_[ParseId(req.target(), 's')]);
   Outbox out;
   Schedule(out);
   lock.unlock();
@@ -947,6 +962,10 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
 
 absl::StatusOr<uint64_t> Coordinator::OpenSession(const v1::Hello& hello,
                                                   std::shared_ptr<WorkerSink> sink) {
+  if (hello.runs_size() > kMaxHeldRuns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hello: ", hello.runs_size(), " runs listed; at most ", kMaxHeldRuns));
+  }
   std::unique_lock<std::mutex> lock(mu_);
   auto it = workers_.find(hello.worker_id());
   if (it == workers_.end()) {
@@ -1047,6 +1066,10 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
   w.row.last_seen = now;
   Outbox out;
   absl::Status status;
+  if (msg.has_heartbeat() && msg.heartbeat().runs_size() > kMaxHeldRuns) {
+    return absl::InvalidArgumentError(absl::StrCat("heartbeat: ", msg.heartbeat().runs_size(),
+                                                   " runs listed; at most ", kMaxHeldRuns));
+  }
   switch (msg.kind_case()) {
     case v1::WorkerMessage::kHeartbeat: {
       // Attempts given to this worker that its heartbeat no longer lists are gone (the child
@@ -1137,13 +1160,13 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   }
   // Changes go to a copy; Transition stores it and only then replaces the cached row.
   RunRow r = run;
-  if (st.step() > r.step) r.step = st.step();
+  if (st.step() > r.step) r.step = std::min(st.step(), r.steps);
   int64_t summary_step = -1;  // the step the attempt stopped after, per its summary
   if (summary.is_object()) {
     r.summary_json = st.summary_json();
     MetricsFromSummary(summary, &r.metrics);
     if (summary.contains("step") && summary["step"].is_number_integer()) {
-      summary_step = summary["step"].get<int64_t>();
+      summary_step = std::clamp(summary["step"].get<int64_t>(), r.resume_step, r.steps);
       r.step = summary_step;
     }
   }
@@ -1223,12 +1246,27 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
                                                      b.attempt(), ", sequence ", b.sequence(),
                                                      "; both start at 1"));
     }
+    const int64_t rows =
+        int64_t{b.entropy_size()} + b.scalars_size() + b.decisions_size() + b.checkpoints_size();
+    if (rows > kMaxBatchRows) {
+      return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": ", rows,
+                                                     " rows in one batch; at most ", kMaxBatchRows,
+                                                     "; send smaller batches"));
+    }
     auto it = runs_.find(rid);
     if (it == runs_.end()) {
       unknown_run = true;
     } else {
       const RunRow& r = it->second;
-      current = b.attempt() == r.attempt;
+      // Only the worker that holds the current attempt may speak for it; older attempts' late
+      // batches are history (stored, the run untouched); a future attempt does not exist.
+      const bool owner = r.worker_id == w.row.id;
+      if (b.attempt() > r.attempt || (b.attempt() == r.attempt && !owner && IsActive(r.state))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("telemetry of ", b.run_id(), " attempt ", b.attempt(), ": worker ",
+                         w.row.id, " does not hold that attempt; batch refused"));
+      }
+      current = b.attempt() == r.attempt && owner && !IsEnded(r.state);
       seen = run_version_[rid];
       next = r;
     }
@@ -1252,7 +1290,8 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
         next.resume_step = c.step();
       }
     }
-    next.step = newest_step;
+    // A worker's numbers are not trusted to stay in range: the attempt runs resume_step..steps.
+    next.step = std::clamp(newest_step, next.resume_step, next.steps);
     next.updated_at = Now();
   }
   absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);

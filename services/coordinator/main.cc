@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&client_api);
   builder.RegisterService(&worker_api);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(16 << 20);  // sweep files and telemetry batches are far smaller
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "sgt-coordinator: cannot listen on " << listen

@@ -1,6 +1,9 @@
 #include "services/coordinator/service.h"
 
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/ids.h"
@@ -19,24 +22,72 @@ bool SameToken(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-// Where commands to a worker go: its Session stream. Writes come from any thread (the scheduler,
-// a client's cancel); the handler thread closes it before the stream is destroyed.
+// Where commands to a worker go: its Session stream. Send only queues: a writer thread of the
+// session does the blocking Write, so a worker that stops reading holds up nobody but itself
+// (not the scheduler, not client calls, not other workers). A queue that overflows means the
+// worker is not reading: the session is cancelled and its lease decides what happens to its runs.
 class StreamSink : public WorkerSink {
  public:
-  explicit StreamSink(grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* s)
-      : stream_(s) {}
+  StreamSink(grpc::ServerContext* ctx,
+             grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* s)
+      : ctx_(ctx), stream_(s), writer_([this] { Drain(); }) {}
+  ~StreamSink() override { Close(); }
+
   bool Send(const v1::CoordinatorMessage& m) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return stream_ != nullptr && stream_->Write(m);
+    if (closed_) return false;
+    if (queue_.size() >= kMaxQueued) {
+      log::Warn(kLog, "a worker is not reading its session (", kMaxQueued,
+                " messages queued); cancelling the session");
+      closed_ = true;
+      ctx_->TryCancel();
+      cv_.notify_all();
+      return false;
+    }
+    queue_.push_back(m);
+    cv_.notify_all();
+    return true;
   }
+
+  // Stops the writer; messages still queued are dropped (the stream is ending). Called by the
+  // session's handler before it returns, so the stream outlives every Write.
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    stream_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      if (writing_) ctx_->TryCancel();  // a Write blocked on a peer that does not read
+      cv_.notify_all();
+    }
+    if (writer_.joinable()) writer_.join();
   }
 
  private:
-  std::mutex mu_;
+  static constexpr size_t kMaxQueued = 10000;
+
+  void Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+      if (closed_) return;
+      v1::CoordinatorMessage m = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      lock.unlock();
+      const bool ok = stream_->Write(m);
+      lock.lock();
+      writing_ = false;
+      if (!ok) closed_ = true;
+    }
+  }
+
+  grpc::ServerContext* ctx_;
   grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::CoordinatorMessage> queue_;
+  bool closed_ = false;
+  bool writing_ = false;
+  std::thread writer_;  // last: starts after the members it uses
 };
 
 }  // namespace
@@ -136,7 +187,8 @@ grpc::Status ClientApi::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* 
 grpc::Status ClientApi::QueryTelemetry(grpc::ServerContext* ctx, const v1::TelemetryQuery* req,
                                        grpc::ServerWriter<v1::TelemetryPage>* writer) {
   SGT_AUTHORIZE(Role::kClient);
-  if (req->kind() == v1::TELEMETRY_KIND_UNSPECIFIED) {
+  if (req->kind() != v1::TELEMETRY_KIND_ENTROPY && req->kind() != v1::TELEMETRY_KIND_SCALARS &&
+      req->kind() != v1::TELEMETRY_KIND_DECISIONS) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "kind: required; ENTROPY, SCALARS or DECISIONS");
   }
@@ -204,7 +256,7 @@ grpc::Status WorkerApi::Session(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the first message of a session must be a hello with the worker id");
   }
-  auto sink = std::make_shared<StreamSink>(stream);
+  auto sink = std::make_shared<StreamSink>(ctx, stream);
   absl::StatusOr<uint64_t> session = c_->OpenSession(first.hello(), sink);
   if (!session.ok()) {
     sink->Close();

@@ -94,6 +94,27 @@ TEST(BuildReportTest, SeedsMergeIntoOneRow) {
   EXPECT_TRUE(report.not_succeeded.empty());
 }
 
+TEST(BuildReportTest, AForkIsItsOwnRowNotAnotherSeed) {
+  v1::Run fork = MakeRun(Sgt("r4", "1", "1", 90));
+  fork.set_parent_run_id("r1");
+  fork.set_parent_step(40);
+  Report report = BuildReport(MakeSweep(), {MakeRun(Sgt("r1", "1", "1", 100)), fork});
+  ASSERT_EQ(report.rows.size(), 2u);
+  EXPECT_EQ(report.rows[0].n(), 1);
+  EXPECT_EQ(report.rows[1].run_ids, std::vector<std::string>({"r4"}));
+  EXPECT_EQ(report.rows[1].settings.back(), (std::pair<std::string, std::string>{"fork", "r1@40"}));
+}
+
+TEST(BuildReportTest, UnreportedMetricsAreNotAveragedAsZero) {
+  RunSpec no_eval = Sgt("r2", "1", "2", 0);  // evaluation off: no val_ppl
+  Report report = BuildReport(MakeSweep(), {MakeRun(Sgt("r1", "1", "1", 100)), MakeRun(no_eval)});
+  ASSERT_EQ(report.rows.size(), 1u);
+  EXPECT_EQ(report.rows[0].n(), 2);
+  EXPECT_DOUBLE_EQ(report.rows[0].val_ppl.mean, 100);
+  EXPECT_FALSE(report.rows[0].val_ppl.std.has_value());
+  EXPECT_DOUBLE_EQ(report.rows[0].train_flops.mean, 1e12);
+}
+
 TEST(BuildReportTest, DifferentSettingsVariantsOrStepsDoNotMerge) {
   RunSpec other_variant = Sgt("r3", "1", "1", 120);
   other_variant.variant = "block_loop";

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 
 namespace sgt::coord {
 namespace {
@@ -508,6 +509,69 @@ TEST_F(CoordinatorTest, RunStepFollowsTheCurrentAttempt) {
   auto resumed = coord_->Resume(req);
   ASSERT_TRUE(resumed.ok());
   EXPECT_NE(resumed->changed(0).reason().find("step 40"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, PauseWithAHugeStepCountAnswersAtOnce) {
+  std::string y = SgtFirst();
+  y.replace(y.find("steps: 100,"), 11, "steps: 1000000000000,");
+  Submit(y);
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  // A hostile step far past the end is clamped, and the boundary search is closed-form.
+  v1::WorkerMessage m;
+  m.mutable_telemetry()->set_run_id(run);
+  m.mutable_telemetry()->set_attempt(1);
+  m.mutable_telemetry()->set_sequence(1);
+  m.mutable_telemetry()->add_scalars()->set_step(std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  EXPECT_EQ(Get(run).step(), 1000000000000);
+  v1::ActionRequest req;
+  req.set_target(run);
+  EXPECT_EQ(coord_->Pause(req).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CoordinatorTest, OnlyTheWorkerHoldingAnAttemptMaySendItsTelemetry) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  auto intruder_sink = std::make_shared<RecordingSink>();
+  uint64_t intruder = Connect("n2", 1, intruder_sink);
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(run);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  b->add_scalars()->set_step(50);
+  EXPECT_EQ(coord_->HandleWorkerMessage(intruder, m).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get(run).step(), 0);
+  b->set_attempt(2);  // an attempt the run has not had
+  EXPECT_EQ(coord_->HandleWorkerMessage(session, m).code(), absl::StatusCode::kInvalidArgument);
+  // The holder's batch with the same key is still stored: the intruder took nothing.
+  b->set_attempt(1);
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, m).ok());
+  EXPECT_FALSE(sink->Acks().back().duplicate());
+  EXPECT_EQ(Get(run).step(), 50);
+}
+
+TEST_F(CoordinatorTest, OversizedBatchesAndHeldListsAreRefused) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(run);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  for (int i = 0; i < 65537; ++i) b->add_entropy()->set_step(1);
+  EXPECT_EQ(coord_->HandleWorkerMessage(session, m).code(), absl::StatusCode::kInvalidArgument);
+  v1::WorkerMessage hb;
+  for (int i = 0; i < 1025; ++i) hb.mutable_heartbeat()->add_runs()->set_run_id("r1");
+  EXPECT_EQ(coord_->HandleWorkerMessage(session, hb).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(sink->Commands().empty());
 }
 
 }  // namespace

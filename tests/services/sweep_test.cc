@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -584,6 +585,27 @@ TEST(SweepExamplesTest, QuickstartIsThreeVariantsAndSeedsIsFifteen) {
   EXPECT_EQ(seeds->combinations, 18);
   EXPECT_EQ(seeds->excluded, 3);
   EXPECT_EQ(seeds->runs.size(), 15u);
+}
+
+// A few hundred bytes of nested YAML aliases stand for billions of nodes; the sweep is refused
+// quickly instead of being expanded.
+TEST(SweepErrorTest, AliasBombIsRefusedWithoutExpandingIt) {
+  // A mapping where a list was expected: the error message quotes the value, which once meant
+  // walking every alias (10^8 nodes here; minutes and gigabytes).
+  std::string yaml = "name: bomb\nbase: {variant: sgt}\ngrid:\n  train.steps:\n";
+  yaml += "    k0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i <= 8; ++i) {
+    yaml += "    k" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) yaml += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    yaml += "]\n";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<SweepSpec> spec = ParseSweep(yaml, "bomb.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find("bomb.yaml:4:3: train.steps"), std::string::npos);
+  EXPECT_LT(spec.status().message().size(), 1000u);
+  // Not a timing target: a bound on "did not expand 10^9 nodes" (that takes minutes).
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
 }
 
 }  // namespace
