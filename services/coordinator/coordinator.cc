@@ -455,10 +455,7 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
   *resp.mutable_sweep() = ToProto(sweeps_[sweep.id]);
   log::Info(kLog, "sweep ", SweepId(sweep.id), " '", sweep.name, "' submitted from ", source, ": ",
             rows.size(), " runs");
-  Outbox out;
-  Schedule(out);
-  lock.unlock();
-  Flush(out);
+  ScheduleAndFlush(lock);
   return resp;
 }
 
@@ -740,10 +737,7 @@ absl::StatusOr<v1::EditResponse> Coordinator::Edit(const v1::EditRequest& req) {
     *resp.add_changed() = ToProto(n);
   }
   if (sweep_target) *resp.mutable_sweep() = ToProto(sweeps_[ParseId(req.target(), 's')]);
-  Outbox out;
-  Schedule(out);
-  lock.unlock();
-  Flush(out);
+  ScheduleAndFlush(lock);
   return resp;
 }
 
@@ -851,10 +845,7 @@ absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
   v1::ForkResponse resp;
   *resp.mutable_run() = ToProto(r);
   log::Info(kLog, RunId(r.id), " ", r.reason);
-  Outbox out;
-  Schedule(out);
-  lock.unlock();
-  Flush(out);
+  ScheduleAndFlush(lock);
   return resp;
 }
 
@@ -1420,6 +1411,13 @@ void Coordinator::Schedule(Outbox& out) {
       Bump(r.id);
     }
   }
+}
+
+void Coordinator::ScheduleAndFlush(std::unique_lock<std::mutex>& lock) {
+  Outbox out;
+  Schedule(out);
+  lock.unlock();
+  Flush(out);
 }
 
 void Coordinator::Tick() {

@@ -126,6 +126,9 @@ class Coordinator {
   absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b);  // takes mu_
   void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, Outbox& out);
   void Flush(Outbox& out);  // sends outside the lock
+  // Schedules, releases `lock` (on mu_) and sends what scheduling produced: the end of every
+  // client call that may have made room or work.
+  void ScheduleAndFlush(std::unique_lock<std::mutex>& lock);
 
   Store* store_;
   CoordinatorOptions options_;
