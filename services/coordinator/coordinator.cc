@@ -1043,9 +1043,8 @@ void Coordinator::CloseSession(uint64_t session) {
   sessions_.erase(it);
 }
 
-absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg) {
-  if (msg.has_telemetry()) return IngestTelemetry(session, msg.telemetry());
-  std::unique_lock<std::mutex> lock(mu_);
+// Every message of a session renews its worker's lease.
+absl::StatusOr<Coordinator::WorkerState*> Coordinator::RenewLease(uint64_t session) {
   auto sit = sessions_.find(session);
   if (sit == sessions_.end()) {
     return absl::AbortedError(
@@ -1055,6 +1054,16 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
   const double now = Now();
   w.lease_expires = now + options_.lease_seconds;
   w.row.last_seen = now;
+  return &w;
+}
+
+absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg) {
+  if (msg.has_telemetry()) return IngestTelemetry(session, msg.telemetry());
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::StatusOr<WorkerState*> ws = RenewLease(session);
+  if (!ws.ok()) return ws.status();
+  WorkerState& w = **ws;
+  const double now = Now();
   Outbox out;
   absl::Status status;
   if (msg.has_heartbeat() && msg.heartbeat().runs_size() > kMaxHeldRuns) {
@@ -1222,15 +1231,9 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
   const int64_t rid = ParseId(b.run_id(), 'r');
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto sit = sessions_.find(session);
-    if (sit == sessions_.end()) {
-      return absl::AbortedError(
-          "this session was replaced by a newer one or expired; open a new session");
-    }
-    WorkerState& w = *workers_.at(sit->second);
-    const double now = Now();
-    w.lease_expires = now + options_.lease_seconds;
-    w.row.last_seen = now;
+    absl::StatusOr<WorkerState*> ws = RenewLease(session);
+    if (!ws.ok()) return ws.status();
+    WorkerState& w = **ws;
     sink = w.sink;
     if (b.sequence() < 1 || b.attempt() < 1) {
       return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",

@@ -124,6 +124,7 @@ class Coordinator {
   void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);
   absl::Status HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out);
   absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b);  // takes mu_
+  absl::StatusOr<WorkerState*> RenewLease(uint64_t session);  // ABORTED if the session is gone
   void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, Outbox& out);
   void Flush(Outbox& out);  // sends outside the lock
   // Schedules, releases `lock` (on mu_) and sends what scheduling produced: the end of every
