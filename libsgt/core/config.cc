@@ -864,18 +864,23 @@ const char* NoCandidateRuleName(NoCandidateRule r) { return NameOf(r); }
 const char* EntropySignalName(EntropySignal s) { return NameOf(s); }
 const char* LoopedHeadEntropyName(LoopedHeadEntropy e) { return NameOf(e); }
 
-absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std::string& source) {
-  YAML::Node root;
+absl::StatusOr<YAML::Node> LoadYamlDocument(const std::string& yaml_text,
+                                            const std::string& source) {
   try {
-    root = YAML::Load(yaml_text);
+    return YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     return ErrorAt(source, e.mark, "",
                    absl::StrCat("malformed YAML: ", e.msg,
                                 "; YAML mappings of `key: value`; check the indentation, "
                                 "brackets and quotes at this position"));
   }
+}
+
+absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std::string& source) {
+  absl::StatusOr<YAML::Node> root = LoadYamlDocument(yaml_text, source);
+  if (!root.ok()) return root.status();
   try {
-    return ParseTree(root, source);
+    return ParseTree(*root, source);
   } catch (const YAML::Exception& e) {  // not expected: the walk checks node types first
     return ErrorAt(
         source, e.mark, "",

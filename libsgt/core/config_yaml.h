@@ -27,6 +27,11 @@ namespace sgt {
 absl::StatusOr<RunConfig> ParseRunConfigNode(const YAML::Node& node, const std::string& source,
                                              bool validate);
 
+// Parses YAML text into a document; a syntax error becomes the same InvalidArgument message
+// for every YAML file of the project: "<source>:<line>:<col>: malformed YAML: ...; fix".
+absl::StatusOr<YAML::Node> LoadYamlDocument(const std::string& yaml_text,
+                                            const std::string& source);
+
 // Whether `dotted_key` is a configurable leaf ("growth.k_max", "variant"), or `name` one of
 // the sections ("growth").
 bool IsRunConfigKey(const std::string& dotted_key);

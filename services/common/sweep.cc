@@ -613,17 +613,10 @@ class SweepParser {
 
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source) {
   const std::string file = source.empty() ? "<sweep>" : source;
-  YAML::Node root;
+  absl::StatusOr<YAML::Node> root = LoadYamlDocument(yaml_text, file);
+  if (!root.ok()) return root.status();
   try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return ErrorAt(file, e.mark, "",
-                   absl::StrCat("malformed YAML: ", e.msg,
-                                "; YAML mappings of `key: value`; check the indentation, "
-                                "brackets and quotes at this position"));
-  }
-  try {
-    return SweepParser(file).Parse(root);
+    return SweepParser(file).Parse(*root);
   } catch (const YAML::Exception& e) {  // not expected: the walk checks node types first
     return ErrorAt(
         file, e.mark, "",

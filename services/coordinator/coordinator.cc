@@ -63,39 +63,47 @@ std::string DeviceKindOf(const std::string& config_json) {
   return "cpu";
 }
 
-// RunMetrics from summary.json (docs/events.md).
+// How RunMetrics fields are named in a `scalars` event and in summary.json (docs/events.md).
+struct MetricName {
+  const char* scalar;  // "" when scalars events do not carry it
+  const char* summary;
+  void (*set)(v1::RunMetrics*, double);
+};
+constexpr MetricName kMetricNames[] = {
+    {"loss", "final_loss", [](v1::RunMetrics* m, double v) { m->set_loss(v); }},
+    {"val_loss", "val_loss", [](v1::RunMetrics* m, double v) { m->set_val_loss(v); }},
+    {"val_ppl", "val_ppl", [](v1::RunMetrics* m, double v) { m->set_val_ppl(v); }},
+    {"tokens_per_s", "tokens_per_s", [](v1::RunMetrics* m, double v) { m->set_tokens_per_s(v); }},
+    {"flops", "train_flops", [](v1::RunMetrics* m, double v) { m->set_train_flops(v); }},
+    {"vanilla_flops", "vanilla_flops",
+     [](v1::RunMetrics* m, double v) { m->set_vanilla_flops(v); }},
+    {"overhead", "overhead_vs_vanilla", [](v1::RunMetrics* m, double v) { m->set_overhead(v); }},
+    {"tokens", "tokens",
+     [](v1::RunMetrics* m, double v) { m->set_tokens(static_cast<int64_t>(v)); }},
+    {"", "train_seconds", [](v1::RunMetrics* m, double v) { m->set_train_seconds(v); }},
+};
+
 void MetricsFromSummary(const json& s, v1::RunMetrics* m) {
-  auto num = [&](const char* key, auto setter) {
-    if (s.contains(key) && s[key].is_number()) setter(s[key].get<double>());
-  };
-  num("final_loss", [&](double v) { m->set_loss(v); });
-  num("val_loss", [&](double v) { m->set_val_loss(v); });
-  num("val_ppl", [&](double v) { m->set_val_ppl(v); });
-  num("tokens_per_s", [&](double v) { m->set_tokens_per_s(v); });
-  num("train_flops", [&](double v) { m->set_train_flops(v); });
-  num("vanilla_flops", [&](double v) { m->set_vanilla_flops(v); });
-  num("overhead_vs_vanilla", [&](double v) { m->set_overhead(v); });
-  num("tokens", [&](double v) { m->set_tokens(static_cast<int64_t>(v)); });
-  num("train_seconds", [&](double v) { m->set_train_seconds(v); });
+  for (const MetricName& n : kMetricNames) {
+    if (s.contains(n.summary) && s[n.summary].is_number()) n.set(m, s[n.summary].get<double>());
+  }
 }
 
 void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
-  if (name == "loss")
-    m->set_loss(v);
-  else if (name == "val_loss")
-    m->set_val_loss(v);
-  else if (name == "val_ppl")
-    m->set_val_ppl(v);
-  else if (name == "tokens_per_s")
-    m->set_tokens_per_s(v);
-  else if (name == "flops")
-    m->set_train_flops(v);
-  else if (name == "vanilla_flops")
-    m->set_vanilla_flops(v);
-  else if (name == "overhead")
-    m->set_overhead(v);
-  else if (name == "tokens")
-    m->set_tokens(static_cast<int64_t>(v));
+  for (const MetricName& n : kMetricNames) {
+    if (*n.scalar != 0 && name == n.scalar) n.set(m, v);
+  }
+}
+
+// A pause, snapshot or cancel of one attempt.
+v1::CoordinatorMessage CommandMessage(v1::RunCommand::Kind kind, const std::string& run_id,
+                                      int32_t attempt) {
+  v1::CoordinatorMessage m;
+  v1::RunCommand* c = m.mutable_command();
+  c->set_kind(kind);
+  c->set_run_id(run_id);
+  c->set_attempt(attempt);
+  return m;
 }
 
 // A store failure as the caller should see it: the coordinator's own trouble (INTERNAL, or
@@ -363,12 +371,13 @@ void Coordinator::Release(const std::string& worker_id, int64_t run_id) {
 void Coordinator::Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind) {
   auto w = workers_.find(run.worker_id);
   if (w == workers_.end()) return;
-  v1::CoordinatorMessage m;
-  v1::RunCommand* c = m.mutable_command();
-  c->set_kind(kind);
-  c->set_run_id(RunId(run.id));
-  c->set_attempt(run.attempt);
-  out.Add(w->second->sink, std::move(m));
+  out.Add(w->second->sink, CommandMessage(kind, RunId(run.id), run.attempt));
+}
+
+bool Coordinator::Wants(const WorkerState& w, const v1::RunRef& ref) const {
+  auto r = runs_.find(ParseId(ref.run_id(), 'r'));
+  return r != runs_.end() && IsActive(r->second.state) && r->second.worker_id == w.row.id &&
+         r->second.attempt == ref.attempt();
 }
 
 void Coordinator::Flush(Outbox& out) {
@@ -1006,23 +1015,13 @@ void Coordinator::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held,
   }
   // Attempts the worker runs that are no longer wanted (cancelled, superseded): stop them.
   for (const v1::RunRef& ref : held) {
-    const int64_t rid = ParseId(ref.run_id(), 'r');
-    auto r = runs_.find(rid);
-    const bool wanted = r != runs_.end() && IsActive(r->second.state) &&
-                        r->second.worker_id == w.row.id && r->second.attempt == ref.attempt();
-    if (wanted) {
-      // A pause asked for while the worker was away has not reached it yet.
-      if (r->second.state == v1::RUN_STATE_PAUSING) {
-        Command(out, r->second, v1::RunCommand::KIND_PAUSE);
-      }
+    if (!Wants(w, ref)) {
+      out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_CANCEL, ref.run_id(), ref.attempt()));
       continue;
     }
-    v1::CoordinatorMessage m;
-    v1::RunCommand* c = m.mutable_command();
-    c->set_kind(v1::RunCommand::KIND_CANCEL);
-    c->set_run_id(ref.run_id());
-    c->set_attempt(ref.attempt());
-    out.Add(w.sink, std::move(m));
+    // A pause asked for while the worker was away has not reached it yet.
+    const RunRow& r = runs_.at(ParseId(ref.run_id(), 'r'));
+    if (r.state == v1::RUN_STATE_PAUSING) Command(out, r, v1::RunCommand::KIND_PAUSE);
   }
 }
 
@@ -1096,16 +1095,8 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
       if (!vanished.empty()) Schedule(out);
       // Stop attempts the worker still runs that the coordinator no longer wants.
       for (const v1::RunRef& ref : msg.heartbeat().runs()) {
-        auto r = runs_.find(ParseId(ref.run_id(), 'r'));
-        const bool wanted = r != runs_.end() && !IsEnded(r->second.state) &&
-                            r->second.worker_id == w.row.id && r->second.attempt == ref.attempt();
-        if (!wanted) {
-          v1::CoordinatorMessage m;
-          v1::RunCommand* c = m.mutable_command();
-          c->set_kind(v1::RunCommand::KIND_CANCEL);
-          c->set_run_id(ref.run_id());
-          c->set_attempt(ref.attempt());
-          out.Add(w.sink, std::move(m));
+        if (!Wants(w, ref)) {
+          out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_CANCEL, ref.run_id(), ref.attempt()));
         }
       }
       v1::CoordinatorMessage lease;

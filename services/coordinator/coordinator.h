@@ -122,6 +122,9 @@ class Coordinator {
   void ExpireLeases(Outbox& out);
   void Schedule(Outbox& out);
   void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);
+  // Whether the attempt `ref` that worker `w` reports is one the coordinator gave it and still
+  // wants run (else the worker is told to cancel it).
+  bool Wants(const WorkerState& w, const v1::RunRef& ref) const;
   absl::Status HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out);
   absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b);  // takes mu_
   absl::StatusOr<WorkerState*> RenewLease(uint64_t session);  // ABORTED if the session is gone
