@@ -3,6 +3,7 @@
 //   sgt-train --config run.yaml --out runs/a [--resume runs/a/checkpoints/step-0000100.sgtckpt]
 //   sgt-train --plan --config run.yaml
 //   sgt-train --config run.yaml --bench 20
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,7 +27,8 @@ constexpr int kExitUsage = 2;
 
 constexpr char kUsage[] = R"(usage:
   sgt-train --config FILE --out DIR [--resume CHECKPOINT] [--set KEY=VALUE]...
-            [--stop-after STEP] [--progress | --no-progress]
+            [--checkpoint-dir DIR] [--events-fd FD] [--stop-after STEP]
+            [--progress | --no-progress]
   sgt-train --plan --config FILE [--set KEY=VALUE]...
   sgt-train --config FILE --bench N [--bench-warmup W] [--no-train-entropy] [--probe]
 
@@ -37,6 +39,8 @@ line with step_ms (the mean; step_ms_median and step_ms_min beside it), tokens_p
 achieved_gflops and peak_rss_mb.
 
   --set KEY=VALUE   override a configuration value, e.g. --set growth.k_max=2
+  --checkpoint-dir D  write checkpoints to D instead of DIR/checkpoints
+  --events-fd FD    also write each events.jsonl line to descriptor FD (how sgt-worker reads)
   --stop-after S    stop after step S as if interrupted (for testing resume)
   SIGUSR1 / SIGUSR2 snapshot / pause at the next growth boundary
 
@@ -52,11 +56,11 @@ int Usage(const std::string& problem) {
 
 int main(int argc, char** argv) {
   sgt::KeepFreedMemoryMapped();
-  std::string config_path, out_dir, resume;
+  std::string config_path, out_dir, resume, checkpoint_dir;
   std::vector<std::string> sets;
   bool plan = false, train_entropy = true, probe = false;
   int progress = -1;  // -1: when stderr is a terminal
-  int64_t bench = 0, bench_warmup = 3, stop_after = 0;
+  int64_t bench = 0, bench_warmup = 3, stop_after = 0, events_fd = -1;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -84,6 +88,15 @@ int main(int argc, char** argv) {
       const std::string* v = value("--resume");
       if (!v) return Usage("--resume needs a checkpoint file");
       resume = *v;
+    } else if (a == "--checkpoint-dir") {
+      const std::string* v = value("--checkpoint-dir");
+      if (!v) return Usage("--checkpoint-dir needs a directory");
+      checkpoint_dir = *v;
+    } else if (a == "--events-fd") {
+      if (!int_value("--events-fd", &events_fd) || events_fd < 3 || events_fd > 1 << 20 ||
+          fcntl(static_cast<int>(events_fd), F_GETFD) < 0) {
+        return Usage("--events-fd needs an open file descriptor >= 3");
+      }
     } else if (a == "--set") {
       const std::string* v = value("--set");
       if (!v || v->find('=') == std::string::npos) return Usage("--set needs KEY=VALUE");
@@ -159,6 +172,8 @@ int main(int argc, char** argv) {
   sgt::TrainOptions opt;
   opt.out_dir = out_dir;
   opt.resume = resume;
+  opt.checkpoint_dir = checkpoint_dir;
+  opt.events_fd = static_cast<int>(events_fd);
   opt.stop_after = stop_after;
   opt.progress = progress < 0 ? isatty(STDERR_FILENO) != 0 : progress == 1;
   absl::StatusOr<sgt::TrainResult> r = sgt::RunTraining(*cfg, opt);

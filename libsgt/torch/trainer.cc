@@ -2,6 +2,7 @@
 #include "libsgt/torch/trainer.h"
 
 #include <ATen/autocast_mode.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -97,21 +99,36 @@ class AutocastScope {
   bool enabled_;
 };
 
+// events.jsonl, and the same lines on `fd` when a worker reads them from a pipe. A write to a
+// pipe whose reader is gone raises SIGPIPE: the run dies with its worker.
 class EventLog {
  public:
-  absl::Status Open(const std::string& path) {
+  absl::Status Open(const std::string& path, int fd) {
     out_.open(path, std::ios::app);
     if (!out_) return absl::InternalError(absl::StrCat("cannot append to ", path));
+    fd_ = fd;
     return absl::OkStatus();
   }
   void Write(json j) {
     j["time"] = WallTime();
-    out_ << j.dump() << '\n';
+    std::string line = j.dump();
+    line += '\n';
+    out_ << line;
     out_.flush();
+    for (size_t done = 0; fd_ >= 0 && done < line.size();) {
+      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fd_ = -1;  // the reader is gone (SIGPIPE ignored): events.jsonl still has everything
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
   }
 
  private:
   std::ofstream out_;
+  int fd_ = -1;
 };
 
 json ReadingJson(const EntropyReading& r, const GrowthState& s) {
@@ -365,10 +382,16 @@ class Run {
     if (absl::Status s = session_.Init(); !s.ok()) return s;
 
     std::error_code ec;
-    fs::create_directories(fs::path(opt_.out_dir) / "checkpoints", ec);
+    fs::create_directories(opt_.out_dir, ec);
     if (ec) {
       return absl::InternalError(
           absl::StrCat("cannot create output directory ", opt_.out_dir, ": ", ec.message()));
+    }
+    fs::create_directories(CheckpointDir(), ec);
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create checkpoint directory ", CheckpointDir().string(), ": ", ec.message(),
+          "; make it writable or choose another place for checkpoints"));
     }
     if (!opt_.resume.empty()) {
       absl::StatusOr<CheckpointHeader> h =
@@ -395,7 +418,7 @@ class Run {
             cfg_.train.steps, "; raise train.steps to continue the run"));
       }
     }
-    if (absl::Status s = events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string());
+    if (absl::Status s = events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string(), opt_.events_fd);
         !s.ok()) {
       return s;
     }
@@ -436,7 +459,9 @@ class Run {
     const int64_t ei = cfg_.train.eval_interval;
     if (ei > 0 && step % ei == 0 && step != cfg_.train.steps) WriteEval(step);
 
-    bool checkpoint_due = cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0;
+    const bool final_follows = step == cfg_.train.steps && cfg_.checkpoint.final;
+    bool checkpoint_due =
+        cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && !final_follows;
     std::string reason = "interval";
     if (boundary) {
       EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
@@ -450,7 +475,8 @@ class Run {
         j["signal"] = cfg_.entropy.signal == EntropySignal::kProbe ? "probe" : "train";
         events_.Write(j);
       }
-      if (cfg_.checkpoint.at_boundaries) {
+      // At the last step the final checkpoint follows (same file): one write, not two.
+      if (cfg_.checkpoint.at_boundaries && !final_follows) {
         checkpoint_due = true;
         reason = "boundary";
       }
@@ -481,8 +507,7 @@ class Run {
     h.config_json = CanonicalJson(cfg_);
     h.growth_json = GrowthStateToJson(session_.state());
     h.trainer_json = session_.TrainerJson();
-    const fs::path path =
-        fs::path(opt_.out_dir) / "checkpoints" / absl::StrFormat("step-%07d.sgtckpt", step);
+    const fs::path path = CheckpointDir() / absl::StrFormat("step-%07d.sgtckpt", step);
     absl::StatusOr<CheckpointWritten> w =
         WriteCheckpoint(path.string(), h, *session_.model(), session_.optimizer());
     if (!w.ok()) return w.status();
@@ -569,6 +594,11 @@ class Run {
     return TrainResult{status, step, last_loss, text};
   }
 
+  fs::path CheckpointDir() const {
+    return opt_.checkpoint_dir.empty() ? fs::path(opt_.out_dir) / "checkpoints"
+                                       : fs::path(opt_.checkpoint_dir);
+  }
+
   void Progress(int64_t step, double loss, double tokens_per_s) {
     std::string ks;
     for (int64_t l = 0; l < cfg_.model.layers; ++l) {
@@ -599,6 +629,13 @@ absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions
   // Installed before anything slow: the default action of SIGUSR1/2 would end the process.
   std::signal(SIGUSR1, OnSnapshotSignal);
   std::signal(SIGUSR2, OnPauseSignal);
+  // A worker starts its children with both blocked, so that a pause sent before this point
+  // waits here instead of killing the process; now they may arrive.
+  sigset_t usr;
+  sigemptyset(&usr);
+  sigaddset(&usr, SIGUSR1);
+  sigaddset(&usr, SIGUSR2);
+  pthread_sigmask(SIG_UNBLOCK, &usr, nullptr);
   try {
     Run run(cfg, opt);
     return run.Go();

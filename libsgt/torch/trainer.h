@@ -24,6 +24,8 @@ namespace sgt {
 struct TrainOptions {
   std::string out_dir;
   std::string resume;      // checkpoint to continue from ("" for a fresh run)
+  std::string checkpoint_dir;  // where checkpoints go ("": out_dir/checkpoints)
+  int events_fd = -1;      // also write every event line to this descriptor (a worker's pipe)
   int64_t stop_after = 0;  // stop after this step as if interrupted (0: run to the end)
   bool progress = false;   // redraw a progress line on stderr
 };

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -136,6 +137,7 @@ struct Coordinator::WorkerState {
     double since = 0;  // when it was assigned (or, after a restart, loaded)
   };
   std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
+  bool draining = false;         // shutting down (its heartbeat says): nothing new for it
 
   std::map<std::string, int32_t> Total() const {
     std::map<std::string, int32_t> t;
@@ -981,6 +983,7 @@ absl::StatusOr<uint64_t> Coordinator::OpenSession(const v1::Hello& hello,
   sessions_[id] = w.row.id;
   w.session = id;
   w.sink = std::move(sink);
+  w.draining = false;
   const double now = Now();
   w.lease_expires = now + options_.lease_seconds;
   w.row.last_seen = now;
@@ -1077,6 +1080,10 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
       std::set<int64_t> listed;
       for (const v1::RunRef& ref : msg.heartbeat().runs())
         listed.insert(ParseId(ref.run_id(), 'r'));
+      if (msg.heartbeat().draining() && !w.draining) {
+        log::Info(kLog, "worker ", w.row.id, " is shutting down; nothing new goes to it");
+        w.draining = true;
+      }
       const double slack = 2.0 * std::max(1, options_.lease_seconds / 3);
       std::vector<int64_t> vanished;
       for (const auto& [rid, h] : w.held) {
@@ -1104,10 +1111,22 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
       out.Add(w.sink, lease);
       break;
     }
-    case v1::WorkerMessage::kStatus:
+    case v1::WorkerMessage::kStatus: {
       status = HandleStatus(w, msg.status(), out);
+      // Acknowledged unless the store failed (then the worker sends it again later).
+      if (status.ok() || status.code() == absl::StatusCode::kInvalidArgument ||
+          status.code() == absl::StatusCode::kNotFound) {
+        v1::CoordinatorMessage ack;
+        v1::StatusAck* a = ack.mutable_status_ack();
+        a->set_run_id(msg.status().run_id());
+        a->set_attempt(msg.status().attempt());
+        a->set_state(msg.status().state());
+        a->set_error(std::string(status.message()));
+        out.Add(w.sink, ack);
+      }
       Schedule(out);
       break;
+    }
     case v1::WorkerMessage::kTelemetry:  // handled above, without the lock
       break;
     case v1::WorkerMessage::kHello:
@@ -1138,7 +1157,8 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
           "status of ", st.run_id(), ": summary_json is not a JSON object; send summary.json"));
     }
   }
-  const bool ended_on_worker = st.state() == v1::RUN_STATE_PAUSED || IsEnded(st.state());
+  const bool ended_on_worker = st.state() == v1::RUN_STATE_PAUSED ||
+                               st.state() == v1::RUN_STATE_LOST || IsEnded(st.state());
   const bool current = run.attempt == st.attempt() && run.worker_id == w.row.id;
   if (ended_on_worker) {
     auto h = w.held.find(rid);
@@ -1193,10 +1213,13 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
     case v1::RUN_STATE_CANCELLED:
       if (reason.empty()) reason = "cancelled on the worker";
       break;
+    case v1::RUN_STATE_LOST:  // the worker stopped it (shutting down): back to the queue now
+      return Requeue(run, v1::RUN_STATE_LOST,
+                     reason.empty() ? absl::StrCat(w.row.id, " gave the run up") : reason);
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),
-          " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED or CANCELLED"));
+          " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED or LOST"));
   }
   if (to != v1::RUN_STATE_RUNNING) r.worker_id.clear();
   if (absl::Status s = Transition(r, to, reason); !s.ok()) return s;
@@ -1226,17 +1249,33 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     if (!ws.ok()) return ws.status();
     WorkerState& w = **ws;
     sink = w.sink;
+    // A batch refused for what it is will never be stored: acknowledged with the reason, so
+    // that the worker drops it instead of sending it after every reconnect.
+    auto refuse = [&](absl::Status why) {
+      ack.mutable_ack()->set_error(std::string(why.message()));
+      if (sink) sink->Send(ack);
+      return why;
+    };
     if (b.sequence() < 1 || b.attempt() < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
+      return refuse(absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
                                                      b.attempt(), ", sequence ", b.sequence(),
-                                                     "; both start at 1"));
+                                                     "; both start at 1")));
     }
     const int64_t rows =
         int64_t{b.entropy_size()} + b.scalars_size() + b.decisions_size() + b.checkpoints_size();
     if (rows > kMaxBatchRows) {
-      return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": ", rows,
-                                                     " rows in one batch; at most ", kMaxBatchRows,
-                                                     "; send smaller batches"));
+      return refuse(absl::InvalidArgumentError(
+          absl::StrCat("telemetry of ", b.run_id(), ": ", rows, " rows in one batch; at most ",
+                       kMaxBatchRows, "; send smaller batches")));
+    }
+    for (const v1::CheckpointRecord& c : b.checkpoints()) {
+      // A resume point is handed to other workers: it must name one file, plainly.
+      const std::string& p = c.path();
+      if (p.empty() || p[0] != '/' || absl::StrContains(absl::StrCat(p, "/"), "/../")) {
+        return refuse(absl::InvalidArgumentError(absl::StrCat(
+            "telemetry of ", b.run_id(), ": checkpoint path '", p,
+            "' is not an absolute path free of '..'; the worker must send resolved paths")));
+      }
     }
     auto it = runs_.find(rid);
     if (it == runs_.end()) {
@@ -1247,9 +1286,9 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
       // batches are history (stored, the run untouched); a future attempt does not exist.
       const bool owner = r.worker_id == w.row.id;
       if (b.attempt() > r.attempt || (b.attempt() == r.attempt && !owner && IsActive(r.state))) {
-        return absl::InvalidArgumentError(
+        return refuse(absl::InvalidArgumentError(
             absl::StrCat("telemetry of ", b.run_id(), " attempt ", b.attempt(), ": worker ",
-                         w.row.id, " does not hold that attempt; batch refused"));
+                         w.row.id, " does not hold that attempt; batch refused")));
       }
       current = b.attempt() == r.attempt && owner && !IsEnded(r.state);
       seen = run_version_[rid];
@@ -1339,7 +1378,7 @@ void Coordinator::Schedule(Outbox& out) {
   const double now = Now();
   std::vector<WorkerCapacity> capacity;
   for (const auto& [id, w] : workers_) {
-    if (w->sink == nullptr || w->lease_expires < now) continue;
+    if (w->sink == nullptr || w->lease_expires < now || w->draining) continue;
     capacity.push_back({id, w->Free(), w->Total()});
   }
   std::map<int64_t, SweepLimit> limits;

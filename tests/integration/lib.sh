@@ -143,3 +143,144 @@ if bad:
 print("telemetry complete for", db.execute("SELECT COUNT(*) FROM runs").fetchone()[0], "runs")
 PY
 }
+
+# Starts sgt-worker named $1 on $SGT_COORDINATOR with one CPU slot, its own work dir
+# $SCRATCH/$1 and the shared checkpoint root ${CKPT:-$SCRATCH/ckpt}, plus any further flags;
+# waits until it holds a session. Sets WORKER_PID; its log is $SCRATCH/$1.log. $AS prefixes the
+# command (e.g. setpriv, to run it as another user).
+start_worker() {
+  local name=$1; shift
+  ${AS:-} "$BIN/sgt-worker" --coordinator "$SGT_COORDINATOR" --name "$name" --devices cpu:1 \
+    --checkpoint-root "${CKPT:-$SCRATCH/ckpt}" --work-dir "$SCRATCH/$name" "$@" \
+    >> "$SCRATCH/$name.log" 2>&1 &
+  WORKER_PID=$!
+  local n0; n0=$(grep -c "connected to" "$SCRATCH/$name.log" 2>/dev/null || true)
+  WAIT_S=30 wait_until bash -c "(( \$(grep -c 'connected to' '$SCRATCH/$name.log') > ${n0:-0} ))"
+}
+
+# A sweep of tiny real runs over make_tiny_data's files ($2): ${STEPS:-500} steps of ~10 ms,
+# growth boundaries every 100 steps with a checkpoint at each. $3: the grid (default: the three
+# variants); $EXTRA: more top-level sweep lines (devices: 4, ...).
+write_real_sweep() {
+  local path=$1 data=$2 grid=${3:-"variant: [vanilla, block_loop, sgt]"}
+  cat > "$path" <<YAML
+name: ${SWEEP_NAME:-e2e}
+${EXTRA:-}
+base:
+  variant: sgt
+  data: {train: $data/train.u16, validation: $data/val.u16}
+  model: {layers: 3, d_model: 32, heads: 4, d_ff: 64, context: 32, vocab_size: 320}
+  train: {steps: ${STEPS:-500}, batch_size: 4, micro_batch_size: 2, lr: 3.0e-3, warmup_steps: 4,
+          eval_interval: 100, eval_batches: 2, extrapolation: [2], seed: 3, threads: 1}
+  growth: {t_start: 100, delta_t: 100, layers: 2, k_max: 2, heads: 2}
+  entropy: {telemetry_interval: 10, probe_sequences: 4}
+  checkpoint: {at_boundaries: true}
+grid:
+  $grid
+YAML
+}
+
+# The state of run $2 in store $1.
+run_state() { sqlite3 "$1" "SELECT state FROM runs WHERE id = ${2#r}"; }
+
+# Checks the store $1 against the event logs the attempts' sgt-train children wrote in the
+# worker directories $2...: every scalar, entropy row, decision and checkpoint of every attempt
+# is stored exactly once (an attempt cut off by a dead worker: a subset, nothing twice), and
+# every succeeded run's surviving rows cover each of its steps once.
+check_store_matches_events() {
+  python3 - "$@" <<'PY'
+import collections, glob, json, os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); dirs = sys.argv[2:]
+bad = []
+def log(rid, a):
+    for d in dirs:
+        p = f"{d}/runs/r{rid}/attempt-{a}/events.jsonl"
+        if os.path.exists(p):
+            return [json.loads(l) for l in open(p)]
+    return None
+def want_rows(ev):
+    sc, ent, dec, ck = collections.Counter(), collections.Counter(), [], set()
+    for e in ev:
+        k, s = e["event"], e.get("step")
+        if k == "scalars":
+            for n, v in e.items():
+                if n not in ("event", "time", "step") and isinstance(v, (int, float)):
+                    sc[(s, n, float(v))] += 1
+        elif k == "eval":
+            sc[(s, "val_loss", e["val_loss"])] += 1; sc[(s, "val_ppl", e["val_ppl"])] += 1
+        elif k == "extrapolation":
+            m = e["multiple"]
+            sc[(s, f"val_loss@x{m}", e["val_loss"])] += 1; sc[(s, f"val_ppl@x{m}", e["val_ppl"])] += 1
+        elif k == "entropy":
+            ent[s] += sum(len(p) for l in e["layers"] for p in l["passes"])
+        elif k == "decision":
+            dec.append(s)
+        elif k == "checkpoint":
+            ck.add((s, e["path"], e["bytes"], e["sha256"], e["reason"]))
+    return sc, ent, sorted(dec), ck
+checked = 0
+for rid, name, state, attempts, steps in db.execute("SELECT id, name, state, attempt, steps FROM runs"):
+    for a in range(1, attempts + 1):
+        ev = log(rid, a)
+        if ev is None:
+            continue  # never started (refused, or no device)
+        checked += 1
+        sc, ent, dec, ck = want_rows(ev)
+        got_sc = collections.Counter(db.execute(
+            "SELECT step, name, value FROM scalars WHERE run_id=? AND attempt=?", (rid, a)))
+        got_ent = collections.Counter(dict(db.execute(
+            "SELECT step, COUNT(*) FROM entropy WHERE run_id=? AND attempt=? GROUP BY step", (rid, a))))
+        got_dec = [s for (s,) in db.execute(
+            "SELECT step FROM growth_decisions WHERE run_id=? AND attempt=? ORDER BY step", (rid, a))]
+        got_ck = set(db.execute("SELECT step, path, bytes, sha256, reason FROM checkpoints "
+                                "WHERE run_id=? AND attempt=?", (rid, a)))
+        ended = any(e["event"] == "end" for e in ev) or any(e["event"] == "error" for e in ev)
+        tag = f"r{rid} ({name}) attempt {a}"
+        if any(c > 1 for c in got_sc.values()): bad.append(f"{tag}: scalars stored twice")
+        if ended:
+            if got_sc != sc: bad.append(f"{tag}: scalars differ: stored only {list((got_sc - sc).items())[:3]}, logged only {list((sc - got_sc).items())[:3]}")
+            if got_ent != ent: bad.append(f"{tag}: entropy rows per step differ")
+            if got_dec != dec: bad.append(f"{tag}: decisions at {got_dec}, logged {dec}")
+            if got_ck != ck: bad.append(f"{tag}: checkpoints differ: {got_ck ^ ck}")
+        else:
+            if got_sc - sc: bad.append(f"{tag}: stored scalars that were never logged")
+            if any(got_ent[s] > ent[s] for s in got_ent): bad.append(f"{tag}: more entropy rows than logged")
+            if not got_ck <= ck: bad.append(f"{tag}: checkpoints never logged")
+    if state == "succeeded":
+        # Surviving rows: per step, the newest attempt that reported it.
+        loss = dict(db.execute("""SELECT step, COUNT(*) FROM scalars s WHERE run_id=? AND name='loss'
+            AND attempt = (SELECT MAX(attempt) FROM scalars WHERE run_id=s.run_id AND step=s.step)
+            GROUP BY step""", (rid,)))
+        if loss != {s: 1 for s in range(1, steps + 1)}:
+            bad.append(f"r{rid} ({name}): surviving loss rows do not cover steps 1..{steps} once")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print(f"store matches the event logs of {checked} attempt(s)")
+PY
+}
+
+# The losses that run $2 (store $1) reported after step $4 are bit-identical to those of the
+# event log $3 (a run of the same configuration never interrupted), and so is the final loss.
+check_same_losses() {
+  python3 - "$@" <<'PY'
+import json, sqlite3, sys
+db, rid, whole, after = sqlite3.connect(sys.argv[1]), int(sys.argv[2].lstrip("r")), sys.argv[3], int(sys.argv[4])
+ev = [json.loads(l) for l in open(whole)]
+want = {e["step"]: e["loss"] for e in ev if e["event"] == "scalars"}
+got = dict(db.execute("""SELECT step, value FROM scalars s WHERE run_id=? AND name='loss'
+    AND attempt = (SELECT MAX(attempt) FROM scalars WHERE run_id=s.run_id AND step=s.step)""", (rid,)))
+steps = sorted(s for s in want if s > after)
+diff = [s for s in steps if s not in got or got[s].hex() != want[s].hex()]
+assert steps and not diff, f"losses differ from the uninterrupted run at steps {diff[:10]}"
+final = json.loads(db.execute("SELECT summary_json FROM runs WHERE id=?", (rid,)).fetchone()[0])
+end = [e for e in ev if e["event"] == "end"][-1]
+assert final["final_loss"].hex() == end["final_loss"].hex(), (final["final_loss"], end["final_loss"])
+print(f"r{rid}: losses of steps {steps[0]}-{steps[-1]} and the final loss {end['final_loss']} are bit-identical")
+PY
+}
+
+# Runs the configuration of run $2 (store $1) with sgt-train alone, uninterrupted, in $3.
+run_alone() {
+  sqlite3 "$1" "SELECT config_json FROM runs WHERE id = ${2#r}" > "$3.json"
+  "$BIN/sgt-train" --config "$3.json" --out "$3" --no-progress > /dev/null
+}

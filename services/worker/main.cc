@@ -1,0 +1,221 @@
+// sgt-worker: runs the training runs a coordinator gives it, one sgt-train child per run, on
+// this node's devices (docs/worker.md).
+//
+//   sgt-worker --coordinator coord:7070 --devices cuda --checkpoint-root /shared/ckpt
+//              --work-dir /var/lib/sgt-worker
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "services/common/log.h"
+#include "services/worker/devices.h"
+#include "services/worker/worker.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kUsage[] = R"(usage: sgt-worker --checkpoint-root DIR --work-dir DIR [options]
+
+  --coordinator ADDR        host:port of sgt-coordinator (default $SGT_COORDINATOR, else
+                            localhost:7070)
+  --devices SPEC            cpu:N (N CPU slots; a run gets one intra-op thread per slot),
+                            cuda (every GPU) or cuda:0,1 (those GPUs) (default cpu:1)
+  --checkpoint-root DIR     where checkpoints are written and the only place they are read
+                            from; share it between workers so that any of them can resume a run
+  --work-dir DIR            this worker's own files: runs/RUN/attempt-N (config, events.jsonl,
+                            stdout.log, stderr.log) and spool/ (telemetry not yet acknowledged)
+  --name NAME               stable name; a worker that restarts under it keeps its id
+                            (default: the host name)
+  --train-program PATH      the sgt-train to run (default: the one beside sgt-worker)
+  --token-file F            bearer token for the coordinator's worker API
+  --tls-ca F                talk TLS, trusting these root certificates (PEM)
+  --cancel-grace-seconds S  SIGTERM, then SIGKILL after S seconds (default 10)
+  --spool-max-mb N          telemetry kept on disk while the coordinator is away before the
+                            children are made to wait (default 256)
+  --log-level LEVEL         debug, info, warn, error (default info)
+
+SIGTERM or SIGINT: stop the children (their runs go back to the queue from their newest
+checkpoint), hand in their last telemetry, exit 0.
+exit status: 0 stopped cleanly, 2 bad arguments or unusable directories
+)";
+
+int Usage(const std::string& problem) {
+  std::cerr << "sgt-worker: " << problem << "\n\n" << kUsage;
+  return 2;
+}
+
+int Fatal(const std::string& problem) {
+  std::cerr << "sgt-worker: " << problem << "\n";
+  return 2;
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+std::string HostName() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "worker";
+  return buf;
+}
+
+std::string SelfDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sgt::worker::WorkerOptions o;
+  o.coordinator = "localhost:7070";
+  if (const char* env = std::getenv("SGT_COORDINATOR"); env != nullptr && *env != 0) {
+    o.coordinator = env;
+  }
+  std::string devices = "cpu:1", token_file, tls_ca, level = "info";
+  int64_t spool_mb = 256;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--coordinator") {
+      if (!value(&o.coordinator)) return Usage("--coordinator needs host:port");
+    } else if (a == "--devices") {
+      if (!value(&devices)) return Usage("--devices needs cpu:N, cuda or cuda:0,1");
+    } else if (a == "--checkpoint-root") {
+      if (!value(&o.checkpoint_root)) return Usage("--checkpoint-root needs a directory");
+    } else if (a == "--work-dir") {
+      if (!value(&o.work_dir)) return Usage("--work-dir needs a directory");
+    } else if (a == "--name") {
+      if (!value(&o.name) || o.name.empty()) return Usage("--name needs a name");
+    } else if (a == "--train-program") {
+      if (!value(&o.train_program)) return Usage("--train-program needs a path");
+    } else if (a == "--token-file") {
+      if (!value(&token_file)) return Usage("--token-file needs a file");
+    } else if (a == "--tls-ca") {
+      if (!value(&tls_ca)) return Usage("--tls-ca needs a PEM file");
+    } else if (a == "--cancel-grace-seconds") {
+      if (!value(&v) || !absl::SimpleAtod(v, &o.cancel_grace_s) || o.cancel_grace_s < 0 ||
+          o.cancel_grace_s > 3600) {
+        return Usage("--cancel-grace-seconds needs seconds from 0 to 3600");
+      }
+    } else if (a == "--spool-max-mb") {
+      if (!value(&v) || !absl::SimpleAtoi(v, &spool_mb) || spool_mb < 1 || spool_mb > (1 << 20)) {
+        return Usage("--spool-max-mb needs megabytes from 1 to 1048576");
+      }
+    } else if (a == "--log-level") {
+      if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
+    } else {
+      return Usage("unknown argument '" + a + "'");
+    }
+  }
+  sgt::log::Level lv;
+  if (!sgt::log::ParseLevel(level, &lv)) {
+    return Usage("--log-level " + level + ": use debug, info, warn or error");
+  }
+  sgt::log::SetLevel(lv);
+  if (o.checkpoint_root.empty()) return Usage("--checkpoint-root is required");
+  if (o.work_dir.empty()) return Usage("--work-dir is required");
+
+  std::string cuda_why;
+  const int cuda = devices.rfind("cuda", 0) == 0 ? sgt::worker::CudaDeviceCount(&cuda_why) : -1;
+  absl::StatusOr<std::vector<sgt::v1::Device>> devs =
+      sgt::worker::ParseDevices(devices, cuda, cuda_why);
+  if (!devs.ok()) return Fatal(std::string(devs.status().message()));
+  o.devices = *devs;
+
+  // Both directories must be usable now: a worker that cannot write checkpoints would take runs
+  // only to fail them.
+  for (auto [flag, dir] : {std::pair<const char*, std::string*>{"--checkpoint-root", &o.checkpoint_root},
+                           {"--work-dir", &o.work_dir}}) {
+    if (std::string why = sgt::worker::CheckWritable(*dir); !why.empty()) {
+      return Fatal(absl::StrCat(flag, " ", *dir, ": ", why,
+                                "; fix its permissions or choose another directory"));
+    }
+    *dir = fs::canonical(*dir).string();
+  }
+  // One worker per work directory: the spool and the attempt directories are its alone.
+  const std::string lock_path = (fs::path(o.work_dir) / ".lock").string();
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Fatal(absl::StrCat("--work-dir ", o.work_dir,
+                              " is in use by another sgt-worker (", lock_path,
+                              " is locked); give each worker its own --work-dir"));
+  }
+  if (o.train_program.empty()) o.train_program = (fs::path(SelfDir()) / "sgt-train").string();
+  if (::access(o.train_program.c_str(), X_OK) != 0) {
+    return Fatal(absl::StrCat("--train-program ", o.train_program,
+                              ": not an executable file; pass the path of sgt-train"));
+  }
+  o.hostname = HostName();
+  if (o.name.empty()) o.name = o.hostname;
+  if (!token_file.empty()) {
+    if (!ReadFile(token_file, &o.token)) {
+      return Fatal("--token-file " + token_file + ": cannot read it; check the path");
+    }
+    o.token = std::string(absl::StripAsciiWhitespace(o.token));
+    if (o.token.empty()) return Fatal("--token-file " + token_file + ": the file is empty");
+  }
+  if (!tls_ca.empty() && !ReadFile(tls_ca, &o.tls_ca_pem)) {
+    return Fatal("--tls-ca " + tls_ca + ": cannot read it; check the path");
+  }
+
+  sgt::worker::Spool::Options so;
+  so.dir = (fs::path(o.work_dir) / "spool").string();
+  so.max_bytes = spool_mb << 20;
+  o.spool_max_bytes = so.max_bytes;
+  absl::StatusOr<std::unique_ptr<sgt::worker::Spool>> spool = sgt::worker::Spool::Open(so);
+  if (!spool.ok()) return Fatal(std::string(spool.status().message()));
+  if ((*spool)->Pending() > 0) {
+    sgt::log::Info("worker", "spool holds ", (*spool)->Pending(),
+                   " telemetry batch(es) from before this start; they go first");
+  }
+
+  // Signals are taken by one thread with sigwait; block them before any thread starts. A
+  // child's pipe that closes must not kill the worker.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sgt::worker::Worker worker(o, std::move(*spool));
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    sgt::log::Info("worker", "signal ", sig, ": stopping");
+    worker.Stop();
+  });
+  worker.Run();  // on the main thread: children die with the thread that started them
+  // Run returns only after Stop: the waiter has its signal.
+  waiter.join();
+  sgt::log::Info("worker", "stopped");
+  return 0;
+}
