@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -752,7 +753,7 @@ int Workers(const Command& command, Client& client, const ParsedArgs& args) {
     table.AddRow({w.id(), w.name(), w.hostname(), w.connected() ? "yes" : "no",
                   absl::StrCat(w.free_devices(), "/", w.devices_size()),
                   w.run_ids_size() > 0 ? absl::StrJoin(w.run_ids(), ",") : "-", lease,
-                  FormatRelative(w.last_seen(), now)});
+                  FormatRelative(std::min(w.last_seen(), now), now)});
   }
   std::cout << table.Render();
   return kExitOk;
