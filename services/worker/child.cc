@@ -80,9 +80,16 @@ absl::StatusOr<std::unique_ptr<Child>> Child::Spawn(const ChildSpec& spec) {
     sigaddset(&set, SIGUSR2);
     ::sigprocmask(SIG_SETMASK, &set, nullptr);
     ::signal(SIGPIPE, SIG_DFL);  // the worker ignores it; a child whose reader is gone dies
+    // A worker started with 0-2 closed has given the files and the pipe low numbers: lift them
+    // above 3 so that no dup2 below overwrites one before it is used, or is a no-op that leaves
+    // its target close-on-exec.
+    auto lift = [](int fd) {
+      return fd > kChildEventsFd ? fd : ::fcntl(fd, F_DUPFD, kChildEventsFd + 1);
+    };
+    const int child_out = lift(out), child_err = lift(err), child_events = lift(pipefd[1]);
     const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0 ||
-        ::dup2(pipefd[1], kChildEventsFd) < 0) {
+    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(child_out, 1) < 0 ||
+        ::dup2(child_err, 2) < 0 || ::dup2(child_events, kChildEventsFd) < 0) {
       ::_exit(127);
     }
     ::syscall(SYS_close_range, kChildEventsFd + 1, ~0U, 0);  // CLOEXEC covers older kernels
@@ -151,10 +158,13 @@ std::string Child::Tail(const std::string& path, size_t max_bytes) {
   const std::streamoff from = size > static_cast<std::streamoff>(max_bytes)
                                   ? size - static_cast<std::streamoff>(max_bytes)
                                   : 0;
+  // The byte before the window: a '\n' there means the window already starts at a line start.
+  char before = '\n';
+  if (from > 0) in.seekg(from - 1).get(before);
   in.seekg(from);
   std::string text(static_cast<size_t>(size - from), '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (from > 0) {
+  if (before != '\n') {
     const size_t nl = text.find('\n');
     if (nl != std::string::npos) text.erase(0, nl + 1);
   }
