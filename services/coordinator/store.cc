@@ -911,7 +911,9 @@ absl::Status Store::Impl::Transition(const RunRow& run, const RunEventRow& event
   }
   SGT_STORE_RETURN_IF_ERROR(WriteRun(run));
   SGT_STORE_RETURN_IF_ERROR(InsertEvent(run.id, event));
-  if (event.to_state == v1::RUN_STATE_ASSIGNED) {
+  // An attempt counts (and hides the rows of older attempts past its start step) once it runs:
+  // one refused or lost before its first RUNNING replaced nothing.
+  if (event.to_state == v1::RUN_STATE_RUNNING && event.from_state == v1::RUN_STATE_ASSIGNED) {
     Scoped s(upsert_attempt);
     BindAll(s.get(), run.id, run.attempt, run.resume_step, run.worker_id, event.time);
     SGT_STORE_RETURN_IF_ERROR(

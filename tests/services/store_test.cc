@@ -143,6 +143,22 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st;
   }
 
+  // Assign, then the worker's first RUNNING: the attempt is recorded (run_attempts) and hides
+  // older attempts' rows past `resume_step`.
+  static void StartAttempt(Store& store, RunRow& run, int32_t attempt, int64_t resume_step) {
+    Assign(store, run, attempt, resume_step);
+    RunEventRow e;
+    e.run_id = run.id;
+    e.time = 1700000150 + attempt;
+    e.attempt = attempt;
+    e.from_state = v1::RUN_STATE_ASSIGNED;
+    e.to_state = v1::RUN_STATE_RUNNING;
+    e.reason = "running on w1";
+    run.state = v1::RUN_STATE_RUNNING;
+    absl::Status st = store.TransitionRun(run, e);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+
   // A batch with one entropy row per (step, head) for steps [first, last], and one scalar per
   // step.
   static v1::TelemetryBatch Batch(int32_t attempt, int64_t sequence, int64_t first, int64_t last,
@@ -371,6 +387,8 @@ TEST_F(StoreTest, TransitionsRecordEventsAndAttempts) {
   std::vector<RunRow> runs = Submit(*store, 1);
   RunRow run = runs[0];
   Assign(*store, run, 1, 0);
+  // Assigned is not yet an attempt: one the worker never ran must not hide older rows.
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM run_attempts"), 0);
   RunEventRow running;
   running.run_id = run.id;
   running.time = 1700000200;
@@ -393,8 +411,10 @@ TEST_F(StoreTest, TransitionsRecordEventsAndAttempts) {
   EXPECT_EQ((*loaded)[0].state, v1::RUN_STATE_RUNNING);
   EXPECT_EQ((*loaded)[0].worker_id, "w1");
 
-  // Re-assigning the same attempt replaces its run_attempts row instead of failing.
-  Assign(*store, run, 1, 40);
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM run_attempts"), 1);
+
+  // Running the same attempt again replaces its run_attempts row instead of failing.
+  StartAttempt(*store, run, 1, 40);
   store.reset();
   EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM run_attempts"), 1);
   EXPECT_EQ(SqlInt(path_, "SELECT start_step FROM run_attempts WHERE attempt = 1"), 40);
@@ -579,11 +599,11 @@ TEST_F(StoreTest, SupersededAttemptsAreHiddenUnlessAllAttempts) {
   RunRow run = Submit(*store, 1)[0];
   // Attempt 1 ran steps 1..6, then was lost; attempt 2 resumed from its step-3 checkpoint and
   // re-ran 4..7; attempt 3 resumed from step 6 of attempt 2 and ran 7..8.
-  Assign(*store, run, 1, 0);
+  StartAttempt(*store, run, 1, 0);
   ASSERT_TRUE(store->AppendTelemetry(run.id, Batch(1, 1, 1, 6, 1), 1, nullptr).ok());
-  Assign(*store, run, 2, 3);
+  StartAttempt(*store, run, 2, 3);
   ASSERT_TRUE(store->AppendTelemetry(run.id, Batch(2, 1, 4, 7, 1), 2, nullptr).ok());
-  Assign(*store, run, 3, 6);
+  StartAttempt(*store, run, 3, 6);
   ASSERT_TRUE(store->AppendTelemetry(run.id, Batch(3, 1, 7, 8, 1), 3, nullptr).ok());
 
   TelemetryFilter f;
@@ -630,7 +650,7 @@ TEST_F(StoreTest, PaginatesOverSeveralPagesWithStepFilters) {
   auto store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   std::vector<RunRow> runs = Submit(*store, 2);
-  Assign(*store, runs[0], 1, 0);
+  StartAttempt(*store, runs[0], 1, 0);
   // Steps 1..30 with 3 heads each, in batches of 5 steps; the other run's rows interleave.
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(
@@ -641,7 +661,7 @@ TEST_F(StoreTest, PaginatesOverSeveralPagesWithStepFilters) {
             .ok());
   }
   // A superseding attempt from step 20 re-runs 21..25: pages must skip attempt 1's 21..30.
-  Assign(*store, runs[0], 2, 20);
+  StartAttempt(*store, runs[0], 2, 20);
   ASSERT_TRUE(store->AppendTelemetry(runs[0].id, Batch(2, 1, 21, 25, 3), 9, nullptr).ok());
 
   TelemetryFilter f;
