@@ -138,6 +138,10 @@ struct Coordinator::WorkerState {
   };
   std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
   bool draining = false;         // shutting down (its heartbeat says): nothing new for it
+  // Attempts the worker still runs that the coordinator cancelled on it (superseded after a
+  // lost lease, say): their devices stay busy until the worker stops listing them or reports
+  // how they ended.
+  std::map<std::pair<int64_t, int32_t>, Held> stopping;
 
   std::map<std::string, int32_t> Total() const {
     std::map<std::string, int32_t> t;
@@ -147,6 +151,7 @@ struct Coordinator::WorkerState {
   std::map<std::string, int32_t> Free() const {
     std::map<std::string, int32_t> f = Total();
     for (const auto& [id, h] : held) f[h.kind] -= h.devices;
+    for (const auto& [key, h] : stopping) f[h.kind] -= h.devices;
     return f;
   }
 };
@@ -374,6 +379,16 @@ void Coordinator::Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind k
   auto w = workers_.find(run.worker_id);
   if (w == workers_.end()) return;
   out.Add(w->second->sink, CommandMessage(kind, RunId(run.id), run.attempt));
+}
+
+// Cancels an attempt the worker runs but should not, and counts its devices busy meanwhile.
+void Coordinator::StopUnwanted(WorkerState& w, const v1::RunRef& ref, Outbox& out) {
+  out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_CANCEL, ref.run_id(), ref.attempt()));
+  const int64_t rid = ParseId(ref.run_id(), 'r');
+  auto r = runs_.find(rid);
+  if (r == runs_.end()) return;
+  w.stopping[{rid, ref.attempt()}] = {ref.attempt(), r->second.devices,
+                                      DeviceKindOf(r->second.config_json), Now()};
 }
 
 bool Coordinator::Wants(const WorkerState& w, const v1::RunRef& ref) const {
@@ -1017,9 +1032,10 @@ void Coordinator::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held,
     }
   }
   // Attempts the worker runs that are no longer wanted (cancelled, superseded): stop them.
+  w.stopping.clear();
   for (const v1::RunRef& ref : held) {
     if (!Wants(w, ref)) {
-      out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_CANCEL, ref.run_id(), ref.attempt()));
+      StopUnwanted(w, ref, out);
       continue;
     }
     // A pause asked for while the worker was away has not reached it yet.
@@ -1100,11 +1116,15 @@ absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::Worker
         }
       }
       if (!vanished.empty()) Schedule(out);
-      // Stop attempts the worker still runs that the coordinator no longer wants.
+      // Stop attempts the worker still runs that the coordinator no longer wants; those it
+      // no longer lists have stopped and free their devices.
+      std::set<std::pair<int64_t, int32_t>> running;
       for (const v1::RunRef& ref : msg.heartbeat().runs()) {
-        if (!Wants(w, ref)) {
-          out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_CANCEL, ref.run_id(), ref.attempt()));
-        }
+        running.insert({ParseId(ref.run_id(), 'r'), ref.attempt()});
+        if (!Wants(w, ref)) StopUnwanted(w, ref, out);
+      }
+      for (auto it = w.stopping.begin(); it != w.stopping.end();) {
+        it = running.count(it->first) ? std::next(it) : w.stopping.erase(it);
       }
       v1::CoordinatorMessage lease;
       lease.mutable_lease()->set_expires_at(w.lease_expires);
@@ -1163,6 +1183,7 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   if (ended_on_worker) {
     auto h = w.held.find(rid);
     if (h != w.held.end() && h->second.attempt == st.attempt()) w.held.erase(h);
+    w.stopping.erase({rid, st.attempt()});
   }
   if (!current || IsEnded(run.state)) {
     log::Debug(kLog, "status of ", st.run_id(), " attempt ", st.attempt(), " ignored (",
@@ -1354,6 +1375,7 @@ void Coordinator::ExpireLeases(Outbox& out) {
     w.sink.reset();
     std::map<int64_t, WorkerState::Held> held;
     held.swap(w.held);
+    w.stopping.clear();
     for (const auto& [rid, h] : held) {
       RunRow& r = runs_[rid];
       if (IsActive(r.state) && r.worker_id == w.row.id && r.attempt == h.attempt) {

@@ -120,6 +120,7 @@ class Coordinator {
   // take effect).
   bool BoundaryAhead(const RunRow& r) const;
   void ExpireLeases(Outbox& out);
+  void StopUnwanted(WorkerState& w, const v1::RunRef& ref, Outbox& out);
   void Schedule(Outbox& out);
   void Command(Outbox& out, const RunRow& run, v1::RunCommand::Kind kind);
   // Whether the attempt `ref` that worker `w` reports is one the coordinator gave it and still

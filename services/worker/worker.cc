@@ -157,7 +157,9 @@ void Worker::Run() {
       const double wait = backoff * std::uniform_real_distribution<double>(0.8, 1.2)(jitter);
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::duration<double>(wait), [&] { return stopping_.load(); });
-      backoff = std::min(backoff * 2, o_.max_backoff_s);
+      // Never longer than a heartbeat interval (a third of the lease): a coordinator that
+      // restarts gives workers one lease to come back.
+      backoff = std::min({backoff * 2, o_.max_backoff_s, static_cast<double>(heartbeat_s_)});
       continue;
     }
     warned = false;

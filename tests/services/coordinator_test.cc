@@ -574,5 +574,72 @@ TEST_F(CoordinatorTest, OversizedBatchesAndHeldListsAreRefused) {
   EXPECT_TRUE(sink->Commands().empty());
 }
 
+// A worker back after its lease expired still runs the attempt that was re-queued: it is told to
+// cancel it, and its device stays busy (no new start) until the worker reports it ended.
+TEST_F(CoordinatorTest, ACancelledAttemptKeepsItsDevicesUntilItEnds) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  coord_->CloseSession(session);
+  now_ += 11;  // past the 10 s lease: lost, re-queued
+  coord_->Tick();
+  ASSERT_EQ(Get(run).state(), v1::RUN_STATE_QUEUED);
+  v1::RunRef ref;
+  ref.set_run_id(run);
+  ref.set_attempt(1);
+  auto sink2 = std::make_shared<RecordingSink>();
+  uint64_t s2 = Connect("n1", 1, sink2, {ref});
+  ASSERT_EQ(sink2->Commands().size(), 1u);
+  EXPECT_EQ(sink2->Commands()[0].kind(), v1::RunCommand::KIND_CANCEL);
+  EXPECT_TRUE(sink2->Starts().empty()) << "started a run on a device the old attempt still uses";
+  // Still listed in a heartbeat: still busy.
+  v1::WorkerMessage hb;
+  *hb.mutable_heartbeat()->add_runs() = ref;
+  ASSERT_TRUE(coord_->HandleWorkerMessage(s2, hb).ok());
+  coord_->Tick();
+  EXPECT_TRUE(sink2->Starts().empty());
+  // It ended: the device is free, and the run's next attempt starts there.
+  ASSERT_TRUE(Status(s2, run, 1, v1::RUN_STATE_CANCELLED).ok());
+  ASSERT_FALSE(sink2->Starts().empty());
+  EXPECT_EQ(sink2->Starts()[0].run_id(), run);
+  EXPECT_EQ(sink2->Starts()[0].attempt(), 2);
+}
+
+// A status gets a StatusAck; a refused telemetry batch gets an ack that says why.
+TEST_F(CoordinatorTest, StatusesAndRefusedBatchesAreAcknowledged) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = Connect("n1", 1, sink);
+  const std::string run = sink->Starts().at(0).run_id();
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  v1::WorkerMessage bad;
+  v1::TelemetryBatch* b = bad.mutable_telemetry();
+  b->set_run_id(run);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  v1::CheckpointRecord* c = b->add_checkpoints();
+  c->set_step(20);
+  c->set_path("/ckpt/../etc/passwd");
+  EXPECT_FALSE(coord_->HandleWorkerMessage(session, bad).ok());
+  std::vector<v1::TelemetryAck> acks = sink->Acks();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_NE(acks[0].error().find("'..'"), std::string::npos) << acks[0].error();
+  int status_acks = 0;
+  for (const auto& m : sink->messages) {
+    if (m.has_status_ack()) {
+      ++status_acks;
+      EXPECT_EQ(m.status_ack().state(), v1::RUN_STATE_RUNNING);
+      EXPECT_TRUE(m.status_ack().error().empty());
+    }
+  }
+  EXPECT_EQ(status_acks, 1);
+  // LOST from the worker: re-queued at once, a restart counted.
+  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_LOST).ok());
+  EXPECT_EQ(Get(run).restarts(), 1);
+  EXPECT_NE(Get(run).state(), v1::RUN_STATE_RUNNING);
+}
+
 }  // namespace
 }  // namespace sgt::coord
