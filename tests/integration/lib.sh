@@ -158,6 +158,26 @@ start_worker() {
   WAIT_S=30 wait_until bash -c "(( \$(grep -c 'connected to' '$SCRATCH/$name.log') > ${n0:-0} ))"
 }
 
+# The start of an end-to-end test with real workers: a fresh $SCRATCH, background jobs killed at
+# exit, the store path in $db, and tiny token files in $SCRATCH/data.
+begin_worker_test() {
+  rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
+  kill_jobs_on_exit
+  db=$SCRATCH/sgt.db
+  make_tiny_data "$SCRATCH/data"
+}
+
+# Workers node-a and node-b (start_worker); their pids in pid_a and pid_b.
+start_two_workers() {
+  start_worker node-a "$@"; pid_a=$WORKER_PID
+  start_worker node-b "$@"; pid_b=$WORKER_PID
+}
+
+# The name of the worker that runs run $2 now (store $1); the other of the two; a name's pid.
+holder_of() { sqlite3 "$1" "SELECT w.name FROM runs r JOIN workers w ON w.id = r.worker_id WHERE r.id = ${2#r}"; }
+other_than() { [[ $1 == node-a ]] && echo node-b || echo node-a; }
+pid_of() { [[ $1 == node-a ]] && echo "$pid_a" || echo "$pid_b"; }
+
 # A sweep of tiny real runs over make_tiny_data's files ($2): ${STEPS:-500} steps of ~10 ms,
 # growth boundaries every 100 steps with a checkpoint at each. $3: the grid (default: the three
 # variants); $EXTRA: more top-level sweep lines (devices: 4, ...).

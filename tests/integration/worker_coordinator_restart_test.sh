@@ -4,10 +4,7 @@
 # in the same attempt. Every row the child logged is stored exactly once.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
-kill_jobs_on_exit
-db=$SCRATCH/sgt.db
-make_tiny_data "$SCRATCH/data"
+begin_worker_test
 STEPS=800 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data" "train.seed: [7]"
 
 start_coordinator "$db" --lease-seconds 6

@@ -6,10 +6,7 @@
 # and a resume checkpoint outside the worker's checkpoint root (refused).
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
-kill_jobs_on_exit
-db=$SCRATCH/sgt.db
-make_tiny_data "$SCRATCH/data"
+begin_worker_test
 show() { "$BIN/sgtctl" show "$1" > "$SCRATCH/show.txt" 2>&1; grep -qE -- "$2" "$SCRATCH/show.txt" ||
   fail "sgtctl show $1 lacks /$2/: $(cat "$SCRATCH/show.txt")"; }
 submit() { "$BIN/sgtctl" submit "$1" > /dev/null; }

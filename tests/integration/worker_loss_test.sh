@@ -6,22 +6,18 @@
 # doubled; a restarted worker comes back under its old id.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
-kill_jobs_on_exit
-db=$SCRATCH/sgt.db
-make_tiny_data "$SCRATCH/data"
+begin_worker_test
 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data" "train.seed: [6]"
 
 start_coordinator "$db" --lease-seconds 3
-start_worker node-a; pid_a=$WORKER_PID
-start_worker node-b; pid_b=$WORKER_PID
+start_two_workers
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
 wait_until sql_true "$db" "SELECT COUNT(*) > 0 FROM checkpoints WHERE run_id = 1"
 wait_until sql_true "$db" "SELECT step > 130 FROM runs WHERE id = 1"
-holder=$(sqlite3 "$db" "SELECT w.name FROM runs r JOIN workers w ON w.id = r.worker_id WHERE r.id = 1")
-other=$([[ $holder == node-a ]] && echo node-b || echo node-a)
+holder=$(holder_of "$db" r1)
+other=$(other_than "$holder")
 child=$(pgrep -f "$SCRATCH/$holder/runs/r1/attempt-1") || fail "no child for r1"
-kill -9 "$([[ $holder == node-a ]] && echo "$pid_a" || echo "$pid_b")"
+kill -9 "$(pid_of "$holder")"
 WAIT_S=10 wait_until bash -c "! kill -0 $child"
 
 timeout 300 "$BIN/sgtctl" watch r1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -3 "$SCRATCH/watch.txt")"

@@ -5,15 +5,11 @@
 # losses of an uninterrupted sgt-train run of the same configuration, bit for bit.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
-kill_jobs_on_exit
-db=$SCRATCH/sgt.db
-make_tiny_data "$SCRATCH/data"
+begin_worker_test
 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data" "train.seed: [5]"
 
 start_coordinator "$db" --lease-seconds 6
-start_worker node-a; pid_a=$WORKER_PID
-start_worker node-b; pid_b=$WORKER_PID
+start_two_workers
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
 wait_until sql_true "$db" "SELECT state = 'running' AND step > 0 FROM runs WHERE id = 1"
 
@@ -37,8 +33,8 @@ read -r path bytes sha < <(sqlite3 -separator ' ' "$db" \
 # The worker that ran it goes away; resume continues on the other one.
 holder=$(sqlite3 "$db" "SELECT w.name FROM run_attempts a JOIN workers w ON w.id = a.worker_id
                         WHERE a.run_id = 1 AND a.attempt = 1")
-other=$([[ $holder == node-a ]] && echo node-b || echo node-a)
-kill -TERM "$([[ $holder == node-a ]] && echo "$pid_a" || echo "$pid_b")"
+other=$(other_than "$holder")
+kill -TERM "$(pid_of "$holder")"
 wait_until bash -c "\"$BIN/sgtctl\" workers | grep -E '^w[0-9]+ +$holder ' | grep -q ' no '"
 "$BIN/sgtctl" resume r1 > /dev/null
 timeout 300 "$BIN/sgtctl" watch r1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -3 "$SCRATCH/watch.txt")"

@@ -7,15 +7,11 @@
 # cleanly on SIGTERM and their children die with them.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
-kill_jobs_on_exit
-db=$SCRATCH/sgt.db
-make_tiny_data "$SCRATCH/data"
+begin_worker_test
 STEPS=300 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data"
 
 start_coordinator "$db" --lease-seconds 6
-start_worker node-a; pid_a=$WORKER_PID
-start_worker node-b; pid_b=$WORKER_PID
+start_two_workers
 [[ $("$BIN/sgtctl" workers | grep -c " yes ") == 2 ]] || fail "sgtctl workers: $("$BIN/sgtctl" workers)"
 
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
@@ -49,10 +45,10 @@ for v in vanilla block_loop sgt; do grep -q "$v" "$SCRATCH/report.txt" || fail "
 STEPS=100000 SWEEP_NAME=long write_real_sweep "$SCRATCH/long.yaml" "$SCRATCH/data" "train.seed: [9]"
 "$BIN/sgtctl" submit "$SCRATCH/long.yaml" > /dev/null
 wait_until sql_true "$db" "SELECT state = 'running' AND step > 0 FROM runs WHERE id = 4"
-holder=$(sqlite3 "$db" "SELECT w.name FROM runs r JOIN workers w ON w.id = r.worker_id WHERE r.id = 4")
+holder=$(holder_of "$db" r4)
 child=$(pgrep -f "$SCRATCH/$holder/runs/r4/attempt-1") || fail "no sgt-train child for r4"
-other=$([[ $holder == node-a ]] && echo node-b || echo node-a)
-pid=$([[ $holder == node-a ]] && echo "$pid_a" || echo "$pid_b")
+other=$(other_than "$holder")
+pid=$(pid_of "$holder")
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [[ $rc == 0 ]] || fail "$holder exited $rc on SIGTERM: $(tail -3 "$SCRATCH/$holder.log")"
