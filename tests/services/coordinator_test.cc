@@ -133,6 +133,15 @@ class CoordinatorTest : public ::testing::Test {
     m.mutable_status()->set_summary_json(summary);
     return coord_->HandleWorkerMessage(session, m);
   }
+  // The SGT run of SgtFirst() started on worker n1 (one CPU) and reported running; the
+  // worker's session in *session.
+  std::string StartSgtRun(const std::shared_ptr<RecordingSink>& sink, uint64_t* session) {
+    Submit(SgtFirst());
+    *session = Connect("n1", 1, sink);
+    const std::string run = sink->Starts().at(0).run_id();
+    EXPECT_TRUE(Status(*session, run, 1, v1::RUN_STATE_RUNNING).ok());
+    return run;
+  }
   std::string dir_;
   double now_ = 1000;
   std::unique_ptr<Store> store_;
@@ -201,11 +210,9 @@ TEST_F(CoordinatorTest, TelemetryBatchSentTwiceIsStoredOnce) {
 }
 
 TEST_F(CoordinatorTest, PauseAtBoundaryThenResumeFromCheckpoint) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   v1::ActionRequest pause;
   pause.set_target(run);
   auto p = coord_->Pause(pause);
@@ -402,11 +409,9 @@ TEST_F(CoordinatorTest, CancelASweepStopsRunningRunsAndDropsQueuedOnes) {
 }
 
 TEST_F(CoordinatorTest, APauseAskedWhileTheWorkerIsAwayReachesItOnReconnect) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   coord_->CloseSession(session);
   v1::ActionRequest pause;
   pause.set_target(run);
@@ -440,11 +445,9 @@ TEST_F(CoordinatorTest, PauseAndSnapshotNeedABoundaryAhead) {
 }
 
 TEST_F(CoordinatorTest, APausingRunWhoseWorkerIsLostStaysPaused) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   v1::ActionRequest req;
   req.set_target(run);
   ASSERT_TRUE(coord_->Pause(req).ok());
@@ -455,11 +458,9 @@ TEST_F(CoordinatorTest, APausingRunWhoseWorkerIsLostStaysPaused) {
 }
 
 TEST_F(CoordinatorTest, AnAttemptMissingFromHeartbeatsIsLost) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   v1::WorkerMessage hb;
   hb.mutable_heartbeat();
   // Right after the start, an empty heartbeat may have crossed the StartRun: nothing happens.
@@ -474,11 +475,9 @@ TEST_F(CoordinatorTest, AnAttemptMissingFromHeartbeatsIsLost) {
 }
 
 TEST_F(CoordinatorTest, RunStepFollowsTheCurrentAttempt) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   // Attempt 1 checkpoints at 20 and reaches 30, then its worker is lost.
   v1::WorkerMessage m;
   v1::TelemetryBatch* b = m.mutable_telemetry();
@@ -577,11 +576,9 @@ TEST_F(CoordinatorTest, OversizedBatchesAndHeldListsAreRefused) {
 // A worker back after its lease expired still runs the attempt that was re-queued: it is told to
 // cancel it, and its device stays busy (no new start) until the worker reports it ended.
 TEST_F(CoordinatorTest, ACancelledAttemptKeepsItsDevicesUntilItEnds) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   coord_->CloseSession(session);
   now_ += 11;  // past the 10 s lease: lost, re-queued
   coord_->Tick();
@@ -609,11 +606,9 @@ TEST_F(CoordinatorTest, ACancelledAttemptKeepsItsDevicesUntilItEnds) {
 
 // A status gets a StatusAck; a refused telemetry batch gets an ack that says why.
 TEST_F(CoordinatorTest, StatusesAndRefusedBatchesAreAcknowledged) {
-  Submit(SgtFirst());
   auto sink = std::make_shared<RecordingSink>();
-  uint64_t session = Connect("n1", 1, sink);
-  const std::string run = sink->Starts().at(0).run_id();
-  ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_RUNNING).ok());
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
   v1::WorkerMessage bad;
   v1::TelemetryBatch* b = bad.mutable_telemetry();
   b->set_run_id(run);
