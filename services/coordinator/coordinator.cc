@@ -322,7 +322,8 @@ absl::Status Coordinator::Transition(RunRow& run, v1::RunState to, const std::st
 
 // A run whose worker went away (via = LOST) goes back to the queue from its newest checkpoint,
 // or fails once it has used its restarts.
-absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::string& reason) {
+absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::string& reason,
+                                  bool count_restart) {
   const bool was_pausing = run.state == v1::RUN_STATE_PAUSING;
   if (absl::Status s = Transition(run, via, reason); !s.ok()) return s;
   run.worker_id.clear();
@@ -337,6 +338,11 @@ absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::stri
                            run.resume_step));
   }
   const SweepRow& sweep = sweeps_[run.sweep_id];
+  if (!count_restart) {
+    return Transition(run, v1::RUN_STATE_QUEUED,
+                      absl::StrCat("back in the queue (the attempt never started; no restart "
+                                   "counted)"));
+  }
   if (run.restarts >= sweep.max_restarts) {
     return Transition(
         run, v1::RUN_STATE_FAILED,
@@ -1234,9 +1240,11 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
     case v1::RUN_STATE_CANCELLED:
       if (reason.empty()) reason = "cancelled on the worker";
       break;
-    case v1::RUN_STATE_LOST:  // the worker stopped it (shutting down): back to the queue now
+    case v1::RUN_STATE_LOST:  // the worker gave it up (shutting down): back to the queue now;
+                              // one that never ran (still assigned) costs no restart
       return Requeue(run, v1::RUN_STATE_LOST,
-                     reason.empty() ? absl::StrCat(w.row.id, " gave the run up") : reason);
+                     reason.empty() ? absl::StrCat(w.row.id, " gave the run up") : reason,
+                     /*count_restart=*/run.state != v1::RUN_STATE_ASSIGNED);
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),

@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "services/common/log.h"
+#include "services/common/signals.h"
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/service.h"
 #include "services/coordinator/store.h"
@@ -181,12 +182,8 @@ int main(int argc, char** argv) {
     creds = grpc::SslServerCredentials(ssl);
   }
 
-  // Signals are taken by one thread with sigwait; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Signals are taken by one thread; blocked before any thread starts.
+  sgt::signals::BlockStopSignals();
 
   if (std::string problem = LockStore(db); !problem.empty()) {
     std::cerr << "sgt-coordinator: " << problem << "\n";
@@ -246,8 +243,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = sgt::signals::WaitForStop();
   sgt::log::Info("coordinator", "signal ", sig, ": shutting down");
   stopping = true;
   (*coord)->Shutdown();

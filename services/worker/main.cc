@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "services/common/log.h"
+#include "services/common/signals.h"
 #include "services/worker/devices.h"
 #include "services/worker/worker.h"
 
@@ -62,6 +64,8 @@ int Fatal(const std::string& problem) {
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
   std::ifstream in(path);
   if (!in) return false;
   std::stringstream ss;
@@ -121,8 +125,8 @@ int main(int argc, char** argv) {
     } else if (a == "--tls-ca") {
       if (!value(&tls_ca)) return Usage("--tls-ca needs a PEM file");
     } else if (a == "--cancel-grace-seconds") {
-      if (!value(&v) || !absl::SimpleAtod(v, &o.cancel_grace_s) || o.cancel_grace_s < 0 ||
-          o.cancel_grace_s > 3600) {
+      if (!value(&v) || !absl::SimpleAtod(v, &o.cancel_grace_s) ||
+          !std::isfinite(o.cancel_grace_s) || o.cancel_grace_s < 0 || o.cancel_grace_s > 3600) {
         return Usage("--cancel-grace-seconds needs seconds from 0 to 3600");
       }
     } else if (a == "--spool-max-mb") {
@@ -152,8 +156,9 @@ int main(int argc, char** argv) {
 
   // Both directories must be usable now: a worker that cannot write checkpoints would take runs
   // only to fail them.
-  for (auto [flag, dir] : {std::pair<const char*, std::string*>{"--checkpoint-root", &o.checkpoint_root},
-                           {"--work-dir", &o.work_dir}}) {
+  for (auto [flag, dir] :
+       {std::pair<const char*, std::string*>{"--checkpoint-root", &o.checkpoint_root},
+        {"--work-dir", &o.work_dir}}) {
     if (std::string why = sgt::worker::CheckWritable(*dir); !why.empty()) {
       return Fatal(absl::StrCat(flag, " ", *dir, ": ", why,
                                 "; fix its permissions or choose another directory"));
@@ -164,12 +169,12 @@ int main(int argc, char** argv) {
   const std::string lock_path = (fs::path(o.work_dir) / ".lock").string();
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return Fatal(absl::StrCat("--work-dir ", o.work_dir,
-                              " is in use by another sgt-worker (", lock_path,
-                              " is locked); give each worker its own --work-dir"));
+    return Fatal(absl::StrCat("--work-dir ", o.work_dir, " is in use by another sgt-worker (",
+                              lock_path, " is locked); give each worker its own --work-dir"));
   }
   if (o.train_program.empty()) o.train_program = (fs::path(SelfDir()) / "sgt-train").string();
-  if (::access(o.train_program.c_str(), X_OK) != 0) {
+  std::error_code ec;
+  if (!fs::is_regular_file(o.train_program, ec) || ::access(o.train_program.c_str(), X_OK) != 0) {
     return Fatal(absl::StrCat("--train-program ", o.train_program,
                               ": not an executable file; pass the path of sgt-train"));
   }
@@ -177,13 +182,21 @@ int main(int argc, char** argv) {
   if (o.name.empty()) o.name = o.hostname;
   if (!token_file.empty()) {
     if (!ReadFile(token_file, &o.token)) {
-      return Fatal("--token-file " + token_file + ": cannot read it; check the path");
+      return Fatal("--token-file " + token_file + ": not a readable file; check the path");
     }
     o.token = std::string(absl::StripAsciiWhitespace(o.token));
     if (o.token.empty()) return Fatal("--token-file " + token_file + ": the file is empty");
   }
-  if (!tls_ca.empty() && !ReadFile(tls_ca, &o.tls_ca_pem)) {
-    return Fatal("--tls-ca " + tls_ca + ": cannot read it; check the path");
+  if (!tls_ca.empty()) {
+    if (!ReadFile(tls_ca, &o.tls_ca_pem)) {
+      return Fatal("--tls-ca " + tls_ca + ": not a readable file; check the path");
+    }
+    // An empty set of roots would make gRPC trust the system's instead, silently.
+    if (o.tls_ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return Fatal("--tls-ca " + tls_ca +
+                   ": holds no PEM certificate (-----BEGIN CERTIFICATE-----); pass the CA "
+                   "certificate that signed the coordinator's");
+    }
   }
 
   sgt::worker::Spool::Options so;
@@ -197,19 +210,14 @@ int main(int argc, char** argv) {
                    " telemetry batch(es) from before this start; they go first");
   }
 
-  // Signals are taken by one thread with sigwait; block them before any thread starts. A
-  // child's pipe that closes must not kill the worker.
+  // Signals are taken by one thread; blocked before any thread starts. A child's pipe that
+  // closes must not kill the worker.
   signal(SIGPIPE, SIG_IGN);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sgt::signals::BlockStopSignals();
 
   sgt::worker::Worker worker(o, std::move(*spool));
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = sgt::signals::WaitForStop();
     sgt::log::Info("worker", "signal ", sig, ": stopping");
     worker.Stop();
   });

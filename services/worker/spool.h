@@ -34,8 +34,8 @@ namespace sgt::worker {
 class Spool {
  public:
   struct Options {
-    std::string dir;                       // created if missing
-    int64_t max_bytes = int64_t{256} << 20;  // live segment bytes before Append waits
+    std::string dir;                           // created if missing
+    int64_t max_bytes = int64_t{256} << 20;    // live segment bytes before Append waits
     int64_t segment_bytes = int64_t{4} << 20;  // a segment is closed past this size
   };
 

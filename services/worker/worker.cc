@@ -34,15 +34,14 @@ using json = nlohmann::json;
 namespace {
 
 constexpr char kLog[] = "worker";
-constexpr int64_t kBatchRows = 4096;    // a batch is sent once it has this many rows
-constexpr double kBatchSeconds = 0.5;   // or once its first row is this old
-constexpr size_t kStderrTail = 4096;    // bytes of stderr a failed attempt reports
-constexpr double kResendSeconds = 10;   // unacknowledged telemetry and statuses go again
-constexpr double kDrainSeconds = 5;     // on shutdown, for the last acknowledgements
+constexpr int64_t kBatchRows = 4096;   // a batch is sent once it has this many rows
+constexpr double kBatchSeconds = 0.5;  // or once its first row is this old
+constexpr size_t kStderrTail = 4096;   // bytes of stderr a failed attempt reports
+constexpr double kResendSeconds = 10;  // unacknowledged telemetry and statuses go again
+constexpr double kDrainSeconds = 5;    // on shutdown, for the last acknowledgements
 
 double Mono() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::string Key(const std::string& run, int32_t attempt) { return absl::StrCat(run, "/", attempt); }
@@ -106,10 +105,10 @@ struct Worker::Attempt {
   std::thread relay;
   std::mutex join_mu;
   // Guarded by Worker::mu_.
-  bool cancel = false;     // the coordinator cancelled it
-  double term_at = 0;      // SIGTERM sent (cancel or shutdown); SIGKILL after the grace period
+  bool cancel = false;  // the coordinator cancelled it
+  double term_at = 0;   // SIGTERM sent (cancel or shutdown); SIGKILL after the grace period
   bool killed = false;
-  bool ended = false;      // the child is gone; final_status says how
+  bool ended = false;  // the child is gone; final_status says how
   v1::WorkerMessage final_status;
   double final_sent_at = -1;  // < 0: not sent on the current session
 };
@@ -123,7 +122,10 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<Spool> spool)
     creds = grpc::SslCredentials(ssl);
   }
   grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // The channel's own reconnect backoff stays short; the worker's loop paces the retries.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxSendMessageSize(16 << 20);
   channel_ = grpc::CreateCustomChannel(o_.coordinator, creds, args);
 }
@@ -136,6 +138,7 @@ Worker::~Worker() {
 void Worker::Stop() {
   stopping_ = true;
   std::lock_guard<std::mutex> lock(mu_);
+  if (registering_ != nullptr) registering_->TryCancel();
   cv_.notify_all();
 }
 
@@ -151,8 +154,9 @@ void Worker::Run() {
     std::string error;
     std::shared_ptr<Conn> c = Connect(&error);
     if (!c) {
-      if (!warned) log::Warn(kLog, "cannot reach the coordinator at ", o_.coordinator, ": ", error,
-                             "; retrying with backoff");
+      if (!warned)
+        log::Warn(kLog, "cannot reach the coordinator at ", o_.coordinator, ": ", error,
+                  "; retrying with backoff");
       warned = true;
       const double wait = backoff * std::uniform_real_distribution<double>(0.8, 1.2)(jitter);
       std::unique_lock<std::mutex> lock(mu_);
@@ -167,6 +171,12 @@ void Worker::Run() {
     Serve(c);
   }
   ticker_.join();  // it stops the children and drains first
+  std::thread replay;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    replay = std::move(replay_thread_);
+  }
+  if (replay.joinable()) replay.join();
 }
 
 std::shared_ptr<Worker::Conn> Worker::Connect(std::string* error) {
@@ -174,7 +184,18 @@ std::shared_ptr<Worker::Conn> Worker::Connect(std::string* error) {
   c->stub = v1::WorkerService::NewStub(channel_);
   grpc::ClientContext rctx;
   if (!o_.token.empty()) rctx.AddMetadata("authorization", "Bearer " + o_.token);
-  rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  {
+    // Short: a call made while the channel is still connecting waits out its deadline, and a
+    // restarted coordinator gives a worker only one lease to come back.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      *error = "stopping";
+      return nullptr;
+    }
+    rctx.set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(std::clamp(heartbeat_s_, 1, 5)));
+    registering_ = &rctx;
+  }
   v1::RegisterRequest reg;
   reg.set_name(o_.name);
   reg.set_hostname(o_.hostname);
@@ -182,6 +203,10 @@ std::shared_ptr<Worker::Conn> Worker::Connect(std::string* error) {
   for (const v1::Device& d : o_.devices) *reg.add_devices() = d;
   v1::RegisterResponse rr;
   grpc::Status s = c->stub->Register(&rctx, reg, &rr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    registering_ = nullptr;
+  }
   if (!s.ok()) {
     *error = s.error_message().empty() ? "unreachable" : s.error_message();
     return nullptr;
@@ -213,10 +238,13 @@ void Worker::Serve(const std::shared_ptr<Conn>& conn) {
     id = worker_id_;
     // A new session has seen none of the final statuses.
     for (auto& [key, a] : attempts_) a->final_sent_at = -1;
+    // Connected after the shutdown finished (Stop came while connecting): nothing will end this
+    // session but this.
+    if (shut_down_) conn->ctx.TryCancel();
   }
   log::Info(kLog, "connected to ", o_.coordinator, " as ", id, " (", o_.devices.size(),
             " device(s))");
-  Replay();
+  StartReplay();
   v1::CoordinatorMessage m;
   while (conn->stream->Read(&m)) {
     {
@@ -258,6 +286,27 @@ std::vector<v1::RunRef> Worker::Held() {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+// Replay on its own thread, so that the session goes on reading acknowledgements (a worker that
+// sent a long spool without reading would have its session cancelled by the coordinator); one
+// replay at a time.
+void Worker::StartReplay() {
+  std::thread old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (replaying_) return;
+    replaying_ = true;
+    old = std::move(replay_thread_);
+  }
+  if (old.joinable()) old.join();  // finished: replaying_ was false
+  // Made under the lock, which the thread needs before it can clear replaying_.
+  std::lock_guard<std::mutex> lock(mu_);
+  replay_thread_ = std::thread([this] {
+    Replay();
+    std::lock_guard<std::mutex> lock(mu_);
+    replaying_ = false;
+  });
 }
 
 // Everything the coordinator has not acknowledged, then the final statuses that wait for it.
@@ -368,7 +417,7 @@ void Worker::Tick() {
       for (const v1::RunRef& r : Held()) *hb.mutable_heartbeat()->add_runs() = r;
       Send(hb);
     }
-    if (resend) Replay();
+    if (resend) StartReplay();
     for (const std::string& k : finals) MaybeSendFinal(k);
   }
   StopChildren();
@@ -423,8 +472,8 @@ void Worker::Start(const v1::StartRun& s) {
   }
   if (static_cast<int>(picked.size()) < want) {
     return Reject(s, v1::RUN_STATE_LOST,
-                  absl::StrCat(id, " has ", picked.size(), " free ", kind, " device(s), the run needs ",
-                               want, "; back to the queue"));
+                  absl::StrCat(id, " has ", picked.size(), " free ", kind,
+                               " device(s), the run needs ", want, "; back to the queue"));
   }
   // A resume point from the wire is only opened inside the checkpoint root.
   std::string resume;
@@ -449,24 +498,25 @@ void Worker::Start(const v1::StartRun& s) {
   std::error_code ec;
   fs::remove_all(dir, ec);  // left by an earlier worker process: that attempt is over
   if (std::string why = ProbeWritable(dir); !why.empty()) {
-    return Reject(s, v1::RUN_STATE_FAILED,
-                  absl::StrCat("work directory on ", id, " is not writable: ", why,
-                               "; fix its permissions or start the worker with another --work-dir"));
+    return Reject(
+        s, v1::RUN_STATE_FAILED,
+        absl::StrCat("work directory on ", id, " is not writable: ", why,
+                     "; fix its permissions or start the worker with another --work-dir"));
   }
   if (std::string why = ProbeWritable(ckdir); !why.empty()) {
-    return Reject(s, v1::RUN_STATE_FAILED,
-                  absl::StrCat("checkpoint root ", o_.checkpoint_root, " is not writable on ", id,
-                               ": ", why,
-                               "; fix its permissions or start the worker with another "
-                               "--checkpoint-root"));
+    return Reject(
+        s, v1::RUN_STATE_FAILED,
+        absl::StrCat("checkpoint root ", o_.checkpoint_root, " is not writable on ", id, ": ", why,
+                     "; fix its permissions or start the worker with another "
+                     "--checkpoint-root"));
   }
   const fs::path config = dir / "config.json";
   if (!(std::ofstream(config) << s.config_json() << "\n")) {
     return Reject(s, v1::RUN_STATE_FAILED, absl::StrCat("cannot write ", config.string()));
   }
   ChildSpec spec;
-  spec.argv = {o_.train_program, "--config", config.string(), "--out", dir.string(),
-               "--checkpoint-dir", ckdir.string(), "--events-fd", "{events_fd}", "--no-progress"};
+  spec.argv = {o_.train_program,   "--config",     config.string(), "--out",       dir.string(),
+               "--checkpoint-dir", ckdir.string(), "--events-fd",   "{events_fd}", "--no-progress"};
   if (!resume.empty()) spec.argv.insert(spec.argv.end(), {"--resume", resume});
   if (kind == "cpu") {
     spec.argv.insert(spec.argv.end(), {"--set", absl::StrCat("train.threads=", want)});
@@ -598,8 +648,8 @@ bool Worker::Flush(Attempt& a, v1::TelemetryBatch& batch) {
   // Waits while the spool is full (the child then waits on its pipe); gives up on shutdown.
   absl::Status s = spool_->Append(batch, [this] { return stopping_.load(); });
   if (!s.ok() && !absl::IsCancelled(s)) {
-    log::Error(kLog, "spool: ", s.message(), "; sending batch ", batch.sequence(), " of ",
-               a.run_id, " unspooled");
+    log::Error(kLog, "spool: ", s.message(), "; sending batch ", batch.sequence(), " of ", a.run_id,
+               " unspooled");
   }
   v1::WorkerMessage m;
   *m.mutable_telemetry() = std::move(batch);
@@ -623,9 +673,9 @@ void Worker::Ended(Attempt& a, int st, const EventTranslator& t) {
     s->set_reason(absl::StrCat(worker_id_, " shut down; the run goes back to the queue"));
   } else if (a.cancel) {
     s->set_state(v1::RUN_STATE_CANCELLED);
-    s->set_reason(a.killed ? absl::StrCat("cancelled (killed after ", o_.cancel_grace_s,
-                                          " s of SIGTERM)")
-                           : "cancelled");
+    s->set_reason(
+        a.killed ? absl::StrCat("cancelled (killed after ", o_.cancel_grace_s, " s of SIGTERM)")
+                 : "cancelled");
   } else if (clean && t.end_status() == "paused") {
     s->set_state(v1::RUN_STATE_PAUSED);
     s->set_summary_json(t.summary_json());
@@ -703,7 +753,8 @@ void Worker::StopChildren() {
     cv_.wait_for(lock, std::chrono::duration<double>(seconds), done);
   };
   wait_for(o_.cancel_grace_s, [&] {
-    return std::all_of(attempts_.begin(), attempts_.end(), [](auto& kv) { return kv.second->ended; });
+    return std::all_of(attempts_.begin(), attempts_.end(),
+                       [](auto& kv) { return kv.second->ended; });
   });
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -716,6 +767,7 @@ void Worker::StopChildren() {
   std::map<std::string, std::shared_ptr<Attempt>> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    shut_down_ = true;
     conn = conn_;
     left = attempts_;
   }

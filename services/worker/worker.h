@@ -29,17 +29,17 @@ namespace sgt::worker {
 std::string CheckWritable(const std::string& dir);
 
 struct WorkerOptions {
-  std::string coordinator;       // host:port
-  std::string name, hostname;    // name: stable across restarts (keeps the worker id)
+  std::string coordinator;     // host:port
+  std::string name, hostname;  // name: stable across restarts (keeps the worker id)
   std::vector<sgt::v1::Device> devices;
-  std::string checkpoint_root;   // absolute, resolved, writable
-  std::string work_dir;          // absolute: runs/ (per attempt) and spool/
-  std::string train_program;     // sgt-train
-  std::string token;             // bearer token ("" = none)
-  std::string tls_ca_pem;        // root certificates ("" = plaintext)
-  double cancel_grace_s = 10;    // SIGTERM, then SIGKILL after this long
+  std::string checkpoint_root;  // absolute, resolved, writable
+  std::string work_dir;         // absolute: runs/ (per attempt) and spool/
+  std::string train_program;    // sgt-train
+  std::string token;            // bearer token ("" = none)
+  std::string tls_ca_pem;       // root certificates ("" = plaintext)
+  double cancel_grace_s = 10;   // SIGTERM, then SIGKILL after this long
   int64_t spool_max_bytes = int64_t{256} << 20;
-  double max_backoff_s = 5;      // reconnect backoff ceiling
+  double max_backoff_s = 5;  // reconnect backoff ceiling
 };
 
 class Worker {
@@ -66,6 +66,7 @@ class Worker {
   void Handle(const sgt::v1::CoordinatorMessage& m);
   std::vector<sgt::v1::RunRef> Held();
   void Replay();
+  void StartReplay();
   void Tick();
 
   // Attempts.
@@ -94,6 +95,10 @@ class Worker {
   double last_resend_ = 0;
   std::map<std::string, std::shared_ptr<Attempt>> attempts_;  // "r3/2"
   std::map<std::string, std::string> busy_;                   // device id -> attempt key
+  bool shut_down_ = false;  // the children are stopped: no session may stay open
+  grpc::ClientContext* registering_ = nullptr;  // a Register in flight (Stop cancels it)
+  bool replaying_ = false;
+  std::thread replay_thread_;  // sends the spool while the session reads acks
 };
 
 }  // namespace sgt::worker

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kill -9 the coordinator while a real run trains, and start it again on the same store and
 # port: the worker spools its telemetry meanwhile, reconnects, replays it, and the run goes on
-# in the same attempt. Every row the child logged is stored exactly once.
+# in the same attempt. Every row the child logged is stored exactly once. Then SIGTERM to the
+# worker while the coordinator is frozen: it exits 0 at once.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
 begin_worker_test
@@ -25,5 +26,16 @@ timeout 300 "$BIN/sgtctl" watch r1 > "$SCRATCH/watch.txt" || fail "watch: $(tail
 (( $(grep -c "connected to" "$SCRATCH/node-a.log") >= 2 )) || fail "the worker did not reconnect"
 check_store_matches_events "$db" "$SCRATCH/node-a"
 [[ -z $(find "$SCRATCH/node-a/spool" -type f -size +0) ]] || fail "spool not empty"
+
+# SIGTERM while the coordinator does not answer (stopped): the worker still stops, at once and
+# cleanly, and does not come back to life when the coordinator does.
+kill -STOP "$COORD_PID"
+WAIT_S=30 wait_until grep -q "no word from the coordinator" "$SCRATCH/node-a.log"
+kill -TERM "$WORKER_PID"
+(sleep 10; kill -9 "$WORKER_PID" 2> /dev/null) & watchdog=$!
+rc=0; wait "$WORKER_PID" || rc=$?
+kill "$watchdog" 2> /dev/null || true
+kill -CONT "$COORD_PID"
+[[ $rc == 0 ]] || fail "the worker exited $rc on SIGTERM while the coordinator was away (137: it hung)"
 stop_coordinator
 echo PASS

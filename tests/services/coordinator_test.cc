@@ -633,7 +633,20 @@ TEST_F(CoordinatorTest, StatusesAndRefusedBatchesAreAcknowledged) {
   // LOST from the worker: re-queued at once, a restart counted.
   ASSERT_TRUE(Status(session, run, 1, v1::RUN_STATE_LOST).ok());
   EXPECT_EQ(Get(run).restarts(), 1);
-  EXPECT_NE(Get(run).state(), v1::RUN_STATE_RUNNING);
+  // Re-assigned at once (attempt 2); given up before it ran: back in the queue, no restart.
+  ASSERT_EQ(Get(run).state(), v1::RUN_STATE_ASSIGNED);
+  ASSERT_EQ(Get(run).attempt(), 2);
+  ASSERT_TRUE(Status(session, run, 2, v1::RUN_STATE_LOST).ok());
+  EXPECT_EQ(Get(run).restarts(), 1);
+  v1::GetRunRequest req;
+  req.set_run_id(run);
+  auto got = coord_->GetRun(req);
+  ASSERT_TRUE(got.ok());
+  bool said = false;
+  for (const auto& e : got->events()) {
+    said |= e.reason().find("no restart counted") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
 }
 
 }  // namespace
