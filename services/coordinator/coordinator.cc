@@ -393,6 +393,8 @@ void Coordinator::StopUnwanted(WorkerState& w, const v1::RunRef& ref, Outbox& ou
   const int64_t rid = ParseId(ref.run_id(), 'r');
   auto r = runs_.find(rid);
   if (r == runs_.end()) return;
+  // A cancelled run's attempt is still held (its devices counted) until its status comes.
+  if (auto h = w.held.find(rid); h != w.held.end() && h->second.attempt == ref.attempt()) return;
   w.stopping[{rid, ref.attempt()}] = {ref.attempt(), r->second.devices,
                                       DeviceKindOf(r->second.config_json), Now()};
 }
@@ -1183,8 +1185,8 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
           "status of ", st.run_id(), ": summary_json is not a JSON object; send summary.json"));
     }
   }
-  const bool ended_on_worker = st.state() == v1::RUN_STATE_PAUSED ||
-                               st.state() == v1::RUN_STATE_LOST || IsEnded(st.state());
+  const bool ended_on_worker =
+      st.state() == v1::RUN_STATE_PAUSED || st.state() == v1::RUN_STATE_LOST || IsEnded(st.state());
   const bool current = run.attempt == st.attempt() && run.worker_id == w.row.id;
   if (ended_on_worker) {
     auto h = w.held.find(rid);
@@ -1286,9 +1288,9 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
       return why;
     };
     if (b.sequence() < 1 || b.attempt() < 1) {
-      return refuse(absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
-                                                     b.attempt(), ", sequence ", b.sequence(),
-                                                     "; both start at 1")));
+      return refuse(absl::InvalidArgumentError(
+          absl::StrCat("telemetry of ", b.run_id(), ": attempt ", b.attempt(), ", sequence ",
+                       b.sequence(), "; both start at 1")));
     }
     const int64_t rows =
         int64_t{b.entropy_size()} + b.scalars_size() + b.decisions_size() + b.checkpoints_size();

@@ -275,10 +275,11 @@ bool Worker::Send(const v1::WorkerMessage& m) {
   return c != nullptr && c->Write(m);
 }
 
-std::vector<v1::RunRef> Worker::Held() {
+std::vector<v1::RunRef> Worker::Held(bool unreported_only) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::RunRef> out;
   for (const auto& [key, a] : attempts_) {
+    if (unreported_only && a->final_sent_at >= 0) continue;
     v1::RunRef r;
     r.set_run_id(a->run_id);
     r.set_attempt(a->attempt);
@@ -414,7 +415,11 @@ void Worker::Tick() {
     if (heartbeat) {
       v1::WorkerMessage hb;
       hb.mutable_heartbeat();
-      for (const v1::RunRef& r : Held()) *hb.mutable_heartbeat()->add_runs() = r;
+      // Not the attempts whose final status went on this session: the coordinator has it
+      // before this heartbeat, and would take a listed attempt for one still running.
+      for (const v1::RunRef& r : Held(/*unreported_only=*/true)) {
+        *hb.mutable_heartbeat()->add_runs() = r;
+      }
       Send(hb);
     }
     if (resend) StartReplay();
@@ -737,7 +742,8 @@ void Worker::MaybeSendFinal(const std::string& key) {
 void Worker::StopChildren() {
   v1::WorkerMessage drain;
   drain.mutable_heartbeat()->set_draining(true);
-  for (const v1::RunRef& r : Held()) *drain.mutable_heartbeat()->add_runs() = r;
+  for (const v1::RunRef& r : Held(/*unreported_only=*/true))
+    *drain.mutable_heartbeat()->add_runs() = r;
   Send(drain);  // before the lost statuses below free its devices at the coordinator
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -64,7 +64,9 @@ class Worker {
   void Serve(const std::shared_ptr<Conn>& conn);
   bool Send(const sgt::v1::WorkerMessage& m);
   void Handle(const sgt::v1::CoordinatorMessage& m);
-  std::vector<sgt::v1::RunRef> Held();
+  // The attempts this worker holds (until their final status is acknowledged); with
+  // unreported_only, not those whose final status went on the current session.
+  std::vector<sgt::v1::RunRef> Held(bool unreported_only = false);
   void Replay();
   void StartReplay();
   void Tick();
