@@ -3,7 +3,8 @@
 # daemons keep serving: a child that crashes (failed: the signal and the tail of its stderr; not
 # retried), bad data (failed: sgt-train's own message), a run needing more devices than any
 # worker has (queued, saying why), a checkpoint root that is not writable (failed, naming it),
-# and a resume checkpoint outside the worker's checkpoint root (refused).
+# and a resume checkpoint outside the worker's checkpoint root (refused). Also: cancel of a child
+# that ignores SIGTERM ends with SIGKILL after the grace period.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
 begin_worker_test
@@ -11,17 +12,19 @@ show() { "$BIN/sgtctl" show "$1" > "$SCRATCH/show.txt" 2>&1; grep -qE -- "$2" "$
   fail "sgtctl show $1 lacks /$2/: $(cat "$SCRATCH/show.txt")"; }
 submit() { "$BIN/sgtctl" submit "$1" > /dev/null; }
 
-# sgt-train, except that a run with train.seed 13 crashes at once, saying something on stderr.
+# sgt-train, except that a run with train.seed 13 crashes at once, saying something on stderr,
+# and one with train.seed 18 ignores SIGTERM.
 cat > "$SCRATCH/train-wrapper" <<SH
 #!/bin/sh
 for a in "\$@"; do case \$a in *config.json) cfg=\$a;; esac; done
 if grep -q '"seed":13' "\$cfg"; then echo "simulated crash in the data loader" >&2; kill -SEGV \$\$; fi
+if grep -q '"seed":18' "\$cfg"; then trap '' TERM; fi   # ignored across exec: only SIGKILL stops it
 exec "$BIN/sgt-train" "\$@"
 SH
 chmod +x "$SCRATCH/train-wrapper"
 
 start_coordinator "$db" --lease-seconds 6
-start_worker node-a --train-program "$SCRATCH/train-wrapper"; pid_a=$WORKER_PID
+start_worker node-a --train-program "$SCRATCH/train-wrapper" --cancel-grace-seconds 1; pid_a=$WORKER_PID
 
 STEPS=300 SWEEP_NAME=crash write_real_sweep "$SCRATCH/crash.yaml" "$SCRATCH/data" "train.seed: [13]"
 submit "$SCRATCH/crash.yaml"                                                       # r1
@@ -45,6 +48,17 @@ STEPS=300 SWEEP_NAME=ok write_real_sweep "$SCRATCH/ok.yaml" "$SCRATCH/data" "tra
 submit "$SCRATCH/ok.yaml"                                                          # r4
 timeout 120 "$BIN/sgtctl" watch r4 > /dev/null || fail "r4 did not succeed after the failures"
 
+# Cancel: SIGTERM, and SIGKILL after the grace period for a child that ignores SIGTERM.
+STEPS=100000 SWEEP_NAME=stubborn write_real_sweep "$SCRATCH/stubborn.yaml" "$SCRATCH/data" "train.seed: [18]"
+submit "$SCRATCH/stubborn.yaml"                                                    # r5
+wait_until sql_true "$db" "SELECT state = 'running' AND step > 0 FROM runs WHERE id = 5"
+child=$(pgrep -f "$SCRATCH/node-a/runs/r5/attempt-1") || fail "no child for r5"
+"$BIN/sgtctl" cancel r5 > /dev/null
+show r5 "cancelled"
+WAIT_S=15 wait_until bash -c "! kill -0 $child"
+wait_until grep -q "r5 attempt 1 still runs 1 s after SIGTERM; sending SIGKILL" "$SCRATCH/node-a.log"
+wait_until grep -q "r5 attempt 1 ended: RUN_STATE_CANCELLED" "$SCRATCH/node-a.log"
+
 # A worker whose checkpoint root becomes read-only. Root ignores permission bits, so the worker
 # runs as nobody when the test runs as root.
 kill -TERM "$pid_a"; wait "$pid_a" || fail "node-a did not stop cleanly"
@@ -54,14 +68,14 @@ AS=$AS CKPT=$SCRATCH/ro-root start_worker node-n
 chmod 555 "$SCRATCH/ro-root"
 
 # A resume point outside this worker's root (node-a's checkpoints) is refused.
-"$BIN/sgtctl" fork r4 --from-step 100 > /dev/null                                  # r5
-wait_until sql_true "$db" "SELECT state = 'failed' FROM runs WHERE id = 5"
-show r5 "outside the checkpoint root $SCRATCH/ro-root"
+"$BIN/sgtctl" fork r4 --from-step 100 > /dev/null                                  # r6
+wait_until sql_true "$db" "SELECT state = 'failed' FROM runs WHERE id = 6"
+show r6 "outside the checkpoint root $SCRATCH/ro-root"
 
 STEPS=300 SWEEP_NAME=ro write_real_sweep "$SCRATCH/ro.yaml" "$SCRATCH/data" "train.seed: [17]"
-submit "$SCRATCH/ro.yaml"                                                          # r6
-wait_until sql_true "$db" "SELECT state = 'failed' FROM runs WHERE id = 6"
-show r6 "checkpoint root $SCRATCH/ro-root is not writable"
+submit "$SCRATCH/ro.yaml"                                                          # r7
+wait_until sql_true "$db" "SELECT state = 'failed' FROM runs WHERE id = 7"
+show r7 "checkpoint root $SCRATCH/ro-root is not writable"
 
 # Still serving: the worker is connected, the big run still waits and says why, and cancels.
 "$BIN/sgtctl" workers | grep -E "^w[0-9]+ +node-n " | grep -q " yes " || fail "node-n is gone"
