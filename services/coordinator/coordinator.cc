@@ -327,35 +327,63 @@ absl::Status Coordinator::Requeue(RunRow& run, v1::RunState via, const std::stri
   const bool was_pausing = run.state == v1::RUN_STATE_PAUSING;
   if (absl::Status s = Transition(run, via, reason); !s.ok()) return s;
   run.worker_id.clear();
+  return AfterLoss(run, was_pausing, reason, count_restart);
+}
+
+// Where a lost run goes next. Changes go to a copy, kept only once stored: a failed write leaves
+// the run `lost` as it was, for RecoverStranded to finish.
+absl::Status Coordinator::AfterLoss(RunRow& run, bool was_pausing, const std::string& reason,
+                                    bool count_restart) {
+  RunRow next = run;
+  absl::Status s;
   if (was_pausing) {  // the user asked it to stop: it stays stopped, at its newest checkpoint
-    return Transition(
-        run, v1::RUN_STATE_PAUSED,
-        run.resume_checkpoint.empty()
+    s = Transition(
+        next, v1::RUN_STATE_PAUSED,
+        next.resume_checkpoint.empty()
             ? std::string("paused: its worker was lost while pausing, before any checkpoint; "
                           "resume starts it from the beginning")
             : absl::StrCat("paused: its worker was lost while pausing; resume continues from its "
                            "checkpoint at step ",
-                           run.resume_step));
-  }
-  const SweepRow& sweep = sweeps_[run.sweep_id];
-  if (!count_restart) {
-    return Transition(run, v1::RUN_STATE_QUEUED,
-                      absl::StrCat("back in the queue (the attempt never started; no restart "
-                                   "counted)"));
-  }
-  if (run.restarts >= sweep.max_restarts) {
-    return Transition(
-        run, v1::RUN_STATE_FAILED,
+                           next.resume_step));
+  } else if (!count_restart) {
+    s = Transition(next, v1::RUN_STATE_QUEUED,
+                   "back in the queue (the attempt never started; no restart counted)");
+  } else if (const SweepRow& sweep = sweeps_[next.sweep_id]; next.restarts >= sweep.max_restarts) {
+    s = Transition(
+        next, v1::RUN_STATE_FAILED,
         absl::StrCat(reason, "; restart limit reached (max_restarts ", sweep.max_restarts,
                      "); raise max_restarts with a new sweep or fork the run"));
+  } else {
+    next.restarts += 1;
+    const std::string from = next.resume_checkpoint.empty()
+                                 ? std::string("from the start (no checkpoint yet)")
+                                 : absl::StrCat("from its checkpoint at step ", next.resume_step);
+    s = Transition(next, v1::RUN_STATE_QUEUED,
+                   absl::StrCat("re-queued ", from, " (restart ", next.restarts, " of ",
+                                sweep.max_restarts, ")"));
   }
-  run.restarts += 1;
-  const std::string from = run.resume_checkpoint.empty()
-                               ? std::string("from the start (no checkpoint yet)")
-                               : absl::StrCat("from its checkpoint at step ", run.resume_step);
-  return Transition(run, v1::RUN_STATE_QUEUED,
-                    absl::StrCat("re-queued ", from, " (restart ", run.restarts, " of ",
-                                 sweep.max_restarts, ")"));
+  if (s.ok()) run = std::move(next);
+  return s;
+}
+
+// Runs that a failed store write left half-way, finished on a later tick: lost but not yet
+// re-queued, or active on a worker that does not hold them (the loss itself was not stored).
+void Coordinator::RecoverStranded() {
+  for (auto& [rid, r] : runs_) {
+    if (r.state == v1::RUN_STATE_LOST) {
+      (void)AfterLoss(r, /*was_pausing=*/false, "lost", /*count_restart=*/true);
+      continue;
+    }
+    if (!IsActive(r.state)) continue;
+    auto w = workers_.find(r.worker_id);
+    if (w == workers_.end()) continue;  // ExpireLeases loses those
+    auto h = w->second->held.find(rid);
+    if (h == w->second->held.end() || h->second.attempt != r.attempt) {
+      (void)Requeue(r, v1::RUN_STATE_LOST,
+                    absl::StrCat("worker ", r.worker_id, " no longer holds attempt ", r.attempt,
+                                 " (its loss could not be stored at the time)"));
+    }
+  }
 }
 
 bool Coordinator::BoundaryAhead(const RunRow& r) const {
@@ -1489,6 +1517,7 @@ void Coordinator::Tick() {
   std::unique_lock<std::mutex> lock(mu_);
   Outbox out;
   ExpireLeases(out);
+  RecoverStranded();
   Schedule(out);
   lock.unlock();
   Flush(out);

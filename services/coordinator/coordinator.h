@@ -105,6 +105,9 @@ class Coordinator {
   absl::Status Transition(RunRow& run, v1::RunState to, const std::string& reason);
   absl::Status Requeue(RunRow& run, v1::RunState via, const std::string& reason,
                        bool count_restart = true);
+  absl::Status AfterLoss(RunRow& run, bool was_pausing, const std::string& reason,
+                         bool count_restart);
+  void RecoverStranded();
   absl::StatusOr<std::vector<RunRow*>> Targets(const std::string& target);
   // Takes the lock. One action over a run or a sweep's runs: `applies` picks the runs it changes,
   // `act` changes one (transition, commands). A run target it does not apply to is refused as

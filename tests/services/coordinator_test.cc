@@ -3,6 +3,7 @@
 #include "services/coordinator/coordinator.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -647,6 +648,42 @@ TEST_F(CoordinatorTest, StatusesAndRefusedBatchesAreAcknowledged) {
     said |= e.reason().find("no restart counted") != std::string::npos;
   }
   EXPECT_TRUE(said);
+}
+
+// A failed store write (a trigger stands in for a full disk) must not strand a run: the loss or
+// the re-queue that could not be stored is finished on a later tick, once writes work again.
+TEST_F(CoordinatorTest, ARunAFailedStoreWriteLeftHalfWayIsFinishedLater) {
+  auto sql = [this](const std::string& q) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((fs::path(dir_) / "sgt.db").string().c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, q.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+    sqlite3_free(err);
+    sqlite3_close(db);
+  };
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
+  coord_->CloseSession(session);
+  // The loss itself cannot be stored: the run stays running, its worker holding nothing.
+  sql("CREATE TRIGGER full BEFORE UPDATE ON runs WHEN NEW.state = 'lost' "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  now_ += 11;  // past the lease
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+  // Then the loss is stored but the re-queue is not: the run stays lost.
+  sql("DROP TRIGGER full; CREATE TRIGGER full BEFORE UPDATE ON runs WHEN NEW.state = 'queued' "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_LOST);
+  EXPECT_EQ(Get(run).restarts(), 0);
+  // Writes work again: re-queued, one restart counted, once.
+  sql("DROP TRIGGER full");
+  coord_->Tick();
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(Get(run).restarts(), 1);
+  coord_->Tick();
+  EXPECT_EQ(Get(run).restarts(), 1);
 }
 
 }  // namespace
