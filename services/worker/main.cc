@@ -202,7 +202,6 @@ int main(int argc, char** argv) {
   sgt::worker::Spool::Options so;
   so.dir = (fs::path(o.work_dir) / "spool").string();
   so.max_bytes = spool_mb << 20;
-  o.spool_max_bytes = so.max_bytes;
   absl::StatusOr<std::unique_ptr<sgt::worker::Spool>> spool = sgt::worker::Spool::Open(so);
   if (!spool.ok()) return Fatal(std::string(spool.status().message()));
   if ((*spool)->Pending() > 0) {

@@ -56,8 +56,10 @@ int64_t Rows(const v1::TelemetryBatch& b) {
   return int64_t{b.scalars_size()} + b.entropy_size() + b.decisions_size() + b.checkpoints_size();
 }
 
-// Creates `dir` and writes and removes a file in it: "" when that works, else why not.
-std::string ProbeWritable(const fs::path& dir) {
+}  // namespace
+
+std::string CheckWritable(const std::string& dir_name) {
+  const fs::path dir(dir_name);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::StrCat("cannot create ", dir.string(), ": ", ec.message());
@@ -71,10 +73,6 @@ std::string ProbeWritable(const fs::path& dir) {
   fs::remove(probe, ec);
   return "";
 }
-
-}  // namespace
-
-std::string CheckWritable(const std::string& dir) { return ProbeWritable(dir); }
 
 struct Worker::Conn {
   std::unique_ptr<v1::WorkerService::Stub> stub;
@@ -95,11 +93,11 @@ struct Worker::Attempt {
     if (relay.joinable()) relay.join();
   }
 
-  std::string run_id, key, name;
+  std::string run_id, key;
   int32_t attempt = 0;
   std::vector<std::string> devices;
   std::unique_ptr<Child> child;
-  std::string dir, stderr_path;
+  std::string stderr_path;
   std::atomic<int64_t> step{0};
   int64_t next_sequence = 1;  // the relay thread's
   std::thread relay;
@@ -502,13 +500,13 @@ void Worker::Start(const v1::StartRun& s) {
   const fs::path ckdir = fs::path(o_.checkpoint_root) / s.run_id() / tag;
   std::error_code ec;
   fs::remove_all(dir, ec);  // left by an earlier worker process: that attempt is over
-  if (std::string why = ProbeWritable(dir); !why.empty()) {
+  if (std::string why = CheckWritable(dir.string()); !why.empty()) {
     return Reject(
         s, v1::RUN_STATE_FAILED,
         absl::StrCat("work directory on ", id, " is not writable: ", why,
                      "; fix its permissions or start the worker with another --work-dir"));
   }
-  if (std::string why = ProbeWritable(ckdir); !why.empty()) {
+  if (std::string why = CheckWritable(ckdir.string()); !why.empty()) {
     return Reject(
         s, v1::RUN_STATE_FAILED,
         absl::StrCat("checkpoint root ", o_.checkpoint_root, " is not writable on ", id, ": ", why,
@@ -542,10 +540,8 @@ void Worker::Start(const v1::StartRun& s) {
   a->run_id = s.run_id();
   a->attempt = s.attempt();
   a->key = Key(s.run_id(), s.attempt());
-  a->name = s.name();
   a->devices = picked;
   a->child = std::move(*child);
-  a->dir = dir.string();
   a->stderr_path = spec.stderr_path;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -645,8 +641,8 @@ void Worker::Relay(std::shared_ptr<Attempt> a) {
   MaybeSendFinal(a->key);
 }
 
-bool Worker::Flush(Attempt& a, v1::TelemetryBatch& batch) {
-  if (Rows(batch) == 0) return true;
+void Worker::Flush(Attempt& a, v1::TelemetryBatch& batch) {
+  if (Rows(batch) == 0) return;
   batch.set_run_id(a.run_id);
   batch.set_attempt(a.attempt);
   batch.set_sequence(a.next_sequence++);
@@ -658,9 +654,8 @@ bool Worker::Flush(Attempt& a, v1::TelemetryBatch& batch) {
   }
   v1::WorkerMessage m;
   *m.mutable_telemetry() = std::move(batch);
-  const bool sent = !absl::IsCancelled(s) && Send(m);
+  if (!absl::IsCancelled(s)) Send(m);  // not sent now: it goes with the next replay
   batch.Clear();
-  return sent;
 }
 
 void Worker::Ended(Attempt& a, int st, const EventTranslator& t) {

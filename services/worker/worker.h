@@ -38,8 +38,7 @@ struct WorkerOptions {
   std::string token;            // bearer token ("" = none)
   std::string tls_ca_pem;       // root certificates ("" = plaintext)
   double cancel_grace_s = 10;   // SIGTERM, then SIGKILL after this long
-  int64_t spool_max_bytes = int64_t{256} << 20;
-  double max_backoff_s = 5;  // reconnect backoff ceiling
+  double max_backoff_s = 5;     // reconnect backoff ceiling
 };
 
 class Worker {
@@ -75,7 +74,7 @@ class Worker {
   void Start(const sgt::v1::StartRun& s);
   void Command(const sgt::v1::RunCommand& c);
   void Relay(std::shared_ptr<Attempt> a);
-  bool Flush(Attempt& a, sgt::v1::TelemetryBatch& batch);
+  void Flush(Attempt& a, sgt::v1::TelemetryBatch& batch);
   void Ended(Attempt& a, int wait_status, const EventTranslator& t);
   void MaybeSendFinal(const std::string& key);
   void Reject(const sgt::v1::StartRun& s, sgt::v1::RunState state, const std::string& reason);
