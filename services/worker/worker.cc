@@ -79,10 +79,13 @@ struct Worker::Conn {
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
   std::mutex write_mu;
+  bool finished = false;  // under write_mu: Finish was called, so no more writes
 
+  // Any thread may write (relays, the replay, the ticker); a sender that took the connection
+  // just before it ended gets false instead of writing to a finished stream.
   bool Write(const v1::WorkerMessage& m) {
     std::lock_guard<std::mutex> lock(write_mu);
-    return stream->Write(m);
+    return !finished && stream->Write(m);
   }
 };
 
@@ -257,6 +260,7 @@ void Worker::Serve(const std::shared_ptr<Conn>& conn) {
   }
   conn->ctx.TryCancel();
   std::lock_guard<std::mutex> wlock(conn->write_mu);  // no Write in flight past this point
+  conn->finished = true;
   grpc::Status s = conn->stream->Finish();
   if (!stopping_) {
     log::Warn(kLog, "session with ", o_.coordinator, " ended (",
