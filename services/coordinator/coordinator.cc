@@ -203,6 +203,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Store* store,
     if (w == c->workers_.end()) continue;  // Tick() finds it orphaned and re-queues it
     w->second->held[id] = {r.attempt, r.devices, DeviceKindOf(r.config_json), c->started_at_};
   }
+  // Runs active before a restart: their series start from every decision stored so far.
+  for (const auto& [id, r] : c->runs_) c->TrackMetrics(r, -1);
   log::Info(kLog, "loaded ", c->sweeps_.size(), " sweeps, ", c->runs_.size(), " runs, ",
             c->workers_.size(), " workers from ", store->path());
   return c;
@@ -317,7 +319,76 @@ absl::Status Coordinator::Transition(RunRow& run, v1::RunState to, const std::st
             reason);
   run = std::move(next);
   Bump(run.id);
+  if (options_.metrics != nullptr) {
+    // A run's series live while it is active; a resumed one starts from its checkpoint's growth.
+    if (IsActive(to)) {
+      TrackMetrics(run, run.resume_step);
+    } else {
+      options_.metrics->science().Drop(run.id);
+    }
+  }
   return absl::OkStatus();
+}
+
+void Coordinator::TrackMetrics(const RunRow& run, int64_t past_to_step) {
+  if (options_.metrics == nullptr || !IsActive(run.state) ||
+      options_.metrics->science().Tracked(run.id)) {
+    return;
+  }
+  RunInfo info;
+  auto sweep = sweeps_.find(run.sweep_id);
+  info.sweep = sweep != sweeps_.end() ? sweep->second.name : SweepId(run.sweep_id);
+  info.run = RunId(run.id);
+  info.name = run.name;
+  info.variant = run.variant;
+  info.target_steps = run.steps;
+  info.step = run.step;
+  ReadModelShape(run.config_json, &info);
+  std::vector<v1::GrowthDecision> past;
+  if (past_to_step != 0) {
+    TelemetryFilter f;
+    f.run_id = run.id;
+    f.to_step = std::max<int64_t>(past_to_step, 0);
+    for (;;) {
+      absl::StatusOr<DecisionPage> page = store_->QueryDecisions(f);
+      if (!page.ok()) {  // the series start without the past; the run is unaffected
+        log::Warn(kLog, RunId(run.id), ": metrics start without its past decisions: ",
+                  page.status().message());
+        break;
+      }
+      past.insert(past.end(), page->rows.begin(), page->rows.end());
+      if (page->next == 0) break;
+      f.cursor = page->next;
+    }
+  }
+  options_.metrics->science().Track(run.id, std::move(info), past);
+}
+
+FleetCounts Coordinator::Fleet() {
+  std::lock_guard<std::mutex> lock(mu_);
+  FleetCounts f;
+  const double now = Now();
+  f.workers_registered = static_cast<int>(workers_.size());
+  for (const auto& [id, w] : workers_) {
+    if (w->sink == nullptr || w->lease_expires < now) continue;
+    f.workers_connected += 1;
+    const std::map<std::string, int32_t> total = w->Total(), free = w->Free();
+    for (const auto& [kind, n] : total) {
+      auto fr = free.find(kind);
+      const int nfree = std::clamp(fr == free.end() ? 0 : fr->second, 0, n);
+      f.devices[{kind, "free"}] += nfree;
+      f.devices[{kind, "busy"}] += n - nfree;
+    }
+  }
+  for (v1::RunState s :
+       {v1::RUN_STATE_QUEUED, v1::RUN_STATE_ASSIGNED, v1::RUN_STATE_RUNNING, v1::RUN_STATE_PAUSING,
+        v1::RUN_STATE_PAUSED, v1::RUN_STATE_LOST, v1::RUN_STATE_SUCCEEDED, v1::RUN_STATE_FAILED,
+        v1::RUN_STATE_CANCELLED}) {
+    f.runs[RunStateName(s)] = 0;
+  }
+  for (const auto& [id, r] : runs_) f.runs[RunStateName(r.state)] += 1;
+  f.queue_depth = f.runs["queued"];
+  return f;
 }
 
 // A run whose worker went away (via = LOST) goes back to the queue from its newest checkpoint,
@@ -1013,8 +1084,47 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   return resp;
 }
 
+namespace {
+
+// Observes how long handling one worker message took, when it goes out of scope.
+class MessageTimer {
+ public:
+  MessageTimer(CoordinatorMetrics* m, const char* kind)
+      : m_(m), kind_(kind), start_(std::chrono::steady_clock::now()) {}
+  ~MessageTimer() {
+    if (m_ == nullptr) return;
+    m_->WorkerMessage(
+        kind_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  MessageTimer(const MessageTimer&) = delete;
+  MessageTimer& operator=(const MessageTimer&) = delete;
+
+ private:
+  CoordinatorMetrics* m_;
+  const char* kind_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+const char* MessageKind(const v1::WorkerMessage& m) {
+  switch (m.kind_case()) {
+    case v1::WorkerMessage::kHello:
+      return "hello";
+    case v1::WorkerMessage::kHeartbeat:
+      return "heartbeat";
+    case v1::WorkerMessage::kStatus:
+      return "status";
+    case v1::WorkerMessage::kTelemetry:
+      return "telemetry";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> Coordinator::OpenSession(const v1::Hello& hello,
                                                   std::shared_ptr<WorkerSink> sink) {
+  MessageTimer timer(options_.metrics, "hello");
   if (hello.runs_size() > kMaxHeldRuns) {
     return absl::InvalidArgumentError(
         absl::StrCat("hello: ", hello.runs_size(), " runs listed; at most ", kMaxHeldRuns));
@@ -1112,6 +1222,7 @@ absl::StatusOr<Coordinator::WorkerState*> Coordinator::RenewLease(uint64_t sessi
 }
 
 absl::Status Coordinator::HandleWorkerMessage(uint64_t session, const v1::WorkerMessage& msg) {
+  MessageTimer timer(options_.metrics, MessageKind(msg));
   if (msg.has_telemetry()) return IngestTelemetry(session, msg.telemetry());
   std::unique_lock<std::mutex> lock(mu_);
   absl::StatusOr<WorkerState*> ws = RenewLease(session);
@@ -1311,6 +1422,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     // A batch refused for what it is will never be stored: acknowledged with the reason, so
     // that the worker drops it instead of sending it after every reconnect.
     auto refuse = [&](absl::Status why) {
+      if (options_.metrics != nullptr) options_.metrics->TelemetryBatch("refused", b);
       ack.mutable_ack()->set_error(std::string(why.message()));
       if (sink) sink->Send(ack);
       return why;
@@ -1355,6 +1467,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     }
   }
   if (unknown_run) {
+    if (options_.metrics != nullptr) options_.metrics->TelemetryBatch("refused", b);
     sink->Send(ack);  // nothing to store it under: acknowledged so that the worker drops it
     return absl::NotFoundError(
         absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
@@ -1380,10 +1493,14 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
   absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
   if (!fresh.ok()) return FromStore(fresh.status());  // not acknowledged: sent again later
   ack.mutable_ack()->set_duplicate(!*fresh);
+  if (options_.metrics != nullptr) {
+    options_.metrics->TelemetryBatch(*fresh ? "stored" : "duplicate", b);
+  }
   if (*fresh && current) {
     std::lock_guard<std::mutex> lock(mu_);
     RunRow& r = runs_[rid];
     if (r.attempt == b.attempt()) {
+      if (options_.metrics != nullptr) options_.metrics->science().Ingest(rid, b);
       r.step = next.step;
       r.metrics = next.metrics;
       r.resume_checkpoint = next.resume_checkpoint;
@@ -1474,6 +1591,7 @@ void Coordinator::Schedule(Outbox& out) {
       continue;
     }
     assigned.insert(a.run_id);
+    if (options_.metrics != nullptr) options_.metrics->Scheduled(std::max(0.0, now - before.updated_at));
     w.held[a.run_id] = {r.attempt, r.devices, kinds[a.run_id], now};
     v1::CoordinatorMessage m;
     v1::StartRun* s = m.mutable_start();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/coordinator/metrics.h"
 #include "services/coordinator/scheduler.h"
 #include "services/coordinator/store.h"
 #include "sgt/v1/coordinator.pb.h"
@@ -33,6 +34,17 @@ struct CoordinatorOptions {
   int32_t lease_seconds = 30;
   // Seconds since the epoch; tests pass a fake clock to expire leases without sleeping.
   std::function<double()> clock;
+  // Where the run and fleet metrics go (docs/metrics.md); null: none. Outlives the coordinator.
+  CoordinatorMetrics* metrics = nullptr;
+};
+
+// The fleet at one moment, for the metrics endpoint.
+struct FleetCounts {
+  int workers_connected = 0;
+  int workers_registered = 0;
+  std::map<std::pair<std::string, std::string>, int> devices;  // (kind, free|busy) -> count
+  std::map<std::string, int> runs;                               // state name -> count
+  int queue_depth = 0;
 };
 
 // Where commands to one connected worker go. The gRPC session implements it; Send returns
@@ -94,6 +106,9 @@ class Coordinator {
 
   int32_t lease_seconds() const { return options_.lease_seconds; }
 
+  // Takes the lock; for metrics scrapes.
+  FleetCounts Fleet();
+
  private:
   struct WorkerState;
   struct Outbox;
@@ -120,6 +135,9 @@ class Coordinator {
   v1::Sweep ToProto(const SweepRow& s) const;
   v1::Worker ToProto(const WorkerState& w) const;
   void Release(const std::string& worker_id, int64_t run_id);
+  // Starts the run's metric series if it is active and has none yet. `past_to_step`: growth
+  // decisions up to that step are read from the store (0: none; -1: all).
+  void TrackMetrics(const RunRow& run, int64_t past_to_step);
   // Whether the run has a growth boundary after its current step (where pause and snapshot
   // take effect).
   bool BoundaryAhead(const RunRow& r) const;

@@ -22,8 +22,10 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/common/signals.h"
 #include "services/coordinator/coordinator.h"
+#include "services/coordinator/metrics.h"
 #include "services/coordinator/service.h"
 #include "services/coordinator/store.h"
 
@@ -41,6 +43,9 @@ constexpr char kUsage[] = R"(usage: sgt-coordinator [options]
   --tls-cert F --tls-key F  serve TLS with this certificate chain and private key (PEM)
   --allow-unauthenticated   listen on a non-loopback address without tokens
   --port-file F             write the port it listens on to F (for scripts and tests)
+  --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
+                            port 0 picks a free port); off by default
+  --metrics-port-file F     write the metrics port to F
 
 SIGTERM or SIGINT: stop accepting calls, finish the ones in flight, close the store, exit 0.
 exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or unusable files
@@ -98,11 +103,28 @@ bool IsLoopback(const std::string& addr) {
          host.rfind("127.", 0) == 0;
 }
 
+// The fleet gauges of docs/metrics.md.
+std::vector<prometheus::MetricFamily> FleetFamilies(const sgt::coord::FleetCounts& c) {
+  sgt::metrics::Families f;
+  f.Gauge("sgt_workers_connected", "Workers holding a session.", {}, c.workers_connected);
+  f.Gauge("sgt_workers_registered", "Workers the store knows.", {}, c.workers_registered);
+  for (const auto& [key, n] : c.devices) {
+    f.Gauge("sgt_devices", "Devices of connected workers, by kind and state (free, busy).",
+            {{"kind", key.first}, {"state", key.second}}, n);
+  }
+  for (const auto& [state, n] : c.runs) {
+    f.Gauge("sgt_runs", "Runs in each state.", {{"state", state}}, n);
+  }
+  f.Gauge("sgt_queue_depth", "Runs waiting in the queue.", {}, c.queue_depth);
+  return f.Take();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7070", db = "sgt.db", level = "info";
   std::string client_token_file, worker_token_file, tls_cert, tls_key, port_file;
+  std::string metrics_listen, metrics_port_file;
   int64_t lease = 30;
   bool allow_unauthenticated = false;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -137,6 +159,14 @@ int main(int argc, char** argv) {
       if (!value(&tls_key)) return Usage("--tls-key needs a PEM file");
     } else if (a == "--port-file") {
       if (!value(&port_file)) return Usage("--port-file needs a file");
+    } else if (a == "--metrics-listen") {
+      if (!value(&metrics_listen)) return Usage("--metrics-listen needs host:port");
+      if (std::string p = sgt::metrics::CheckListenAddress(metrics_listen, "--metrics-listen");
+          !p.empty()) {
+        return Usage(p);
+      }
+    } else if (a == "--metrics-port-file") {
+      if (!value(&metrics_port_file)) return Usage("--metrics-port-file needs a file");
     } else if (a == "--allow-unauthenticated") {
       allow_unauthenticated = true;
     } else {
@@ -148,6 +178,9 @@ int main(int argc, char** argv) {
     return Usage("--log-level '" + level + "': use debug, info, warn or error");
   }
   sgt::log::SetLevel(lvl);
+  if (!metrics_port_file.empty() && metrics_listen.empty()) {
+    return Usage("--metrics-port-file needs --metrics-listen");
+  }
 
   sgt::coord::AuthConfig auth;
   std::string err;
@@ -194,13 +227,37 @@ int main(int argc, char** argv) {
     std::cerr << "sgt-coordinator: " << store.status().message() << "\n";
     return 2;
   }
+  // Metrics first: a port that cannot be had stops the start before anything is scheduled.
+  std::unique_ptr<sgt::metrics::Endpoint> metrics;
+  std::unique_ptr<sgt::coord::CoordinatorMetrics> coord_metrics;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
+        sgt::metrics::Endpoint::Start(metrics_listen, "--metrics-listen");
+    if (!ep.ok()) {
+      std::cerr << "sgt-coordinator: " << ep.status().message() << "\n";
+      return 2;
+    }
+    metrics = std::move(*ep);
+    coord_metrics = std::make_unique<sgt::coord::CoordinatorMetrics>(metrics->registry());
+    (*store)->SetWriteObserver([m = coord_metrics.get()](const char* op, double seconds) {
+      m->StoreWrite(op, seconds);
+    });
+  }
   sgt::coord::CoordinatorOptions opts;
   opts.lease_seconds = static_cast<int32_t>(lease);
+  opts.metrics = coord_metrics.get();
   absl::StatusOr<std::unique_ptr<sgt::coord::Coordinator>> coord =
       sgt::coord::Coordinator::Create(store->get(), opts);
   if (!coord.ok()) {
     std::cerr << "sgt-coordinator: " << coord.status().message() << "\n";
     return 1;
+  }
+  if (metrics) {
+    sgt::coord::Coordinator* c = coord->get();
+    metrics->Add(std::make_shared<sgt::metrics::Collector>([c] { return FleetFamilies(c->Fleet()); }));
+    sgt::coord::RunScience* science = &coord_metrics->science();
+    metrics->Add(
+        std::make_shared<sgt::metrics::Collector>([science] { return science->Collect(); }));
   }
   sgt::coord::ClientApi client_api(coord->get(), store->get(), auth);
   sgt::coord::WorkerApi worker_api(coord->get(), auth);
@@ -216,6 +273,11 @@ int main(int argc, char** argv) {
   builder.RegisterService(&client_api);
   builder.RegisterService(&worker_api);
   builder.SetMaxReceiveMessageSize(16 << 20);  // sweep files and telemetry batches are far smaller
+  if (coord_metrics) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timers;
+    timers.push_back(coord_metrics->RpcInterceptor());
+    builder.experimental().SetInterceptorCreators(std::move(timers));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "sgt-coordinator: cannot listen on " << listen
@@ -229,10 +291,18 @@ int main(int argc, char** argv) {
   std::cout << "sgt-coordinator: listening on " << host << ":" << port << " (store " << db
             << ", lease " << lease << " s" << (auth.enabled() ? ", tokens required" : "")
             << (tls_cert.empty() ? "" : ", TLS") << ")" << std::endl;
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::filesystem::rename(tmp, port_file);
+  if (metrics) {
+    std::cout << "sgt-coordinator: metrics at http://"
+              << metrics_listen.substr(0, metrics_listen.rfind(':')) << ":" << metrics->port()
+              << "/metrics" << std::endl;
+  }
+  // The metrics port first: a script that sees the gRPC port file finds both.
+  for (const auto& [file, p] : {std::pair{metrics_port_file, metrics ? metrics->port() : 0},
+                                std::pair{port_file, port}}) {
+    if (file.empty()) continue;
+    if (std::string problem = sgt::metrics::WritePortFile(file, p); !problem.empty()) {
+      std::cerr << "sgt-coordinator: " << problem << "\n";
+    }
   }
 
   std::atomic<bool> stopping{false};
@@ -252,6 +322,7 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
   ticker.join();
+  metrics.reset();  // no scrape may reach the coordinator from here on
   coord->reset();
   store->reset();
   sgt::log::Info("coordinator", "stopped");

@@ -15,6 +15,8 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <chrono>
+#include <functional>
 #include <mutex>
 #include <type_traits>
 
@@ -479,6 +481,9 @@ struct Store::Impl {
   };
 
   std::mutex write_mu;
+  // Told how long each write took (SetWriteObserver); set before the store is shared.
+  std::function<void(const char* op, double seconds)> write_observer;
+  class WriteTimer;
   Db wdb;
   StmtPtr begin, commit, rollback;
   StmtPtr insert_sweep, update_sweep, insert_run, update_run, update_progress, insert_event,
@@ -583,6 +588,26 @@ class Store::Impl::WriteTxn {
 
  private:
   Impl& impl_;
+};
+
+// Reports a write's duration (from taking the write lock to the end of the scope) to the
+// observer, if there is one.
+class Store::Impl::WriteTimer {
+ public:
+  WriteTimer(const Impl& impl, const char* op)
+      : impl_(impl), op_(op), start_(std::chrono::steady_clock::now()) {}
+  ~WriteTimer() {
+    if (!impl_.write_observer) return;
+    impl_.write_observer(
+        op_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  WriteTimer(const WriteTimer&) = delete;
+  WriteTimer& operator=(const WriteTimer&) = delete;
+
+ private:
+  const Impl& impl_;
+  const char* op_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 // One read transaction on the read connection, so that a query's statements see one snapshot.
@@ -922,8 +947,13 @@ absl::Status Store::Impl::Transition(const RunRow& run, const RunEventRow& event
   return absl::OkStatus();
 }
 
+void Store::SetWriteObserver(std::function<void(const char* op, double seconds)> observer) {
+  impl_->write_observer = std::move(observer);
+}
+
 absl::Status Store::InsertSweep(SweepRow& sweep, std::vector<RunRow>& runs, double now) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "sweep");
   Impl::WriteTxn txn(*impl_);
   SGT_STORE_RETURN_IF_ERROR(txn.Begin());
   int64_t sweep_id = 0;
@@ -961,6 +991,7 @@ absl::Status Store::InsertSweep(SweepRow& sweep, std::vector<RunRow>& runs, doub
 
 absl::Status Store::InsertRun(RunRow& run, const RunEventRow& event) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "run");
   Impl::WriteTxn txn(*impl_);
   SGT_STORE_RETURN_IF_ERROR(txn.Begin());
   absl::StatusOr<int64_t> id = impl_->InsertRunRow(run, run.sweep_id);
@@ -973,6 +1004,7 @@ absl::Status Store::InsertRun(RunRow& run, const RunEventRow& event) {
 
 absl::Status Store::UpdateSweep(const SweepRow& sweep) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "sweep");
   Scoped s(impl_->update_sweep);
   BindAll(s.get(), sweep.id, sweep.name, sweep.priority, sweep.max_concurrent, sweep.max_restarts,
           sweep.source_name, sweep.source_yaml);
@@ -988,11 +1020,13 @@ absl::Status Store::UpdateSweep(const SweepRow& sweep) {
 
 absl::Status Store::UpdateRun(const RunRow& run) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "run");
   return impl_->WriteRun(run);  // one statement: atomic without a transaction
 }
 
 absl::Status Store::TransitionRun(const RunRow& run, const RunEventRow& event) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "transition");
   Impl::WriteTxn txn(*impl_);
   SGT_STORE_RETURN_IF_ERROR(txn.Begin());
   SGT_STORE_RETURN_IF_ERROR(impl_->Transition(run, event));
@@ -1001,6 +1035,7 @@ absl::Status Store::TransitionRun(const RunRow& run, const RunEventRow& event) {
 
 absl::Status Store::TransitionRuns(const std::vector<std::pair<RunRow, RunEventRow>>& changes) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "transition");
   Impl::WriteTxn txn(*impl_);
   SGT_STORE_RETURN_IF_ERROR(txn.Begin());
   for (const auto& [run, event] : changes) {
@@ -1027,6 +1062,7 @@ absl::Status Store::UpsertWorker(const WorkerRow& w) {
   }
   devices += "]";
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "worker");
   Scoped s(impl_->upsert_worker);
   BindAll(s.get(), w.id, w.name, w.hostname, devices, w.registered_at, w.last_seen);
   return impl_->Execute(impl_->wdb, s.get(), absl::StrCat("storing worker ", w.id));
@@ -1046,6 +1082,7 @@ absl::StatusOr<bool> Store::AppendTelemetry(int64_t run_id, const v1::TelemetryB
                                          run_id, " attempt ", attempt);
   Impl& im = *impl_;
   std::lock_guard<std::mutex> lock(im.write_mu);
+  Impl::WriteTimer timer(im, "telemetry");
   Impl::WriteTxn txn(im);
   SGT_STORE_RETURN_IF_ERROR(txn.Begin());
   {

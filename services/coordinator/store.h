@@ -14,6 +14,7 @@
 #define SGT_SERVICES_COORDINATOR_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -165,6 +166,11 @@ class Store {
   // updated_at (no other field, so a state change written concurrently is kept). Returns true when
   // stored, false when that key was already stored (then nothing is written). The batch's run_id
   // string is not read: `run_id` is the numeric id.
+  // Called after every write with its kind ("telemetry", "transition", "run", "sweep",
+  // "worker") and how long it held the write lock, in seconds. Set it before other threads use
+  // the store.
+  void SetWriteObserver(std::function<void(const char* op, double seconds)> observer);
+
   absl::StatusOr<bool> AppendTelemetry(int64_t run_id, const v1::TelemetryBatch& batch, double now,
                                        const RunRow* run);
 

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/common/signals.h"
 #include "services/worker/devices.h"
 #include "services/worker/worker.h"
@@ -47,6 +48,9 @@ constexpr char kUsage[] = R"(usage: sgt-worker --checkpoint-root DIR --work-dir 
   --spool-max-mb N          telemetry kept on disk while the coordinator is away before the
                             children are made to wait (default 256)
   --log-level LEVEL         debug, info, warn, error (default info)
+  --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
+                            port 0 picks a free port); off by default
+  --metrics-port-file F     write the metrics port to F
 
 SIGTERM or SIGINT: stop the children (their runs go back to the queue from their newest
 checkpoint), hand in their last telemetry, exit 0.
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
     o.coordinator = env;
   }
   std::string devices = "cpu:1", token_file, tls_ca, level = "info";
+  std::string metrics_listen, metrics_port_file;
   int64_t spool_mb = 256;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -135,6 +140,14 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--log-level") {
       if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
+    } else if (a == "--metrics-listen") {
+      if (!value(&metrics_listen)) return Usage("--metrics-listen needs host:port");
+      if (std::string p = sgt::metrics::CheckListenAddress(metrics_listen, "--metrics-listen");
+          !p.empty()) {
+        return Usage(p);
+      }
+    } else if (a == "--metrics-port-file") {
+      if (!value(&metrics_port_file)) return Usage("--metrics-port-file needs a file");
     } else {
       return Usage("unknown argument '" + a + "'");
     }
@@ -144,6 +157,9 @@ int main(int argc, char** argv) {
     return Usage("--log-level " + level + ": use debug, info, warn or error");
   }
   sgt::log::SetLevel(lv);
+  if (!metrics_port_file.empty() && metrics_listen.empty()) {
+    return Usage("--metrics-port-file needs --metrics-listen");
+  }
   if (o.checkpoint_root.empty()) return Usage("--checkpoint-root is required");
   if (o.work_dir.empty()) return Usage("--work-dir is required");
 
@@ -214,7 +230,28 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   sgt::signals::BlockStopSignals();
 
+  // After the signals are blocked: the endpoint's threads inherit the mask.
+  std::unique_ptr<sgt::metrics::Endpoint> metrics;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
+        sgt::metrics::Endpoint::Start(metrics_listen, "--metrics-listen");
+    if (!ep.ok()) return Fatal(std::string(ep.status().message()));
+    metrics = std::move(*ep);
+    o.metrics = &metrics->registry();
+  }
   sgt::worker::Worker worker(o, std::move(*spool));
+  if (metrics) {
+    metrics->Add(std::make_shared<sgt::metrics::Collector>([&worker] { return worker.Gauges(); }));
+    sgt::log::Info("worker", "metrics at http://",
+                   metrics_listen.substr(0, metrics_listen.rfind(':')), ":", metrics->port(),
+                   "/metrics");
+    if (!metrics_port_file.empty()) {
+      if (std::string problem = sgt::metrics::WritePortFile(metrics_port_file, metrics->port());
+          !problem.empty()) {
+        return Fatal(problem);
+      }
+    }
+  }
   std::thread waiter([&] {
     const int sig = sgt::signals::WaitForStop();
     sgt::log::Info("worker", "signal ", sig, ": stopping");
@@ -223,6 +260,7 @@ int main(int argc, char** argv) {
   worker.Run();  // on the main thread: children die with the thread that started them
   // Run returns only after Stop: the waiter has its signal.
   waiter.join();
+  metrics.reset();  // no scrape may reach the worker from here on
   sgt::log::Info("worker", "stopped");
   return 0;
 }

@@ -381,6 +381,8 @@ int64_t Spool::Bytes() const {
   return impl_->bytes;
 }
 
+int64_t Spool::MaxBytes() const { return impl_->options.max_bytes; }
+
 double Spool::OldestAgeSeconds() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->records.empty()) return 0;

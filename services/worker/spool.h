@@ -66,8 +66,9 @@ class Spool {
   // Unacknowledged batches of one attempt, and of all attempts.
   int64_t Pending(const std::string& run_id, int32_t attempt) const;
   int64_t Pending() const;
-  // Bytes of the segment files on disk.
+  // Bytes of the segment files on disk, and the bound past which Append waits.
   int64_t Bytes() const;
+  int64_t MaxBytes() const;
   // Seconds since the oldest unacknowledged batch was appended (or recovered); 0 when none.
   double OldestAgeSeconds() const;
 

@@ -22,7 +22,11 @@
 #include "absl/strings/strip.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "services/common/log.h"
+#include "services/common/metrics.h"
 #include "services/worker/paths.h"
 
 namespace sgt::worker {
@@ -114,8 +118,71 @@ struct Worker::Attempt {
   double final_sent_at = -1;  // < 0: not sent on the current session
 };
 
+// The worker's counters and histograms (docs/metrics.md), on the registry of its endpoint.
+struct Worker::Counters {
+  explicit Counters(prometheus::Registry& r)
+      : sessions(prometheus::BuildCounter()
+                     .Name("sgt_worker_sessions_total")
+                     .Help("Sessions opened with the coordinator (the first, then reconnects).")
+                     .Register(r)
+                     .Add({})),
+        exits(prometheus::BuildCounter()
+                  .Name("sgt_worker_run_exits_total")
+                  .Help("sgt-train children that ended, by the run state reported.")
+                  .Register(r)),
+        rows(prometheus::BuildCounter()
+                 .Name("sgt_worker_telemetry_rows_total")
+                 .Help("Telemetry rows read from the children's event streams.")
+                 .Register(r)
+                 .Add({})),
+        sent(prometheus::BuildCounter()
+                 .Name("sgt_worker_telemetry_batches_sent_total")
+                 .Help("Telemetry batches sent to the coordinator (replays and tries included).")
+                 .Register(r)
+                 .Add({})),
+        ack(prometheus::BuildHistogram()
+                .Name("sgt_worker_telemetry_ack_seconds")
+                .Help("From sending a telemetry batch to its acknowledgement.")
+                .Register(r)
+                .Add({}, metrics::LatencyBuckets())) {
+    for (const char* state : {"succeeded", "paused", "failed", "cancelled", "lost"}) {
+      exits.Add({{"state", state}});
+    }
+  }
+
+  // A batch goes out now (again, for a replay): noted before the send, which its
+  // acknowledgement may overtake.
+  void Sending(const v1::TelemetryBatch& b) {
+    sent.Increment();
+    std::lock_guard<std::mutex> lock(mu);
+    sent_at[{b.run_id(), b.attempt(), b.sequence()}] = Mono();
+  }
+  void Acked(const v1::TelemetryAck& a) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sent_at.find({a.run_id(), a.attempt(), a.sequence()});
+    if (it == sent_at.end()) return;
+    ack.Observe(Mono() - it->second);
+    sent_at.erase(it);
+  }
+  // A new session: batches sent on the old one are never acknowledged there.
+  void NewSession() {
+    sessions.Increment();
+    std::lock_guard<std::mutex> lock(mu);
+    sent_at.clear();
+  }
+
+  prometheus::Counter& sessions;
+  prometheus::Family<prometheus::Counter>& exits;
+  prometheus::Counter& rows;
+  prometheus::Counter& sent;
+  prometheus::Histogram& ack;
+  std::mutex mu;
+  std::map<std::tuple<std::string, int32_t, int64_t>, double> sent_at;
+};
+
 Worker::Worker(WorkerOptions options, std::unique_ptr<Spool> spool)
     : o_(std::move(options)), spool_(std::move(spool)) {
+  if (o_.metrics != nullptr) counters_ = std::make_unique<Counters>(*o_.metrics);
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!o_.tls_ca_pem.empty()) {
     grpc::SslCredentialsOptions ssl;
@@ -134,6 +201,33 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<Spool> spool)
 Worker::~Worker() {
   Stop();
   if (ticker_.joinable()) ticker_.join();
+}
+
+std::vector<prometheus::MetricFamily> Worker::Gauges() {
+  metrics::Families f;
+  std::lock_guard<std::mutex> lock(mu_);
+  f.Gauge("sgt_worker_connected", "1 while the worker holds a session with the coordinator.", {},
+          conn_ != nullptr ? 1 : 0);
+  std::map<std::pair<std::string, std::string>, int> devices;
+  for (const v1::Device& d : o_.devices) {
+    devices[{d.kind(), "free"}] += 0;
+    devices[{d.kind(), "busy"}] += 0;
+    devices[{d.kind(), busy_.count(d.id()) ? "busy" : "free"}] += 1;
+  }
+  for (const auto& [key, n] : devices) {
+    f.Gauge("sgt_worker_devices", "This worker's devices, by kind and state (free, busy).",
+            {{"kind", key.first}, {"state", key.second}}, n);
+  }
+  int alive = 0;
+  for (const auto& [key, a] : attempts_) alive += a->ended ? 0 : 1;
+  f.Gauge("sgt_worker_runs_active", "sgt-train children alive.", {}, alive);
+  f.Gauge("sgt_worker_spool_bytes", "Bytes of the telemetry spool's segment files.", {},
+          static_cast<double>(spool_->Bytes()));
+  f.Gauge("sgt_worker_spool_capacity_bytes", "The spool's bound (--spool-max-mb).", {},
+          static_cast<double>(spool_->MaxBytes()));
+  f.Gauge("sgt_worker_spool_batches", "Telemetry batches not yet acknowledged.", {},
+          static_cast<double>(spool_->Pending()));
+  return f.Take();
 }
 
 void Worker::Stop() {
@@ -245,6 +339,7 @@ void Worker::Serve(const std::shared_ptr<Conn>& conn) {
   }
   log::Info(kLog, "connected to ", o_.coordinator, " as ", id, " (", o_.devices.size(),
             " device(s))");
+  if (counters_) counters_->NewSession();
   StartReplay();
   v1::CoordinatorMessage m;
   while (conn->stream->Read(&m)) {
@@ -317,6 +412,7 @@ void Worker::Replay() {
   absl::Status s = spool_->ForEachUnacked([&](const v1::TelemetryBatch& b) {
     v1::WorkerMessage m;
     *m.mutable_telemetry() = b;
+    if (counters_) counters_->Sending(b);
     Send(m);
   });
   if (!s.ok()) log::Error(kLog, "replaying the spool: ", s.message());
@@ -343,6 +439,7 @@ void Worker::Handle(const v1::CoordinatorMessage& m) {
                   a.run_id(), " attempt ", a.attempt(), ": ", a.error());
       }
       spool_->Ack(a.run_id(), a.attempt(), a.sequence());
+      if (counters_) counters_->Acked(a);
       MaybeSendFinal(Key(a.run_id(), a.attempt()));
       break;
     }
@@ -656,9 +753,14 @@ void Worker::Flush(Attempt& a, v1::TelemetryBatch& batch) {
     log::Error(kLog, "spool: ", s.message(), "; sending batch ", batch.sequence(), " of ", a.run_id,
                " unspooled");
   }
+  if (counters_) counters_->rows.Increment(static_cast<double>(Rows(batch)));
   v1::WorkerMessage m;
   *m.mutable_telemetry() = std::move(batch);
-  if (!absl::IsCancelled(s)) Send(m);  // not sent now: it goes with the next replay
+  // Not sent now: it goes with the next replay.
+  if (!absl::IsCancelled(s)) {
+    if (counters_) counters_->Sending(m.telemetry());
+    Send(m);
+  }
   batch.Clear();
 }
 
@@ -708,6 +810,11 @@ void Worker::Ended(Attempt& a, int st, const EventTranslator& t) {
     }
     s->set_reason(absl::StrCat(reason, " (", how, " on ", worker_id_, ")"));
     s->set_stderr_tail(tail);
+  }
+  if (counters_) {
+    std::string state = absl::AsciiStrToLower(
+        absl::StripPrefix(v1::RunState_Name(s->state()), "RUN_STATE_"));
+    counters_->exits.Add({{"state", state}}).Increment();
   }
   log::Info(kLog, a.run_id, " attempt ", a.attempt, " ended: ", v1::RunState_Name(s->state()),
             " at step ", t.step(), " (", how, ")");

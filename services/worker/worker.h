@@ -21,7 +21,12 @@
 #include "services/worker/child.h"
 #include "services/worker/events.h"
 #include "services/worker/spool.h"
+#include "prometheus/metric_family.h"
 #include "sgt/v1/worker.grpc.pb.h"
+
+namespace prometheus {
+class Registry;
+}
 
 namespace sgt::worker {
 
@@ -39,6 +44,8 @@ struct WorkerOptions {
   std::string tls_ca_pem;       // root certificates ("" = plaintext)
   double cancel_grace_s = 10;   // SIGTERM, then SIGKILL after this long
   double max_backoff_s = 5;     // reconnect backoff ceiling
+  // Where the worker's counters and histograms go (docs/metrics.md); null: none. Outlives it.
+  prometheus::Registry* metrics = nullptr;
 };
 
 class Worker {
@@ -54,9 +61,14 @@ class Worker {
   // Asks Run to return. Safe from any thread (not from a signal handler).
   void Stop();
 
+  // The worker's state gauges of docs/metrics.md (connected, devices, children, spool), read
+  // at a scrape. Safe from any thread.
+  std::vector<prometheus::MetricFamily> Gauges();
+
  private:
   struct Conn;
   struct Attempt;
+  struct Counters;
 
   // Session.
   std::shared_ptr<Conn> Connect(std::string* error);
@@ -99,6 +111,7 @@ class Worker {
   bool shut_down_ = false;  // the children are stopped: no session may stay open
   grpc::ClientContext* registering_ = nullptr;  // a Register in flight (Stop cancels it)
   bool replaying_ = false;
+  std::unique_ptr<Counters> counters_;  // null without options.metrics
   std::thread replay_thread_;  // sends the spool while the session reads acks
 };
 
