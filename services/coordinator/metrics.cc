@@ -49,8 +49,18 @@ void ReadModelShape(const std::string& config_json, RunInfo* info) {
 // ---------------------------------------------------------------------------------------------
 // RunScience
 
+namespace {
+
+// Layers and heads a run may have series for: its model's, or a cap when the configuration did
+// not say. Telemetry beyond them is nonsense and is left out, so label sets stay bounded.
+constexpr int kMaxUnknown = 256;
+int LayerBound(const RunInfo& i) { return i.layers > 0 ? i.layers : kMaxUnknown; }
+int HeadBound(const RunInfo& i) { return i.heads > 0 ? i.heads : kMaxUnknown; }
+
+}  // namespace
+
 void RunScience::Grow(Run& r, int layers) {
-  layers = std::min(layers, 1024);
+  layers = std::min(layers, LayerBound(r.info));
   if (static_cast<int>(r.loop_depth.size()) >= layers) return;
   r.loop_depth.resize(layers, 0);
   r.looped_heads.resize(layers, 0);
@@ -58,7 +68,7 @@ void RunScience::Grow(Run& r, int layers) {
 
 void RunScience::Apply(Run& r, const v1::GrowthDecision& d) {
   r.decisions[d.action()] += 1;
-  if (d.layer() < 0 || d.action() == "hold") return;
+  if (d.layer() < 0 || d.layer() >= LayerBound(r.info) || d.action() == "hold") return;
   Grow(r, d.layer() + 1);
   if (d.layer() >= static_cast<int>(r.loop_depth.size())) return;
   r.loop_depth[d.layer()] = d.k();
@@ -97,7 +107,8 @@ void RunScience::Ingest(int64_t run_id, const v1::TelemetryBatch& b) {
   }
   for (const v1::EntropyRow& e : b.entropy()) {
     r.step = std::max(r.step, e.step());
-    if (e.loop() != 0 || e.layer() < 0 || e.layer() >= 1024 || e.head() < 0 || e.head() >= 1024) {
+    if (e.loop() != 0 || e.layer() < 0 || e.layer() >= LayerBound(r.info) || e.head() < 0 ||
+        e.head() >= HeadBound(r.info)) {
       continue;
     }
     Grow(r, e.layer() + 1);
