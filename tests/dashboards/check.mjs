@@ -10,9 +10,9 @@
 //  2. Every dashboards/*.json: parses; has a title and a uid (unique across dashboards, a valid
 //     Grafana uid); has the schemaVersion of the pinned @grafana/schema; no import-only parts
 //     (__inputs, ${DS_...}); panel ids unique, nested rows included; grid positions inside the
-//     24-column grid and not overlapping; every datasource reference (panels, queries,
-//     variables, annotations) is an object {type, uid} naming a provisioned datasource with
-//     its type; no panel or query relies on a default datasource; refIds unique per panel;
+//     24-column grid and not overlapping; xycharts have a pluginVersion; every datasource
+//     reference (panels, queries, variables, annotations) is an object {type, uid} naming a
+//     provisioned datasource with its type; no panel or query relies on a default datasource; refIds unique per panel;
 //     every $variable used in a query, title or repeat is defined (Prometheus queries may use
 //     only the dashboard's variables and $__rate_interval, $__interval, $__range).
 //  3. Every Prometheus expression (panels, annotations, and the selectors of label_values()
@@ -336,6 +336,11 @@ function checkDashboard(d, uids, titles) {
         p.panels.forEach((c, j) => visit(c, `${w}.panels[${j}]`, true));
       }
       return;
+    }
+    // Grafana migrates a panel's options when its pluginVersion differs from the plugin's; the
+    // xychart takes a panel without one for a pre-11 save and rewrites its series mapping.
+    if (p.type === 'xychart' && (typeof p.pluginVersion !== 'string' || !p.pluginVersion)) {
+      fail(wt, 'an xychart needs pluginVersion (e.g. "13.2.2"): without it Grafana migrates its options as the pre-11 format and loses the series mapping');
     }
     checkPanelQueries(p, wt, defined);
   };

@@ -38,6 +38,7 @@ const cases = {
   'undefined-variable': [(d) => (firstOfType(d, 'timeseries').targets[0].expr += ' and on(run) sgt_run_info{run=~"$runs"}'), /\$runs, which is not a variable/],
   'promql-syntax': [(d) => (firstOfType(d, 'timeseries').targets[0].expr = 'sum by (run) (sgt_run_loss'), /PromQL does not parse/],
   'wrong-schema-version': [(d) => (d.schemaVersion = 1), /schemaVersion is 1/],
+  'xychart-without-plugin-version': [(d) => delete firstOfType(d, 'xychart').pluginVersion, /an xychart needs pluginVersion/],
   'overlapping-panels': [(d) => (d.panels[2].gridPos = { ...d.panels[1].gridPos }), /overlaps/],
 };
 
