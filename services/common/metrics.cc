@@ -150,6 +150,28 @@ void Endpoint::Add(std::shared_ptr<prometheus::Collectable> collectable) {
   collectables_.push_back(std::move(collectable));
 }
 
+bool MetricsFlags::Take(const std::vector<std::string>& args, size_t* i, std::string* problem) {
+  const std::string& a = args[*i];
+  if (a != "--metrics-listen" && a != "--metrics-port-file") return false;
+  if (*i + 1 >= args.size()) {
+    *problem = a == "--metrics-listen" ? "--metrics-listen needs host:port"
+                                       : "--metrics-port-file needs a file";
+    return true;
+  }
+  const std::string& v = args[++*i];
+  if (a == "--metrics-port-file") {
+    port_file = v;
+    return true;
+  }
+  listen = v;
+  *problem = CheckListenAddress(listen, "--metrics-listen");
+  return true;
+}
+
+std::string MetricsFlags::Check() const {
+  return !port_file.empty() && listen.empty() ? "--metrics-port-file needs --metrics-listen" : "";
+}
+
 std::string WritePortFile(const std::string& path, int port) {
   const std::string tmp = path + ".tmp";
   {

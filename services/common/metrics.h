@@ -87,6 +87,16 @@ class Endpoint {
   int port_ = 0;
 };
 
+// The daemons' --metrics-listen ADDR and --metrics-port-file F flags.
+struct MetricsFlags {
+  std::string listen, port_file;
+  // Takes args[*i] (and its value, advancing *i) when it is one of the two flags: returns true,
+  // with *problem set when the value is missing or bad. False for any other argument.
+  bool Take(const std::vector<std::string>& args, size_t* i, std::string* problem);
+  // After all flags: "" or what is wrong with the combination.
+  std::string Check() const;
+};
+
 // Writes `port` to `path` atomically (write a temporary file, rename). "" or the problem.
 std::string WritePortFile(const std::string& path, int port);
 

@@ -124,7 +124,7 @@ std::vector<prometheus::MetricFamily> FleetFamilies(const sgt::coord::FleetCount
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7070", db = "sgt.db", level = "info";
   std::string client_token_file, worker_token_file, tls_cert, tls_key, port_file;
-  std::string metrics_listen, metrics_port_file;
+  sgt::metrics::MetricsFlags mflags;
   int64_t lease = 30;
   bool allow_unauthenticated = false;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -159,16 +159,10 @@ int main(int argc, char** argv) {
       if (!value(&tls_key)) return Usage("--tls-key needs a PEM file");
     } else if (a == "--port-file") {
       if (!value(&port_file)) return Usage("--port-file needs a file");
-    } else if (a == "--metrics-listen") {
-      if (!value(&metrics_listen)) return Usage("--metrics-listen needs host:port");
-      if (std::string p = sgt::metrics::CheckListenAddress(metrics_listen, "--metrics-listen");
-          !p.empty()) {
-        return Usage(p);
-      }
-    } else if (a == "--metrics-port-file") {
-      if (!value(&metrics_port_file)) return Usage("--metrics-port-file needs a file");
     } else if (a == "--allow-unauthenticated") {
       allow_unauthenticated = true;
+    } else if (std::string problem; mflags.Take(args, &i, &problem)) {
+      if (!problem.empty()) return Usage(problem);
     } else {
       return Usage("unknown argument '" + a + "'");
     }
@@ -178,9 +172,7 @@ int main(int argc, char** argv) {
     return Usage("--log-level '" + level + "': use debug, info, warn or error");
   }
   sgt::log::SetLevel(lvl);
-  if (!metrics_port_file.empty() && metrics_listen.empty()) {
-    return Usage("--metrics-port-file needs --metrics-listen");
-  }
+  if (std::string problem = mflags.Check(); !problem.empty()) return Usage(problem);
 
   sgt::coord::AuthConfig auth;
   std::string err;
@@ -230,9 +222,9 @@ int main(int argc, char** argv) {
   // Metrics first: a port that cannot be had stops the start before anything is scheduled.
   std::unique_ptr<sgt::metrics::Endpoint> metrics;
   std::unique_ptr<sgt::coord::CoordinatorMetrics> coord_metrics;
-  if (!metrics_listen.empty()) {
+  if (!mflags.listen.empty()) {
     absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
-        sgt::metrics::Endpoint::Start(metrics_listen, "--metrics-listen");
+        sgt::metrics::Endpoint::Start(mflags.listen, "--metrics-listen");
     if (!ep.ok()) {
       std::cerr << "sgt-coordinator: " << ep.status().message() << "\n";
       return 2;
@@ -293,11 +285,11 @@ int main(int argc, char** argv) {
             << (tls_cert.empty() ? "" : ", TLS") << ")" << std::endl;
   if (metrics) {
     std::cout << "sgt-coordinator: metrics at http://"
-              << metrics_listen.substr(0, metrics_listen.rfind(':')) << ":" << metrics->port()
+              << mflags.listen.substr(0, mflags.listen.rfind(':')) << ":" << metrics->port()
               << "/metrics" << std::endl;
   }
   // The metrics port first: a script that sees the gRPC port file finds both.
-  for (const auto& [file, p] : {std::pair{metrics_port_file, metrics ? metrics->port() : 0},
+  for (const auto& [file, p] : {std::pair{mflags.port_file, metrics ? metrics->port() : 0},
                                 std::pair{port_file, port}}) {
     if (file.empty()) continue;
     if (std::string problem = sgt::metrics::WritePortFile(file, p); !problem.empty()) {

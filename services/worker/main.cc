@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     o.coordinator = env;
   }
   std::string devices = "cpu:1", token_file, tls_ca, level = "info";
-  std::string metrics_listen, metrics_port_file;
+  sgt::metrics::MetricsFlags mflags;
   int64_t spool_mb = 256;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -140,14 +140,8 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--log-level") {
       if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
-    } else if (a == "--metrics-listen") {
-      if (!value(&metrics_listen)) return Usage("--metrics-listen needs host:port");
-      if (std::string p = sgt::metrics::CheckListenAddress(metrics_listen, "--metrics-listen");
-          !p.empty()) {
-        return Usage(p);
-      }
-    } else if (a == "--metrics-port-file") {
-      if (!value(&metrics_port_file)) return Usage("--metrics-port-file needs a file");
+    } else if (std::string problem; mflags.Take(args, &i, &problem)) {
+      if (!problem.empty()) return Usage(problem);
     } else {
       return Usage("unknown argument '" + a + "'");
     }
@@ -157,9 +151,7 @@ int main(int argc, char** argv) {
     return Usage("--log-level " + level + ": use debug, info, warn or error");
   }
   sgt::log::SetLevel(lv);
-  if (!metrics_port_file.empty() && metrics_listen.empty()) {
-    return Usage("--metrics-port-file needs --metrics-listen");
-  }
+  if (std::string problem = mflags.Check(); !problem.empty()) return Usage(problem);
   if (o.checkpoint_root.empty()) return Usage("--checkpoint-root is required");
   if (o.work_dir.empty()) return Usage("--work-dir is required");
 
@@ -232,9 +224,9 @@ int main(int argc, char** argv) {
 
   // After the signals are blocked: the endpoint's threads inherit the mask.
   std::unique_ptr<sgt::metrics::Endpoint> metrics;
-  if (!metrics_listen.empty()) {
+  if (!mflags.listen.empty()) {
     absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
-        sgt::metrics::Endpoint::Start(metrics_listen, "--metrics-listen");
+        sgt::metrics::Endpoint::Start(mflags.listen, "--metrics-listen");
     if (!ep.ok()) return Fatal(std::string(ep.status().message()));
     metrics = std::move(*ep);
     o.metrics = &metrics->registry();
@@ -243,10 +235,10 @@ int main(int argc, char** argv) {
   if (metrics) {
     metrics->Add(std::make_shared<sgt::metrics::Collector>([&worker] { return worker.Gauges(); }));
     sgt::log::Info("worker", "metrics at http://",
-                   metrics_listen.substr(0, metrics_listen.rfind(':')), ":", metrics->port(),
+                   mflags.listen.substr(0, mflags.listen.rfind(':')), ":", metrics->port(),
                    "/metrics");
-    if (!metrics_port_file.empty()) {
-      if (std::string problem = sgt::metrics::WritePortFile(metrics_port_file, metrics->port());
+    if (!mflags.port_file.empty()) {
+      if (std::string problem = sgt::metrics::WritePortFile(mflags.port_file, metrics->port());
           !problem.empty()) {
         return Fatal(problem);
       }

@@ -96,8 +96,9 @@ def queries(d):
             if q:
                 out.append((f"{d['title']} variable {v['name']}", "variable", q))
     for a in (d.get("annotations") or {}).get("list") or []:
-        if is_prometheus(a.get("datasource")) and a.get("expr"):
-            out.append((f"{d['title']} annotation '{a.get('name')}'", "expr", a["expr"]))
+        expr = (a.get("target") or {}).get("expr") or a.get("expr")
+        if is_prometheus(a.get("datasource")) and expr:
+            out.append((f"{d['title']} annotation '{a.get('name')}'", "expr", expr))
     return out
 
 def label_values(selector, label):
@@ -190,7 +191,10 @@ for path in dashboards:
         elif not r["data"]["result"]:
             failures.append(f"{where}: {expr!r}: no series")
 
-print(f"{ran} PromQL queries from {len(dashboards)} dashboard(s); variables {VALUE_OF}")
+annotations = sum(1 for d in dashboards for w, k, q in queries(json.load(open(d))) if " annotation " in w)
+print(f"{ran} PromQL queries ({annotations} annotations) from {len(dashboards)} dashboard(s); variables {VALUE_OF}")
+if annotations == 0:
+    failures.append("no annotation queries found")
 if ran < 20:
     failures.append(f"only {ran} queries found: are the dashboards there?")
 if failures:
