@@ -22,9 +22,10 @@ STEPS=300 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data"
 start_coordinator "$db" --lease-seconds 3
 start_two_workers
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
-# r2 (block_loop) checkpoints at step 100; kill its worker past step 130.
+# r2 (block_loop) checkpoints at step 100; kill its worker once the store has its entropy rows
+# of step 110 (then step 111's scalars): soon, as the run has only 300 steps.
 wait_until sql_true "$db" "SELECT COUNT(*) > 0 FROM checkpoints WHERE run_id = 2"
-wait_until sql_true "$db" "SELECT step > 130 FROM runs WHERE id = 2"
+wait_until sql_true "$db" "SELECT step > 110 FROM runs WHERE id = 2"
 holder=$(holder_of "$db" r2)
 child=$(pgrep -f "$SCRATCH/$holder/runs/r2/attempt-1") || fail "no child for r2"
 kill -9 "$(pid_of "$holder")"
