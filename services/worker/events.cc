@@ -273,6 +273,10 @@ absl::Status Checkpoint(const Fields& f, int64_t step, const std::string& root,
                          f.String("sha256", &sha256), f.String("reason", &reason)}) {
     if (!s.ok()) return s;
   }
+  double time = 0;  // when it was written (the event's time); 0 if the line has none
+  if (f.Find("time") != nullptr) {
+    if (absl::Status s = f.Number("time", &time); !s.ok()) return s;
+  }
   if (root.empty()) {
     if (!std::filesystem::path(path).is_absolute()) {
       return f.Error(absl::StrCat("path ", path, " is not absolute"));
@@ -291,6 +295,7 @@ absl::Status Checkpoint(const Fields& f, int64_t step, const std::string& root,
   c->set_bytes(bytes);
   c->set_sha256(sha256);
   c->set_reason(reason);
+  c->set_time(time);
   return absl::OkStatus();
 }
 
