@@ -27,9 +27,17 @@ echo "[{\"targets\": [\"127.0.0.1:$(cat "$SCRATCH/node-a.mport")\"], \"labels\":
   > "$prom/targets/workers.json"
 promtool check config "$prom/prometheus.yml" > "$SCRATCH/promtool.txt" 2>&1 ||
   fail "promtool check config: $(cat "$SCRATCH/promtool.txt")"
-pport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
-  --web.listen-address="127.0.0.1:$pport" > "$SCRATCH/prometheus.log" 2>&1 &
+# Prometheus cannot pick its own port: take a free one, and another if a parallel test took it
+# in between (Prometheus then exits at once).
+for try in 1 2 3; do
+  pport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
+    --web.listen-address="127.0.0.1:$pport" >> "$SCRATCH/prometheus.log" 2>&1 &
+  prom_pid=$!
+  sleep 1
+  kill -0 "$prom_pid" 2>/dev/null && break
+  (( try < 3 )) || fail "prometheus did not start: $(tail -5 "$SCRATCH/prometheus.log")"
+done
 export PROM=http://127.0.0.1:$pport
 # Both targets up (the worker's and the coordinator's jobs).
 WAIT_S=60 wait_until python3 - <<'PY'
