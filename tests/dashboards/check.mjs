@@ -86,36 +86,44 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const provDir = path.join(srcDir, 'deploy/grafana/provisioning');
 const datasources = new Map(); // uid -> {type, name, file}
 
-function checkDatasourceProvisioning() {
-  const dir = path.join(provDir, 'datasources');
+// Calls fn(entry, where) for every entry of the list `key` in each provisioning file
+// deploy/grafana/provisioning/<sub>/*.yaml, after checking the file's shape. Returns the directory.
+function forEachProvisioned(sub, key, what, fn) {
+  const dir = path.join(provDir, sub);
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
-  if (!files.length) fail(rel(dir), 'no datasource provisioning file (*.yaml)');
-  const names = new Set();
+  if (!files.length) fail(rel(dir), `no ${what} file (*.yaml)`);
   for (const f of files) {
-    const file = path.join(dir, f);
-    const where = rel(file);
-    const doc = readYaml(file);
+    const where = rel(path.join(dir, f));
+    const doc = readYaml(path.join(dir, f));
     if (!doc) continue;
     if (doc.apiVersion !== 1) fail(where, `apiVersion must be 1, is ${JSON.stringify(doc.apiVersion)}`);
-    if (!Array.isArray(doc.datasources) || !doc.datasources.length) {
-      fail(where, 'datasources must be a non-empty list');
+    if (!Array.isArray(doc[key]) || !doc[key].length) {
+      fail(where, `${key} must be a non-empty list`);
       continue;
     }
-    doc.datasources.forEach((ds, i) => {
-      const w = `${where} datasources[${i}]`;
-      if (!isObject(ds)) return fail(w, 'not a mapping');
-      for (const key of ['name', 'type', 'uid']) {
-        if (typeof ds[key] !== 'string' || !ds[key]) fail(w, `${key} must be a non-empty string`);
-      }
-      if (typeof ds.uid === 'string' && !UID_RE.test(ds.uid)) fail(w, `uid ${JSON.stringify(ds.uid)} is not a valid Grafana uid`);
-      if (ds.access !== undefined && ds.access !== 'proxy') fail(w, `access must be proxy (server side), is ${JSON.stringify(ds.access)}`);
-      if (ds.jsonData !== undefined && !isObject(ds.jsonData)) fail(w, 'jsonData must be a mapping');
-      if (names.has(ds.name)) fail(w, `duplicate datasource name ${JSON.stringify(ds.name)}`);
-      names.add(ds.name);
-      if (datasources.has(ds.uid)) fail(w, `duplicate datasource uid ${JSON.stringify(ds.uid)}`);
-      else if (typeof ds.uid === 'string') datasources.set(ds.uid, { type: ds.type, name: ds.name, ds, where: w });
+    doc[key].forEach((entry, i) => {
+      const w = `${where} ${key}[${i}]`;
+      if (!isObject(entry)) return fail(w, 'not a mapping');
+      fn(entry, w);
     });
   }
+  return dir;
+}
+
+function checkDatasourceProvisioning() {
+  const names = new Set();
+  const dir = forEachProvisioned('datasources', 'datasources', 'datasource provisioning', (ds, w) => {
+    for (const key of ['name', 'type', 'uid']) {
+      if (typeof ds[key] !== 'string' || !ds[key]) fail(w, `${key} must be a non-empty string`);
+    }
+    if (typeof ds.uid === 'string' && !UID_RE.test(ds.uid)) fail(w, `uid ${JSON.stringify(ds.uid)} is not a valid Grafana uid`);
+    if (ds.access !== undefined && ds.access !== 'proxy') fail(w, `access must be proxy (server side), is ${JSON.stringify(ds.access)}`);
+    if (ds.jsonData !== undefined && !isObject(ds.jsonData)) fail(w, 'jsonData must be a mapping');
+    if (names.has(ds.name)) fail(w, `duplicate datasource name ${JSON.stringify(ds.name)}`);
+    names.add(ds.name);
+    if (datasources.has(ds.uid)) fail(w, `duplicate datasource uid ${JSON.stringify(ds.uid)}`);
+    else if (typeof ds.uid === 'string') datasources.set(ds.uid, { type: ds.type, name: ds.name, ds, where: w });
+  });
   // The datasources the project's dashboards are written against (docs/dashboards.md).
   const prom = datasources.get('sgt-prometheus');
   if (!prom) fail(rel(dir), 'no datasource with uid sgt-prometheus');
@@ -134,30 +142,14 @@ function checkDatasourceProvisioning() {
 }
 
 function checkDashboardProvisioning() {
-  const dir = path.join(provDir, 'dashboards');
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
-  if (!files.length) fail(rel(dir), 'no dashboard provider file (*.yaml)');
   let providers = 0;
-  for (const f of files) {
-    const file = path.join(dir, f);
-    const where = rel(file);
-    const doc = readYaml(file);
-    if (!doc) continue;
-    if (doc.apiVersion !== 1) fail(where, `apiVersion must be 1, is ${JSON.stringify(doc.apiVersion)}`);
-    if (!Array.isArray(doc.providers) || !doc.providers.length) {
-      fail(where, 'providers must be a non-empty list');
-      continue;
-    }
-    doc.providers.forEach((p, i) => {
-      const w = `${where} providers[${i}]`;
-      if (!isObject(p)) return fail(w, 'not a mapping');
-      if (typeof p.name !== 'string' || !p.name) fail(w, 'name must be a non-empty string');
-      if (p.type !== 'file') fail(w, `type must be file, is ${JSON.stringify(p.type)}`);
-      const dirPath = p.options?.path;
-      if (typeof dirPath !== 'string' || !path.isAbsolute(dirPath)) fail(w, 'options.path must be an absolute directory');
-      providers++;
-    });
-  }
+  forEachProvisioned('dashboards', 'providers', 'dashboard provider', (p, w) => {
+    if (typeof p.name !== 'string' || !p.name) fail(w, 'name must be a non-empty string');
+    if (p.type !== 'file') fail(w, `type must be file, is ${JSON.stringify(p.type)}`);
+    const dirPath = p.options?.path;
+    if (typeof dirPath !== 'string' || !path.isAbsolute(dirPath)) fail(w, 'options.path must be an absolute directory');
+    providers++;
+  });
   passed.push(`dashboard provisioning: ${providers} provider(s)`);
 }
 
