@@ -39,6 +39,7 @@
 #include "cli/export.h"
 #include "cli/format.h"
 #include "cli/report.h"
+#include "cli/watch_log.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
@@ -63,7 +64,9 @@ commands:
   ls [SWEEP] [--state S]...         list sweeps, or the runs of a sweep (of every sweep with
                                     --state and no SWEEP)
   show RUN|SWEEP                    every field of a run (transitions, checkpoints) or a sweep
-  watch RUN|SWEEP                   follow runs until they end (progress bars on a terminal)
+  watch RUN|SWEEP [--every SECONDS] follow runs until they end: progress bars on a terminal;
+                                    else a log of state changes, evals, growth decisions and
+                                    a progress line per run at most every SECONDS (default 10)
   pause TARGET [--reason TEXT]      pause a run or every run of a sweep (at the next boundary)
   resume TARGET [--reason TEXT]     re-queue paused runs
   snapshot TARGET [--reason TEXT]   write a checkpoint at the next growth boundary
@@ -932,9 +935,35 @@ class WatchScreen {
   size_t drawn_ = 0;
 };
 
+// The growth decisions of one run from `from_step` on (QueryTelemetry, with the call deadline).
+absl::StatusOr<std::vector<v1::GrowthDecision>> FetchDecisions(v1::CoordinatorService::Stub& stub,
+                                                               const Client& client,
+                                                               const std::string& run_id,
+                                                               int64_t from_step) {
+  v1::TelemetryQuery query;
+  query.set_target(run_id);
+  query.set_kind(v1::TELEMETRY_KIND_DECISIONS);
+  query.set_from_step(from_step);
+  std::unique_ptr<grpc::ClientContext> context = client.Context();
+  std::unique_ptr<grpc::ClientReader<v1::TelemetryPage>> reader =
+      stub.QueryTelemetry(context.get(), query);
+  std::vector<v1::GrowthDecision> decisions;
+  v1::TelemetryPage page;
+  while (reader->Read(&page)) {
+    for (v1::GrowthDecision& decision : *page.mutable_decisions()) {
+      decisions.push_back(std::move(decision));
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  return decisions;
+}
+
 int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   const std::string& target = args.positional[0];
   if (!Target(command, target, true, true)) return kExitUsage;
+  absl::StatusOr<int64_t> every = ParseInteger(args.Get("every", "10"), "--every", 1, 86400);
+  if (!every.ok()) return UsageError(command, every.status().message());
   absl::StatusOr<v1::CoordinatorService::Stub*> stub = client.Stub();
   if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
   v1::WatchRequest request;
@@ -946,9 +975,24 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   const bool json = client.options().json;
   const bool live = !json && isatty(STDOUT_FILENO) == 1;
   WatchScreen screen(target);
+  // Not a terminal: a log (cli/watch_log.h), with the growth decisions fetched as runs advance.
+  bool fetch_warned = false;
+  WatchLog log(*every, [&](const std::string& run_id, int64_t from_step) {
+    absl::StatusOr<std::vector<v1::GrowthDecision>> decisions =
+        FetchDecisions(**stub, client, run_id, from_step);
+    if (!decisions.ok() && !fetch_warned) {
+      fetch_warned = true;
+      std::cerr << "sgtctl: cannot fetch growth decisions of " << run_id
+                << " (retrying): " << decisions.status().message() << "\n";
+    }
+    return decisions;
+  });
+  const auto started = std::chrono::steady_clock::now();
+  auto now = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
   std::vector<std::string> order;
   std::map<std::string, v1::Run> runs;
-  std::map<std::string, std::string> last_line;  // per run, the line minus its time
   bool done = false;
   v1::WatchResponse response;
   while (reader->Read(&response)) {
@@ -957,11 +1001,8 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
       if (runs.count(run.id()) == 0) order.push_back(run.id());
       runs[run.id()] = run;
       if (json || live) continue;
-      std::string line = ChangeLine(run);
-      std::string key = line.substr(line.find(' ') + 1);
-      if (last_line[run.id()] == key) continue;
-      last_line[run.id()] = key;
-      std::cout << line << "\n" << std::flush;
+      for (const std::string& line : log.Update(run, now())) std::cout << line << "\n";
+      std::cout << std::flush;
     }
     if (live) {
       std::vector<v1::Run> current;
@@ -1005,7 +1046,7 @@ const std::vector<Command>& Commands() {
       {"plan", "plan FILE [--json]", {}, 1, 1, Plan},
       {"ls", "ls [SWEEP] [--state S]...", {{"state", true, true}}, 0, 1, List},
       {"show", "show RUN|SWEEP", {}, 1, 1, Show},
-      {"watch", "watch RUN|SWEEP", {}, 1, 1, Watch},
+      {"watch", "watch RUN|SWEEP [--every SECONDS]", {{"every", true}}, 1, 1, Watch},
       {"pause", "pause RUN|SWEEP [--reason TEXT]", {reason}, 1, 1, Action},
       {"resume", "resume RUN|SWEEP [--reason TEXT]", {reason}, 1, 1, Action},
       {"snapshot", "snapshot RUN|SWEEP [--reason TEXT]", {reason}, 1, 1, Action},
