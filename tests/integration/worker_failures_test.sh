@@ -46,7 +46,7 @@ show r3 "needs 4 cpu device"
 
 STEPS=300 SWEEP_NAME=ok write_real_sweep "$SCRATCH/ok.yaml" "$SCRATCH/data" "train.seed: [16]"
 submit "$SCRATCH/ok.yaml"                                                          # r4
-timeout 120 "$BIN/sgtctl" watch r4 > /dev/null || fail "r4 did not succeed after the failures"
+timeout 300 "$BIN/sgtctl" watch r4 > /dev/null || fail "r4 did not succeed after the failures"
 
 # Cancel: SIGTERM, and SIGKILL after the grace period for a child that ignores SIGTERM.
 STEPS=100000 SWEEP_NAME=stubborn write_real_sweep "$SCRATCH/stubborn.yaml" "$SCRATCH/data" "train.seed: [18]"
@@ -55,17 +55,26 @@ wait_until sql_true "$db" "SELECT state = 'running' AND step > 0 FROM runs WHERE
 child=$(pgrep -f "$SCRATCH/node-a/runs/r5/attempt-1") || fail "no child for r5"
 "$BIN/sgtctl" cancel r5 > /dev/null
 show r5 "cancelled"
-WAIT_S=15 wait_until bash -c "! kill -0 $child"
+wait_until bash -c "! kill -0 $child"
 wait_until grep -q "r5 attempt 1 still runs 1 s after SIGTERM; sending SIGKILL" "$SCRATCH/node-a.log"
 wait_until grep -q "r5 attempt 1 ended: RUN_STATE_CANCELLED" "$SCRATCH/node-a.log"
 
-# A worker whose checkpoint root becomes read-only. Root ignores permission bits, so the worker
-# runs as nobody when the test runs as root.
+# A worker whose checkpoint root becomes read-only. Root ignores permission bits through
+# CAP_DAC_OVERRIDE, so a test run as root runs this worker as root without that capability (and
+# CAP_DAC_READ_SEARCH): the bits bind it as they bind any user, and it still reaches the checkout
+# wherever that lives (another user, such as nobody, cannot enter a checkout under /root).
 kill -TERM "$pid_a"; wait "$pid_a" || fail "node-a did not stop cleanly"
-mkdir -p "$SCRATCH/ro-root" "$SCRATCH/node-n" && chmod 777 "$SCRATCH/ro-root" "$SCRATCH/node-n"
-[[ $(id -u) == 0 ]] && AS="setpriv --reuid=65534 --regid=65534 --clear-groups" || AS=""
+mkdir -p "$SCRATCH/ro-root"
+AS=""
+if [[ $(id -u) == 0 ]]; then
+  AS="setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search"
+fi
 AS=$AS CKPT=$SCRATCH/ro-root start_worker node-n
 chmod 555 "$SCRATCH/ro-root"
+# The premise: the worker's user cannot write there.
+if $AS touch "$SCRATCH/ro-root/probe" 2> /dev/null; then
+  fail "the worker's user can still write to the read-only $SCRATCH/ro-root; this test cannot check the refusal"
+fi
 
 # A resume point outside this worker's root (node-a's checkpoints) is refused.
 "$BIN/sgtctl" fork r4 --from-step 100 > /dev/null                                  # r6
