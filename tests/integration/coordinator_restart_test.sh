@@ -19,9 +19,11 @@ start_coordinator "$db" --lease-seconds 10
 worker=$!
 WAIT_S=30 wait_until sql_true "$db" "SELECT COUNT(*) > 0 FROM entropy"
 
-# Freeze the worker so the store stops changing, then kill the coordinator without warning.
+# Freeze the worker, then the coordinator, so that nothing changes the store after it is read
+# (a batch the coordinator is storing may be committed or not, but not after the dump); then
+# kill the coordinator without warning.
 kill -STOP "$worker"
-sleep 0.5
+kill -STOP "$COORD_PID"
 dump() { sqlite3 "$db" "SELECT * FROM sweeps; SELECT id, state, attempt, step FROM runs;
   SELECT * FROM run_events; SELECT COUNT(*), SUM(value) FROM entropy; SELECT COUNT(*) FROM scalars;
   SELECT * FROM telemetry_batches;"; }

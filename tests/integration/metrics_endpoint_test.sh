@@ -97,7 +97,7 @@ PY
 # Ended: its series are gone; the endpoints stay clean and count the end.
 "$BIN/sgtctl" cancel r1 > /dev/null
 wait_until sql_true "$db" "SELECT state = 'cancelled' FROM runs WHERE id = 1"
-WAIT_S=20 wait_until bash -c "curl -sf http://127.0.0.1:$wport/metrics | grep -qx 'sgt_worker_runs_active 0'"
+wait_until bash -c "curl -sf http://127.0.0.1:$wport/metrics | grep -qx 'sgt_worker_runs_active 0'"
 check_clean "$cport" coordinator
 ! grep -q 'run="r1"' "$SCRATCH/scrape.txt" || fail "r1's series outlived it: $(grep 'run="r1"' "$SCRATCH/scrape.txt" | head -3)"
 [[ $(value "$SCRATCH/scrape.txt" 'sgt_runs{state="cancelled"}') == 1 ]] || fail "coordinator: cancelled count"

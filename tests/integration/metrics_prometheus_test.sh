@@ -34,11 +34,27 @@ for try in 1 2 3; do
   prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
     --web.listen-address="127.0.0.1:$pport" >> "$SCRATCH/prometheus.log" 2>&1 &
   prom_pid=$!
-  sleep 1
+  # Ready, or gone: a Prometheus that lost its port exits.
+  wait_until bash -c "curl -sf http://127.0.0.1:$pport/-/ready || ! kill -0 $prom_pid"
   kill -0 "$prom_pid" 2>/dev/null && break
   (( try < 3 )) || fail "prometheus did not start: $(tail -5 "$SCRATCH/prometheus.log")"
 done
 export PROM=http://127.0.0.1:$pport
+# The value of every series of an instant query, one per line (nothing when it has none).
+prom_query() {
+  python3 - "$1" <<'PY'
+import json, os, sys, urllib.parse, urllib.request
+url = os.environ["PROM"] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[1]})
+for r in json.load(urllib.request.urlopen(url, timeout=10))["data"]["result"]:
+    v = float(r["value"][1])
+    print(int(v) if v.is_integer() else v)
+PY
+}
+# True when the query has series and each is at least $2 (for wait_until).
+prom_at_least() {
+  local values; values=$(prom_query "$1") || return 1
+  [[ -n $values ]] && awk -v min="$2" '$1 < min { bad = 1 } END { exit bad }' <<< "$values"
+}
 # Both targets up (the worker's and the coordinator's jobs).
 WAIT_S=60 wait_until python3 - <<'PY'
 import json, os, sys, urllib.request
@@ -65,9 +81,12 @@ base:
 YAML
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
 start=$(date +%s)
-# Growth done (activate, deepen for two layers: 4 decisions), then a few more scrapes.
+# Growth done (activate, deepen for two layers: 4 decisions) and scraped, then three more
+# scrapes of every target.
 WAIT_S=120 wait_until sql_true "$db" "SELECT COUNT(*) >= 4 FROM growth_decisions WHERE run_id = 1"
-sleep 3
+wait_until prom_at_least 'sum(sgt_growth_decisions_total{run="r1"})' 4
+scrapes=$(prom_query 'min(count_over_time(up[1h]))')
+wait_until prom_at_least 'count_over_time(up[1h])' $((scrapes + 3))
 
 python3 - "$SRC/dashboards" "$start" <<'PY'
 import glob, json, os, re, sys, time, urllib.parse, urllib.request

@@ -18,7 +18,7 @@ holder=$(holder_of "$db" r1)
 other=$(other_than "$holder")
 child=$(pgrep -f "$SCRATCH/$holder/runs/r1/attempt-1") || fail "no child for r1"
 kill -9 "$(pid_of "$holder")"
-WAIT_S=10 wait_until bash -c "! kill -0 $child"
+wait_until bash -c "! kill -0 $child"
 
 timeout 300 "$BIN/sgtctl" watch r1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -3 "$SCRATCH/watch.txt")"
 sqlite3 "$db" "SELECT reason FROM run_events WHERE run_id = 1 AND to_state = 'queued' AND attempt = 1" |
