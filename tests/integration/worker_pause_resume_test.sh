@@ -23,7 +23,7 @@ snap=$(sqlite3 "$db" "SELECT step FROM checkpoints WHERE run_id = 1 AND reason =
   fail "snapshot at $snap, pause at $step: not at distinct growth boundaries before the end"
 "$BIN/sgtctl" show r1 > "$SCRATCH/show.txt"
 grep -q "paused" "$SCRATCH/show.txt" || fail "sgtctl show r1 does not say paused: $(cat "$SCRATCH/show.txt")"
-read -r path bytes sha < <(sqlite3 -separator ' ' "$db" \
+IFS=$'\t' read -r path bytes sha < <(sqlite3 -separator $'\t' "$db" \
   "SELECT path, bytes, sha256 FROM checkpoints WHERE run_id = 1 AND reason = 'pause' AND step = $step")
 [[ -n $path ]] || fail "no pause checkpoint recorded at step $step"
 [[ $(stat -c %s "$path") == "$bytes" && $(sha256sum "$path" | cut -d' ' -f1) == "$sha" ]] ||

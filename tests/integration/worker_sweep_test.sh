@@ -28,7 +28,7 @@ check_store_matches_events "$db" "$SCRATCH/node-a" "$SCRATCH/node-b"
       WHERE run_id = 3 ORDER BY step)") == "100,200,300" ]] || fail "sgt decisions"
 [[ $(sqlite3 "$db" "SELECT COUNT(*) FROM growth_decisions WHERE run_id = 1") == 0 ]] || fail "vanilla decided"
 # Each checkpoint record names a file under the root with that size and hash; one per step.
-sqlite3 -separator ' ' "$db" "SELECT path, bytes, sha256 FROM checkpoints" | while read -r path bytes sha; do
+sqlite3 -separator $'\t' "$db" "SELECT path, bytes, sha256 FROM checkpoints" | while IFS=$'\t' read -r path bytes sha; do
   [[ $path == "$SCRATCH/ckpt/"* ]] || fail "checkpoint $path outside the root"
   [[ $(stat -c %s "$path") == "$bytes" ]] || fail "$path: size differs from the record"
   [[ $(sha256sum "$path" | cut -d' ' -f1) == "$sha" ]] || fail "$path: sha256 differs from the record"
