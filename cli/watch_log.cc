@@ -44,6 +44,9 @@ std::vector<std::string> WatchLog::NewDecisions(const v1::Run& run, RunLog& log)
   log.decisions_at_step = run.step();
   for (const v1::GrowthDecision& decision : *decisions) {
     if (decision.step() < log.decisions_from) continue;
+    // "structure is fixed" at every later boundary, or the same hold: said once.
+    if (decision.reason() == log.last_reason && !decision.reason().empty()) continue;
+    log.last_reason = decision.reason();
     lines.push_back(DecisionLine(run, decision, tz_));
   }
   for (const v1::GrowthDecision& decision : *decisions) {

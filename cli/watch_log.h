@@ -1,6 +1,7 @@
 // What `sgtctl watch` prints when stdout is not a terminal (a pipe, a file, a CI log): a log a
 // person reads afterwards, not a line per step. Per run, in order:
-//   - its growth decisions, one line each, as they become known;
+//   - its growth decisions, one line each, as they become known (a decision with the same reason
+//     as the one before, such as "structure is fixed" at every later boundary, is not repeated);
 //   - a line per evaluation (a new validation perplexity, with the step the run had reached when
 //     it was reported: the evaluation itself may be a step or two older);
 //   - a line at each state change and each new attempt (the failure reason on failed, lost,
@@ -53,6 +54,7 @@ class WatchLog {
     double printed_at = -std::numeric_limits<double>::infinity();
     int64_t decisions_from = 0;      // first step whose decisions are not printed yet
     int64_t decisions_at_step = -1;  // the run's step when decisions were last fetched
+    std::string last_reason;         // of the newest decision printed
   };
 
   std::vector<std::string> NewDecisions(const v1::Run& run, RunLog& log);

@@ -153,6 +153,22 @@ TEST(WatchLogTest, GrowthDecisionsPrintOnceBeforeTheRunsLine) {
   EXPECT_EQ(decisions.queries.back().second, 51);
 }
 
+TEST(WatchLogTest, ARepeatedDecisionIsSaidOnce) {
+  FakeDecisions decisions;
+  decisions.stored = {MakeDecision(150, "activate layer 1; structure now fixed"),
+                      MakeDecision(200, "structure is fixed"),
+                      MakeDecision(250, "structure is fixed")};
+  WatchLog log(10, decisions.Fetch(), absl::UTCTimeZone());
+  std::vector<std::string> lines = log.Update(MakeRun("r3", "sgt", v1::RUN_STATE_RUNNING, 260), 0);
+  ASSERT_EQ(lines.size(), 3u) << testing::PrintToString(lines);
+  EXPECT_NE(lines[0].find("growth at step 150: activate layer 1"), std::string::npos);
+  EXPECT_NE(lines[1].find("growth at step 200: structure is fixed"), std::string::npos);
+  decisions.stored.push_back(MakeDecision(300, "structure is fixed"));
+  lines = log.Update(MakeRun("r3", "sgt", v1::RUN_STATE_SUCCEEDED, 300), 1);
+  EXPECT_EQ(lines, std::vector<std::string>{"2023-11-14T22:13:20 r3 succeeded step 300/300"});
+  EXPECT_EQ(decisions.queries.back().second, 251) << "asked only for what came after";
+}
+
 TEST(WatchLogTest, AFailedFetchIsRetriedAtTheNextLine) {
   FakeDecisions decisions;
   decisions.stored.push_back(MakeDecision(20, "deepen layer 2 to K=2\n(second line)"));
