@@ -42,16 +42,17 @@ std::vector<std::string> WatchLog::NewDecisions(const v1::Run& run, RunLog& log)
   absl::StatusOr<std::vector<v1::GrowthDecision>> decisions = fetch_(run.id(), log.decisions_from);
   if (!decisions.ok()) return lines;  // asked again at the run's next line
   log.decisions_at_step = run.step();
+  // Moved past the fetched steps only at the end: a boundary can make several decisions.
+  int64_t next_from = log.decisions_from;
   for (const v1::GrowthDecision& decision : *decisions) {
+    next_from = std::max(next_from, decision.step() + 1);
     if (decision.step() < log.decisions_from) continue;
     // "structure is fixed" at every later boundary, or the same hold: said once.
     if (decision.reason() == log.last_reason && !decision.reason().empty()) continue;
     log.last_reason = decision.reason();
     lines.push_back(DecisionLine(run, decision, tz_));
   }
-  for (const v1::GrowthDecision& decision : *decisions) {
-    log.decisions_from = std::max(log.decisions_from, decision.step() + 1);
-  }
+  log.decisions_from = next_from;
   return lines;
 }
 
