@@ -1,6 +1,6 @@
 // sgtctl's command line: flag parsing, target ids ("r12", "s3"), run states, and the exit codes
 // (docs/cli.md). Pure logic, no network: every function here is tested in
-// tests/services/cli_args_test.cc.
+// tests/cli/args_test.cc.
 //
 //   absl::StatusOr<ParsedArgs> args = ParseArgs(argv_rest, {{"reason", true}});
 //   if (!args.ok()) return Fail(kExitUsage, args.status().message());

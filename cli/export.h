@@ -1,6 +1,6 @@
 // `sgtctl export`: telemetry pages (QueryTelemetry) rendered as CSV (RFC 4180) or as one JSON
 // array of objects, streamed page by page so a sweep's entropy rows never sit in memory at once.
-// The columns are in docs/cli.md; tested in tests/services/cli_export_test.cc.
+// The columns are in docs/cli.md; tested in tests/cli/export_test.cc.
 //
 //   TelemetryWriter writer(v1::TELEMETRY_KIND_SCALARS, ExportFormat::kCsv, &std::cout);
 //   writer.Begin();

@@ -1,6 +1,6 @@
 // Text output of sgtctl: aligned tables, progress lines for `watch`, and numbers people read
 // (times, durations, FLOPs, bytes). Pure functions of their arguments; tested in
-// tests/services/cli_format_test.cc.
+// tests/cli/format_test.cc.
 //
 //   Table table({"ID", "NAME", "STATE"});
 //   for (const v1::Run& run : runs) table.AddRow({run.id(), run.name(),

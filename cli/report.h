@@ -2,7 +2,7 @@
 // train.seed form one row (the variant and the step count are part of the row), with the mean
 // and sample standard deviation over seeds of validation perplexity, training FLOPs, overhead
 // vs vanilla and throughput. Pure logic over Run messages; tested in
-// tests/services/cli_report_test.cc.
+// tests/cli/report_test.cc.
 //
 //   Report report = BuildReport(response.sweep(), {response.runs().begin(),
 //   response.runs().end()}); std::cout << (json ? ReportJson(report) : RenderReportTable(report));

@@ -953,6 +953,20 @@ std::string CanonicalJson(const RunConfig& cfg) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+RunConfigBrief BriefOfConfigJson(const std::string& json_text) {
+  RunConfigBrief b;
+  const nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return b;
+  if (auto t = j.find("train"); t != j.end() && t->is_object()) {
+    if (auto d = t->find("device"); d != t->end() && d->is_string()) b.device = d->get<std::string>();
+  }
+  if (auto m = j.find("model"); m != j.end() && m->is_object()) {
+    if (auto l = m->find("layers"); l != m->end() && l->is_number_integer()) b.layers = l->get<int>();
+    if (auto h = m->find("heads"); h != m->end() && h->is_number_integer()) b.heads = h->get<int>();
+  }
+  return b;
+}
+
 absl::StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text) {
   nlohmann::json j;
   try {

@@ -171,6 +171,17 @@ std::string CanonicalJson(const RunConfig& cfg);
 // Inverse of CanonicalJson (also accepts any JSON with the YAML schema). Used by checkpoints.
 absl::StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text);
 
+// What the services need of a run's configuration JSON (as CanonicalJson writes it) without
+// parsing and validating all of it: the device kind it trains on and the model's shape. The
+// coordinator schedules on `device`, the worker picks devices by it, the run metrics size their
+// series by the shape. Missing or mistyped fields (or text that is not JSON) keep the defaults.
+struct RunConfigBrief {
+  std::string device = "cpu";
+  int layers = 0;
+  int heads = 0;
+};
+RunConfigBrief BriefOfConfigJson(const std::string& json_text);
+
 // Sets a dotted key ("growth.k_max", "train.seed") from a YAML scalar or sequence text, as
 // sweeps and `fork --set` need. Errors name the key and the allowed values. Only the value's type
 // is checked here: call ValidateRunConfig after the last change.

@@ -535,6 +535,28 @@ TEST(ConfigJsonTest, MissingSectionsTakeDefaults) {
   EXPECT_EQ(cfg->growth.k_max, defaults.growth.k_max);
 }
 
+TEST(ConfigJsonTest, BriefReadsDeviceAndShapeOfCanonicalJson) {
+  RunConfig cfg = Example();
+  ASSERT_TRUE(SetConfigValue(cfg, "train.device", "cuda").ok());
+  ASSERT_TRUE(SetConfigValue(cfg, "model.layers", "6").ok());
+  ASSERT_TRUE(SetConfigValue(cfg, "model.heads", "3").ok());
+  const RunConfigBrief b = BriefOfConfigJson(CanonicalJson(cfg));
+  EXPECT_EQ(b.device, "cuda");
+  EXPECT_EQ(b.layers, 6);
+  EXPECT_EQ(b.heads, 3);
+}
+
+TEST(ConfigJsonTest, BriefKeepsDefaultsForWhatIsMissingOrMistyped) {
+  for (const char* text : {"", "not json", "[1,2]", "{}", R"({"train":{"device":7}})",
+                           R"({"train":"cpu","model":{"layers":"6","heads":2.5}})"}) {
+    const RunConfigBrief b = BriefOfConfigJson(text);
+    EXPECT_EQ(b.device, "cpu") << text;
+    EXPECT_EQ(b.layers, 0) << text;
+    EXPECT_EQ(b.heads, 0) << text;
+  }
+  EXPECT_EQ(BriefOfConfigJson(R"({"model":{"layers":4}})").layers, 4);
+}
+
 TEST(ConfigJsonTest, JsonErrorsAreReported) {
   EXPECT_TRUE(Contains(ErrorOf(RunConfigFromJson("{\"model\": ")), "malformed JSON"));
   EXPECT_TRUE(Contains(ErrorOf(RunConfigFromJson(R"({"train":{"steps":"300"}})")),
