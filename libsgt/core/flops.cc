@@ -35,9 +35,9 @@ double ForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t 
       continue;
     }
     // The fade transition loops every head until its window closes, fading the unkept ones.
-    const bool fading = cfg.growth.transition == HeadTransition::kFade &&
-                        step < l.activated_step + cfg.growth.delta_t;
-    const int64_t h = fading ? cfg.model.heads : static_cast<int64_t>(l.heads.size());
+    const int64_t h = InFadeWindow(cfg.growth, l.activated_step, step)
+                          ? cfg.model.heads
+                          : static_cast<int64_t>(l.heads.size());
     flops += k * HeadLoopForwardFlopsPerToken(cfg.model, seq, h);
   }
   return flops;

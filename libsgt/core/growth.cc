@@ -83,6 +83,21 @@ bool IsGrowthBoundary(const RunConfig& cfg, int64_t step) {
   return step >= g.t_start && (step - g.t_start) % g.delta_t == 0;
 }
 
+int64_t NextGrowthBoundary(const RunConfig& cfg, int64_t step) {
+  if (cfg.variant == Variant::kVanilla) return 0;
+  const GrowthConfig& g = cfg.growth;
+  const int64_t after = std::max<int64_t>(step, 0);
+  int64_t next = 0;
+  if (g.schedule == GrowthSchedule::kFixed) {
+    next = g.fixed_from_step;
+  } else if (cfg.variant == Variant::kBlockLoop || g.delta_t <= 0 || after < g.t_start) {
+    next = g.t_start;
+  } else {
+    next = g.t_start + ((after - g.t_start) / g.delta_t + 1) * g.delta_t;
+  }
+  return next > after && next <= cfg.train.steps && IsGrowthBoundary(cfg, next) ? next : 0;
+}
+
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -312,9 +327,13 @@ GrowthOutcome Decide(const RunConfig& cfg, const GrowthState& state,
   return std::move(r.out);
 }
 
+bool InFadeWindow(const GrowthConfig& g, int64_t activated_step, int64_t step) {
+  return g.transition == HeadTransition::kFade && g.delta_t > 0 &&
+         step < activated_step + g.delta_t;
+}
+
 double FadeWeight(const GrowthConfig& g, int64_t activated_step, int64_t step) {
-  if (g.transition == HeadTransition::kHard || g.delta_t <= 0) return 0.0;
-  if (step >= activated_step + g.delta_t) return 0.0;
+  if (!InFadeWindow(g, activated_step, step)) return 0.0;
   const double u = std::clamp(static_cast<double>(step - activated_step) / g.delta_t, 0.0, 1.0);
   switch (g.fade) {
     case FadeShape::kLinear:

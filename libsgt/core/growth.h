@@ -81,6 +81,11 @@ struct GrowthOutcome {
 // for the fixed schedule. Always false for vanilla.
 bool IsGrowthBoundary(const RunConfig& cfg, int64_t step);
 
+// The first growth boundary after `step`, in closed form (train.steps may be huge); 0 when no
+// boundary is left up to train.steps (and always for vanilla). Pause and snapshot take effect
+// there, so the coordinator asks this before accepting them.
+int64_t NextGrowthBoundary(const RunConfig& cfg, int64_t step);
+
 // Applies the rule for cfg.variant / cfg.growth at a boundary. Entropies must have one row per
 // layer with cfg.model.heads values each. Returns at least one decision: one per activated or
 // deepened layer, else a single hold or fixed record (vanilla and an already fixed phase: fixed).
@@ -95,6 +100,11 @@ std::vector<int64_t> CandidatePool(const RunConfig& cfg, const EntropySnapshot& 
 // over the layer's heads; `layer` seeds the random policy.
 std::vector<int64_t> SelectHeads(const GrowthConfig& g, const std::vector<double>& head_entropy,
                                  int64_t layer);
+
+// Fade transition (§9): whether a layer activated at `activated_step` is inside its fade window
+// at `step`: its loop passes then run every head (the unkept ones weighted by FadeWeight), for
+// delta_t steps. Always false under the hard transition.
+bool InFadeWindow(const GrowthConfig& g, int64_t activated_step, int64_t step);
 
 // Fade transition (§9): weight of a non-kept head in a loop pass of a layer activated at
 // `activated_step`, at `step`; 0 once the window of delta_t steps has passed. Hard transition: 0.

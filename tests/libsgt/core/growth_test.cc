@@ -86,6 +86,48 @@ TEST(GrowthBoundaryTest, VanillaNever) {
   for (int64_t step = 1; step <= 100; ++step) EXPECT_FALSE(IsGrowthBoundary(c, step));
 }
 
+// The first boundary after `step` by walking every step: what NextGrowthBoundary must equal.
+int64_t NextBoundaryByWalking(const RunConfig& c, int64_t step) {
+  for (int64_t t = std::max<int64_t>(step, 0) + 1; t <= c.train.steps; ++t) {
+    if (IsGrowthBoundary(c, t)) return t;
+  }
+  return 0;
+}
+
+TEST(GrowthBoundaryTest, NextBoundaryMatchesWalkingEveryStep) {
+  std::vector<RunConfig> configs;
+  for (Variant v : {Variant::kVanilla, Variant::kBlockLoop, Variant::kSgt}) {
+    for (int64_t delta_t : {1, 7, 25}) {
+      RunConfig c = SgtConfig();
+      c.variant = v;
+      c.train.steps = 120;
+      c.growth.t_start = 13;
+      c.growth.delta_t = delta_t;
+      configs.push_back(c);
+      c.growth.schedule = GrowthSchedule::kFixed;
+      c.growth.fixed_from_step = 40;
+      configs.push_back(c);
+    }
+  }
+  for (const RunConfig& c : configs) {
+    for (int64_t step = -1; step <= 125; ++step) {
+      ASSERT_EQ(NextGrowthBoundary(c, step), NextBoundaryByWalking(c, step))
+          << VariantName(c.variant) << " delta_t " << c.growth.delta_t << " schedule "
+          << static_cast<int>(c.growth.schedule) << " step " << step;
+    }
+  }
+}
+
+TEST(GrowthBoundaryTest, NextBoundaryOfAHugeRunIsClosedForm) {
+  RunConfig c = SgtConfig();
+  c.train.steps = int64_t{1} << 60;
+  c.growth.t_start = 10;
+  c.growth.delta_t = 10;
+  // 2^59 = 576460752303423488: the next multiple of 10 after 2^59 + 3 is 2^59 + 12.
+  EXPECT_EQ(NextGrowthBoundary(c, (int64_t{1} << 59) + 3), (int64_t{1} << 59) + 12);
+  EXPECT_EQ(NextGrowthBoundary(c, c.train.steps), 0);
+}
+
 // ---- Entropy, candidate pool, heads -------------------------------------------------------
 
 TEST(GrowthEntropyTest, LayerMeanAndPopulationVariance) {
@@ -509,6 +551,25 @@ TEST(GrowthFixedScheduleTest, BlockLoopLoopsGivenLayersAsWholeBlocks) {
 }
 
 // ---- Fade ---------------------------------------------------------------------------------
+
+TEST(GrowthFadeTest, WindowIsDeltaTStepsFromActivationUnderFadeOnly) {
+  GrowthConfig g;
+  g.transition = HeadTransition::kFade;
+  g.delta_t = 10;
+  EXPECT_TRUE(InFadeWindow(g, 100, 100));
+  EXPECT_TRUE(InFadeWindow(g, 100, 109));
+  EXPECT_FALSE(InFadeWindow(g, 100, 110));
+  g.transition = HeadTransition::kHard;
+  EXPECT_FALSE(InFadeWindow(g, 100, 101));
+  // Inside the window the weight is positive, outside it is 0: one rule for both.
+  g.transition = HeadTransition::kFade;
+  for (FadeShape shape : {FadeShape::kLinear, FadeShape::kCosine, FadeShape::kExponential}) {
+    g.fade = shape;
+    for (int64_t step = 95; step <= 115; ++step) {
+      EXPECT_EQ(InFadeWindow(g, 100, step), FadeWeight(g, 100, step) > 0.0) << step;
+    }
+  }
+}
 
 TEST(GrowthFadeTest, HardIsAlwaysZero) {
   GrowthConfig g;
