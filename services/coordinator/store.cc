@@ -434,39 +434,6 @@ class Supersession {
 
 }  // namespace
 
-const char* RunStateName(v1::RunState s) {
-  switch (s) {
-    case v1::RUN_STATE_QUEUED:
-      return "queued";
-    case v1::RUN_STATE_ASSIGNED:
-      return "assigned";
-    case v1::RUN_STATE_RUNNING:
-      return "running";
-    case v1::RUN_STATE_PAUSING:
-      return "pausing";
-    case v1::RUN_STATE_PAUSED:
-      return "paused";
-    case v1::RUN_STATE_SUCCEEDED:
-      return "succeeded";
-    case v1::RUN_STATE_FAILED:
-      return "failed";
-    case v1::RUN_STATE_CANCELLED:
-      return "cancelled";
-    case v1::RUN_STATE_LOST:
-      return "lost";
-    default:
-      return "unspecified";
-  }
-}
-
-v1::RunState RunStateFromName(const std::string& name) {
-  for (int i = v1::RunState_MIN; i <= v1::RunState_MAX; ++i) {
-    const auto s = static_cast<v1::RunState>(i);
-    if (v1::RunState_IsValid(i) && name == RunStateName(s)) return s;
-  }
-  return v1::RUN_STATE_UNSPECIFIED;
-}
-
 struct Store::Impl {
   std::string path;
   int schema_version = 0;

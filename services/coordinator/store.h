@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "services/coordinator/run_state.h"  // RunStateName: the names stored
 #include "sgt/v1/types.pb.h"
 
 struct sqlite3;
@@ -186,11 +187,6 @@ class Store {
   std::unique_ptr<Impl> impl_;
   std::string path_;
 };
-
-// "queued", "running", ... as stored in the runs and run_events tables.
-const char* RunStateName(v1::RunState s);
-// Inverse of RunStateName; RUN_STATE_UNSPECIFIED for an unknown name.
-v1::RunState RunStateFromName(const std::string& name);
 
 }  // namespace sgt::coord
 

@@ -1,0 +1,130 @@
+// The fleet: the workers the coordinator knows, their sessions, leases and heartbeats, the
+// attempts each holds (and so its free devices), and what happens to a worker's runs when it
+// reconnects without them, stops listing them or lets its lease expire.
+//
+// Not thread-safe: the coordinator owns one and calls it with its lock held. Run changes go
+// through the RunBook; messages to workers are left in the caller's Outbox.
+#ifndef SGT_SERVICES_COORDINATOR_FLEET_H_
+#define SGT_SERVICES_COORDINATOR_FLEET_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/coordinator/outbox.h"
+#include "services/coordinator/run_book.h"
+#include "services/coordinator/scheduler.h"
+#include "services/coordinator/store.h"
+#include "sgt/v1/coordinator.pb.h"
+#include "sgt/v1/worker.pb.h"
+
+namespace sgt::coord {
+
+// Attempts one worker may list in a hello or heartbeat (a worker runs a few at once).
+inline constexpr int kMaxHeldRuns = 1024;
+
+// The fleet at one moment, for the metrics endpoint.
+struct FleetCounts {
+  int workers_connected = 0;
+  int workers_registered = 0;
+  std::map<std::pair<std::string, std::string>, int> devices;  // (kind, free|busy) -> count
+  std::map<std::string, int> runs;                             // state name -> count
+  int queue_depth = 0;
+};
+
+struct WorkerState {
+  WorkerRow row;
+  std::shared_ptr<WorkerSink> sink;  // null while disconnected
+  uint64_t session = 0;
+  double lease_expires = 0;
+  struct Held {
+    int32_t attempt = 0;
+    int32_t devices = 0;
+    std::string kind;
+    double since = 0;  // when it was assigned (or, after a restart, loaded)
+  };
+  std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
+  bool draining = false;         // shutting down (its heartbeat says): nothing new for it
+  // Attempts the worker still runs that the coordinator cancelled on it (superseded after a
+  // lost lease, say): their devices stay busy until the worker stops listing them or reports
+  // how they ended.
+  std::map<std::pair<int64_t, int32_t>, Held> stopping;
+
+  std::map<std::string, int32_t> Total() const;
+  std::map<std::string, int32_t> Free() const;
+};
+
+class Fleet {
+ public:
+  Fleet(Store* store, int32_t lease_seconds, std::function<double()> clock);
+
+  // Loads the workers from the store; each gets one lease from `now` to come back before its
+  // runs count as lost. Then counts the book's active runs as held by their workers.
+  absl::Status Load(RunBook& book, double now);
+
+  int32_t lease_seconds() const { return lease_seconds_; }
+  int32_t heartbeat_seconds() const { return std::max(1, lease_seconds_ / 3); }
+  const std::map<std::string, std::unique_ptr<WorkerState>>& workers() const { return workers_; }
+  WorkerState* Find(const std::string& worker_id);
+  // Connected, with a live lease.
+  bool Connected(const std::string& worker_id) const;
+
+  // --- Worker API.
+  // Validates and stores a worker's registration (the same name keeps its id).
+  absl::StatusOr<WorkerState*> Register(const v1::RegisterRequest& req);
+  // Opens the session of a registered worker, replacing an older one; reconciles what it still
+  // runs with what the book says it runs. Returns the session number.
+  absl::StatusOr<uint64_t> Open(const v1::Hello& hello, std::shared_ptr<WorkerSink> sink,
+                                RunBook& book, Outbox& out);
+  void Close(uint64_t session);
+  // Every message of a session renews its worker's lease. ABORTED if the session is gone.
+  absl::StatusOr<WorkerState*> Renew(uint64_t session);
+  // A heartbeat: attempts it no longer lists are lost, unwanted ones are stopped. Returns
+  // whether runs were lost (scheduling may then place them again).
+  absl::StatusOr<bool> Heartbeat(WorkerState& w, const v1::Heartbeat& hb, RunBook& book,
+                                 Outbox& out);
+  // Workers whose lease expired lose their runs; active runs of unknown workers too.
+  void ExpireLeases(RunBook& book, Outbox& out);
+
+  // --- Attempts.
+  void Hold(WorkerState& w, int64_t run_id, WorkerState::Held held) { w.held[run_id] = held; }
+  void Release(const std::string& worker_id, int64_t run_id);
+  // The attempt ended on the worker (a final status): its devices are free.
+  void Ended(WorkerState& w, int64_t run_id, int32_t attempt);
+  // A pause, snapshot or cancel of the run's current attempt, to its worker.
+  void Command(const RunRow& run, v1::RunCommand::Kind kind, Outbox& out);
+
+  // What the scheduler may place runs on: connected, live, not draining workers.
+  std::vector<WorkerCapacity> Capacity() const;
+  void Count(FleetCounts* f) const;
+  v1::Worker ToProto(const WorkerState& w) const;
+
+ private:
+  double Now() const { return clock_(); }
+  // Whether the attempt `ref` that `w` reports is one the coordinator gave it and still wants.
+  bool Wants(const RunBook& book, const WorkerState& w, const v1::RunRef& ref) const;
+  // Cancels an attempt the worker runs but should not; its devices count busy meanwhile.
+  void StopUnwanted(RunBook& book, WorkerState& w, const v1::RunRef& ref, Outbox& out);
+  void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, RunBook& book, Outbox& out);
+
+  Store* store_;
+  int32_t lease_seconds_;
+  std::function<double()> clock_;
+  std::map<std::string, std::unique_ptr<WorkerState>> workers_;
+  std::map<uint64_t, std::string> sessions_;  // session -> worker id
+  uint64_t next_session_ = 1;
+  int64_t next_worker_ = 1;
+};
+
+// A pause, snapshot or cancel of one attempt.
+v1::CoordinatorMessage CommandMessage(v1::RunCommand::Kind kind, const std::string& run_id,
+                                      int32_t attempt);
+
+}  // namespace sgt::coord
+
+#endif  // SGT_SERVICES_COORDINATOR_FLEET_H_

@@ -1,0 +1,146 @@
+// Telemetry ingestion (worker.proto TelemetryBatch): who may send a batch, what a batch may
+// hold, and how it updates its run. The SQLite write, the bulk of the work, runs without the
+// coordinator's lock so that client calls and other workers are not held up by ingestion.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/ids.h"
+#include "services/coordinator/coordinator.h"
+
+namespace sgt::coord {
+
+namespace {
+
+// Rows in one telemetry batch. sgt-train's events come in batches of a few hundred rows; a
+// bigger one would hold the store's writer (and every state change behind it) for seconds.
+constexpr int64_t kMaxBatchRows = 65536;
+
+// What a batch may hold, whoever sent it: INVALID_ARGUMENT naming the problem, else OK.
+absl::Status ValidateBatch(const v1::TelemetryBatch& b) {
+  if (b.sequence() < 1 || b.attempt() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
+                                                   b.attempt(), ", sequence ", b.sequence(),
+                                                   "; both start at 1"));
+  }
+  const int64_t rows =
+      int64_t{b.entropy_size()} + b.scalars_size() + b.decisions_size() + b.checkpoints_size();
+  if (rows > kMaxBatchRows) {
+    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": ", rows,
+                                                   " rows in one batch; at most ", kMaxBatchRows,
+                                                   "; send smaller batches"));
+  }
+  for (const v1::CheckpointRecord& c : b.checkpoints()) {
+    // A resume point is handed to other workers: it must name one file, plainly.
+    const std::string& p = c.path();
+    if (p.empty() || p[0] != '/' || absl::StrContains(absl::StrCat(p, "/"), "/../")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "telemetry of ", b.run_id(), ": checkpoint path '", p,
+          "' is not an absolute path free of '..'; the worker must send resolved paths"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// A run's telemetry comes from the one session that holds it, in order; only client actions
+// (pause, cancel, edit) change the run meanwhile, and they do not touch what telemetry updates
+// (step, metrics, resume checkpoint).
+absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b) {
+  v1::CoordinatorMessage ack;
+  ack.mutable_ack()->set_run_id(b.run_id());
+  ack.mutable_ack()->set_attempt(b.attempt());
+  ack.mutable_ack()->set_sequence(b.sequence());
+  std::shared_ptr<WorkerSink> sink;
+  RunRow next;
+  bool current = false;
+  uint64_t seen = 0;
+  bool unknown_run = false;
+  absl::Status refused;
+  const int64_t rid = ParseId(b.run_id(), 'r');
+  {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<WorkerState*> ws = fleet_.Renew(session);
+    if (!ws.ok()) return ws.status();
+    const WorkerState& w = **ws;
+    sink = w.sink;
+    refused = ValidateBatch(b);
+    const RunRow* r = book_.Find(rid);
+    if (!refused.ok()) {
+      // refused for what it is
+    } else if (r == nullptr) {
+      unknown_run = true;
+    } else {
+      // Only the worker that holds the current attempt may speak for it; older attempts' late
+      // batches are history (stored, the run untouched); a future attempt does not exist.
+      const bool owner = r->worker_id == w.row.id;
+      if (b.attempt() > r->attempt || (b.attempt() == r->attempt && !owner && IsActive(r->state))) {
+        refused = absl::InvalidArgumentError(
+            absl::StrCat("telemetry of ", b.run_id(), " attempt ", b.attempt(), ": worker ",
+                         w.row.id, " does not hold that attempt; batch refused"));
+      } else {
+        current = b.attempt() == r->attempt && owner && !IsEnded(r->state);
+        seen = book_.version_of(rid);
+        next = *r;
+      }
+    }
+  }
+  if (!refused.ok() || unknown_run) {
+    // A batch refused for what it is, or with no run to store it under, will never be stored:
+    // acknowledged with the reason, so that the worker drops it instead of sending it after
+    // every reconnect.
+    if (options_.metrics != nullptr) options_.metrics->TelemetryBatch("refused", b);
+    if (!refused.ok()) ack.mutable_ack()->set_error(std::string(refused.message()));
+    if (sink) sink->Send(ack);
+    if (!refused.ok()) return refused;
+    return absl::NotFoundError(
+        absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
+  }
+  if (current) {
+    int64_t newest_step = next.step;
+    for (const v1::ScalarRow& s : b.scalars()) {
+      newest_step = std::max(newest_step, s.step());
+      MetricFromScalar(s.name(), s.value(), &next.metrics);
+    }
+    for (const v1::EntropyRow& e : b.entropy()) newest_step = std::max(newest_step, e.step());
+    for (const v1::CheckpointRecord& c : b.checkpoints()) {
+      // The newest checkpoint before the last step is where a restart resumes.
+      if (c.step() > next.resume_step && c.step() < next.steps) {
+        next.resume_checkpoint = c.path();
+        next.resume_step = c.step();
+      }
+    }
+    // A worker's numbers are not trusted to stay in range: the attempt runs resume_step..steps.
+    next.step = std::clamp(newest_step, next.resume_step, next.steps);
+    next.updated_at = Now();
+  }
+  absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
+  if (!fresh.ok()) return FromStore(fresh.status());  // not acknowledged: sent again later
+  ack.mutable_ack()->set_duplicate(!*fresh);
+  if (options_.metrics != nullptr) {
+    options_.metrics->TelemetryBatch(*fresh ? "stored" : "duplicate", b);
+  }
+  bool applied = false;
+  if (*fresh && current) {
+    absl::MutexLock lock(&mu_);
+    RunRow* r = book_.Find(rid);
+    if (r != nullptr && r->attempt == b.attempt()) {
+      r->step = next.step;
+      r->metrics = next.metrics;
+      r->resume_checkpoint = next.resume_checkpoint;
+      r->resume_step = next.resume_step;
+      r->updated_at = next.updated_at;
+      // A client action wrote the whole row meanwhile, with the old progress: write it again.
+      if (book_.version_of(rid) != seen) (void)store_->UpdateRun(*r);
+      book_.Bump(rid);
+      applied = true;
+    }
+  }
+  if (applied && options_.metrics != nullptr) options_.metrics->science().Ingest(rid, b);
+  if (sink) sink->Send(ack);
+  return absl::OkStatus();
+}
+
+}  // namespace sgt::coord
