@@ -161,17 +161,17 @@ class Store {
   absl::Status UpsertWorker(const WorkerRow& worker);
   absl::StatusOr<std::vector<WorkerRow>> LoadWorkers() const;
 
+  // Called after every write with its kind ("telemetry", "transition", "run", "sweep",
+  // "worker") and how long it held the write lock, in seconds. Set it before other threads use
+  // the store.
+  void SetWriteObserver(std::function<void(const char* op, double seconds)> observer);
+
   // Stores one telemetry batch in one transaction: its entropy rows, scalars, decisions and
   // checkpoint records, keyed by (run_id, batch.attempt(), batch.sequence()), and, when `run` is
   // not null, the run's progress: its step, metrics, resume_checkpoint, resume_step and
   // updated_at (no other field, so a state change written concurrently is kept). Returns true when
   // stored, false when that key was already stored (then nothing is written). The batch's run_id
   // string is not read: `run_id` is the numeric id.
-  // Called after every write with its kind ("telemetry", "transition", "run", "sweep",
-  // "worker") and how long it held the write lock, in seconds. Set it before other threads use
-  // the store.
-  void SetWriteObserver(std::function<void(const char* op, double seconds)> observer);
-
   absl::StatusOr<bool> AppendTelemetry(int64_t run_id, const v1::TelemetryBatch& batch, double now,
                                        const RunRow* run);
 
