@@ -36,10 +36,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cli/args.h"
+#include "cli/changes.h"
 #include "cli/export.h"
 #include "cli/format.h"
 #include "cli/report.h"
+#include "cli/show.h"
 #include "cli/watch_log.h"
+#include "cli/watch_screen.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
@@ -207,116 +210,12 @@ int Unary(Client& client, Call call) {
 
 // Prints a message as proto3 JSON (snake_case names, default values included).
 void PrintJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string text;
-  auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
-  if (!status.ok()) {
-    Fail(kExitCoordinator, absl::StrCat("cannot print as JSON: ", status.ToString()));
+  absl::StatusOr<std::string> text = MessageJson(message);
+  if (!text.ok()) {
+    Fail(kExitCoordinator, absl::StrCat("cannot print as JSON: ", text.status().message()));
     return;
   }
-  std::cout << text;
-  if (text.empty() || text.back() != '\n') std::cout << '\n';
-}
-
-// One-line JSON of a message (watch --json prints JSON Lines).
-std::string CompactJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string text;
-  (void)google::protobuf::util::MessageToJsonString(message, &text, options);
-  return text;
-}
-
-std::string Dash(const std::string& text) { return text.empty() ? "-" : text; }
-
-std::string StepOfSteps(const v1::Run& run) {
-  return absl::StrCat(run.step(), "/", run.steps() > 0 ? absl::StrCat(run.steps()) : "?");
-}
-
-std::string SettingsText(const v1::Run& run) {
-  std::vector<std::string> parts;
-  for (const v1::Setting& s : run.settings())
-    parts.push_back(absl::StrCat(s.key(), "=", s.value()));
-  return parts.empty() ? "-" : absl::StrJoin(parts, " ");
-}
-
-// "3 succeeded, 2 running, 1 queued" in state order.
-std::string StateCounts(const google::protobuf::RepeatedPtrField<v1::StateCount>& counts) {
-  std::map<int, int> by_state;
-  for (const v1::StateCount& c : counts) by_state[c.state()] += c.count();
-  std::vector<std::string> parts;
-  for (const auto& [state, count] : by_state) {
-    if (count > 0) {
-      parts.push_back(absl::StrCat(count, " ", RunStateName(static_cast<v1::RunState>(state))));
-    }
-  }
-  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
-}
-
-std::string StateCounts(const std::vector<v1::Run>& runs) {
-  google::protobuf::RepeatedPtrField<v1::StateCount> counts;
-  for (const v1::Run& run : runs) {
-    v1::StateCount* count = counts.Add();
-    count->set_state(run.state());
-    count->set_count(1);
-  }
-  return StateCounts(counts);
-}
-
-// The runs table of ls and show SWEEP.
-std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, bool with_sweep) {
-  using Align = Table::Align;
-  std::vector<std::string> header = {"ID",      "NAME",   "VARIANT", "STATE",  "STEP",
-                                     "ATTEMPT", "WORKER", "LOSS",    "VAL PPL"};
-  std::vector<Align> align = {Align::kLeft, Align::kLeft,  Align::kLeft,
-                              Align::kLeft, Align::kRight, Align::kRight,
-                              Align::kLeft, Align::kRight, Align::kRight};
-  if (with_sweep) {
-    header.insert(header.begin() + 1, "SWEEP");
-    align.insert(align.begin() + 1, Align::kLeft);
-  }
-  Table table(header, align);
-  for (const v1::Run& run : runs) {
-    std::vector<std::string> row = {run.id(),
-                                    run.name(),
-                                    run.variant(),
-                                    RunStateName(run.state()),
-                                    StepOfSteps(run),
-                                    absl::StrCat(run.attempt()),
-                                    Dash(run.worker_id()),
-                                    FormatMetric(run.metrics().loss(), 3),
-                                    FormatMetric(run.metrics().val_ppl(), 2)};
-    if (with_sweep) row.insert(row.begin() + 1, run.sweep_id());
-    table.AddRow(row);
-  }
-  return table.Render();
-}
-
-// Aligned "key  value" lines.
-std::string Fields(const std::vector<std::pair<std::string, std::string>>& fields) {
-  size_t width = 0;
-  for (const auto& [key, value] : fields) width = std::max(width, key.size());
-  std::string out;
-  for (const auto& [key, value] : fields) {
-    absl::StrAppend(&out, key, std::string(width - key.size() + 2, ' '), value, "\n");
-  }
-  return out;
-}
-
-// JSON text pretty-printed and indented by two spaces; as is when it is not JSON.
-std::string IndentedJson(const std::string& text) {
-  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  std::string pretty = parsed.is_discarded()
-                           ? text
-                           : parsed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string out;
-  for (absl::string_view line : absl::StrSplit(pretty, '\n'))
-    absl::StrAppend(&out, "  ", line, "\n");
-  return out;
+  std::cout << *text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,13 +265,7 @@ int Submit(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  std::cout << "submitted sweep " << response.sweep().id() << " \"" << response.sweep().name()
-            << "\" from " << file << ": " << response.runs_size() << " runs\n";
-  Table table({"ID", "NAME", "VARIANT", "STATE"});
-  for (const v1::Run& run : response.runs()) {
-    table.AddRow({run.id(), run.name(), run.variant(), RunStateName(run.state())});
-  }
-  std::cout << table.Render();
+  std::cout << SubmitText(response, file);
   return kExitOk;
 }
 
@@ -409,21 +302,7 @@ int List(const Command& command, Client& client, const ParsedArgs& args) {
       PrintJson(response);
       return kExitOk;
     }
-    if (response.sweeps_size() == 0) {
-      std::cout << "no sweeps yet; submit one with: sgtctl submit FILE\n";
-      return kExitOk;
-    }
-    using Align = Table::Align;
-    Table table({"ID", "NAME", "PRIORITY", "MAX CONC", "RUNS", "BY STATE", "CREATED"},
-                {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
-                 Align::kLeft, Align::kLeft});
-    for (const v1::Sweep& sweep : response.sweeps()) {
-      table.AddRow({sweep.id(), sweep.name(), absl::StrCat(sweep.priority()),
-                    sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent()) : "-",
-                    absl::StrCat(sweep.runs()), StateCounts(sweep.runs_by_state()),
-                    FormatTime(sweep.created_at())});
-    }
-    std::cout << table.Render();
+    std::cout << SweepsText(response);
     return kExitOk;
   }
   v1::ListRunsRequest request;
@@ -438,118 +317,8 @@ int List(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  if (response.runs_size() == 0) {
-    std::cout << "no runs" << (sweep_id.empty() ? "" : absl::StrCat(" in ", sweep_id))
-              << (states.empty() ? "" : " in the states asked for") << "\n";
-    return kExitOk;
-  }
-  std::cout << RunsTable(response.runs(), sweep_id.empty());
+  std::cout << RunsText(response, sweep_id, !states.empty());
   return kExitOk;
-}
-
-std::string ShowRun(const v1::GetRunResponse& response) {
-  const v1::Run& run = response.run();
-  const v1::RunMetrics& m = run.metrics();
-  std::string state = RunStateName(run.state());
-  if (!run.reason().empty()) absl::StrAppend(&state, " (", run.reason(), ")");
-  std::string parent = "-";
-  if (!run.parent_run_id().empty()) {
-    parent = absl::StrCat(run.parent_run_id(), " at step ", run.parent_step());
-  }
-  auto flops = [](double v) {
-    return absl::StrCat(FormatFlops(v), " (", FormatFlopsHuman(v), ")");
-  };
-  std::string out = Fields({
-      {"run", run.id()},
-      {"sweep", run.sweep_id()},
-      {"name", run.name()},
-      {"variant", run.variant()},
-      {"state", state},
-      {"priority", absl::StrCat(run.priority())},
-      {"devices", absl::StrCat(run.devices())},
-      {"step", StepOfSteps(run)},
-      {"attempt", absl::StrCat(run.attempt())},
-      {"restarts", absl::StrCat(run.restarts())},
-      {"worker", Dash(run.worker_id())},
-      {"settings", SettingsText(run)},
-      {"forked from", parent},
-      {"resume from",
-       run.resume_checkpoint().empty() ? "- (a fresh start)" : run.resume_checkpoint()},
-      {"config hash", Dash(run.config_hash())},
-      {"created", FormatTime(run.created_at())},
-      {"updated", FormatTime(run.updated_at())},
-      {"loss", FormatMetric(m.loss(), 4)},
-      {"val loss", FormatMetric(m.val_loss(), 4)},
-      {"val ppl", FormatMetric(m.val_ppl(), 2)},
-      {"tokens", absl::StrCat(m.tokens())},
-      {"tokens/s", FormatMetric(m.tokens_per_s(), 0)},
-      {"train FLOPs", flops(m.train_flops())},
-      {"vanilla FLOPs", flops(m.vanilla_flops())},
-      {"overhead", FormatPercent(m.overhead())},
-      {"train time", m.train_seconds() > 0 ? FormatDuration(m.train_seconds()) : "-"},
-      {"stored", absl::StrCat(response.decisions(), " decisions, ", response.entropy_rows(),
-                              " entropy rows, ", response.scalar_rows(), " scalar rows")},
-  });
-  absl::StrAppend(&out, "config:\n",
-                  run.config_json().empty() ? "  -\n" : IndentedJson(run.config_json()));
-  absl::StrAppend(&out, "summary:\n",
-                  run.summary_json().empty() ? "  - (no attempt has finished or paused)\n"
-                                             : IndentedJson(run.summary_json()));
-
-  absl::StrAppend(&out, "\nstate transitions:\n");
-  if (response.events_size() == 0) {
-    absl::StrAppend(&out, "  none\n");
-  } else {
-    Table events({"TIME", "ATTEMPT", "TRANSITION", "REASON"},
-                 {Table::Align::kLeft, Table::Align::kRight});
-    for (const v1::RunEvent& e : response.events()) {
-      std::string from =
-          e.from_state() == v1::RUN_STATE_UNSPECIFIED ? "(new)" : RunStateName(e.from_state());
-      events.AddRow({FormatTime(e.time()), absl::StrCat(e.attempt()),
-                     absl::StrCat(from, " → ", RunStateName(e.to_state())), e.reason()});
-    }
-    absl::StrAppend(&out, events.Render());
-  }
-
-  absl::StrAppend(&out, "\ncheckpoints:\n");
-  if (response.checkpoints_size() == 0) {
-    absl::StrAppend(&out, "  none\n");
-  } else {
-    using Align = Table::Align;
-    Table checkpoints({"STEP", "ATTEMPT", "REASON", "SIZE", "TIME", "SHA256", "PATH"},
-                      {Align::kRight, Align::kRight, Align::kLeft, Align::kRight});
-    for (const v1::CheckpointRecord& c : response.checkpoints()) {
-      checkpoints.AddRow({absl::StrCat(c.step()), absl::StrCat(c.attempt()), c.reason(),
-                          FormatBytes(c.bytes()), FormatTime(c.time()), c.sha256().substr(0, 12),
-                          c.path()});
-    }
-    absl::StrAppend(&out, checkpoints.Render());
-  }
-  return out;
-}
-
-std::string ShowSweep(const v1::GetSweepResponse& response) {
-  const v1::Sweep& sweep = response.sweep();
-  std::string out = Fields({
-      {"sweep", sweep.id()},
-      {"name", sweep.name()},
-      {"source", Dash(sweep.source_name())},
-      {"priority", absl::StrCat(sweep.priority())},
-      {"max concurrent",
-       sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent()) : "- (no limit)"},
-      {"max restarts", absl::StrCat(sweep.max_restarts())},
-      {"created", FormatTime(sweep.created_at())},
-      {"runs", absl::StrCat(sweep.runs(), " (", StateCounts(sweep.runs_by_state()), ")")},
-  });
-  absl::StrAppend(&out, "\nruns:\n",
-                  response.runs_size() == 0 ? "  none\n" : RunsTable(response.runs(), false));
-  absl::StrAppend(&out, "\nsweep file (", Dash(sweep.source_name()), "):\n");
-  absl::string_view yaml = sweep.source_yaml();
-  while (!yaml.empty() && yaml.back() == '\n') yaml.remove_suffix(1);
-  for (absl::string_view line : absl::StrSplit(yaml, '\n')) {
-    absl::StrAppend(&out, "  ", line, "\n");
-  }
-  return out;
 }
 
 int Show(const Command& command, Client& client, const ParsedArgs& args) {
@@ -605,26 +374,7 @@ int Action(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  auto runs_word = [](int n) { return n == 1 ? "run" : "runs"; };
-  std::cout << verb << " " << target << ": " << response.changed_size() << " "
-            << runs_word(response.changed_size()) << " changed, " << response.unchanged_size()
-            << " unchanged\n";
-  if (response.changed_size() > 0) {
-    std::cout << "\nchanged:\n";
-    Table table({"ID", "NAME", "STATE", "STEP"});
-    for (const v1::Run& run : response.changed()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), StepOfSteps(run)});
-    }
-    std::cout << table.Render();
-  }
-  if (response.unchanged_size() > 0) {
-    std::cout << "\nunchanged (" << verb << " does not apply to their state):\n";
-    Table table({"ID", "NAME", "STATE", "REASON"});
-    for (const v1::Run& run : response.unchanged()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), run.reason()});
-    }
-    std::cout << table.Render();
-  }
+  std::cout << ActionText(verb, target, response);
   return kExitOk;
 }
 
@@ -659,11 +409,7 @@ int Fork(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  const v1::Run& run = response.run();
-  std::cout << "forked " << run_id << " at step " << *step << " as " << run.id() << " \""
-            << run.name() << "\" (" << RunStateName(run.state()) << ") in sweep " << run.sweep_id()
-            << "\n"
-            << "settings: " << SettingsText(run) << "\n";
+  std::cout << ForkText(run_id, *step, response);
   return kExitOk;
 }
 
@@ -706,25 +452,7 @@ int Edit(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  if (response.has_sweep()) {
-    const v1::Sweep& sweep = response.sweep();
-    std::cout << "sweep " << sweep.id() << " \"" << sweep.name() << "\": priority "
-              << sweep.priority() << ", max concurrent "
-              << (sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent())
-                                             : "- (no limit)")
-              << "\n";
-  }
-  std::cout << "edited " << response.changed_size()
-            << (response.changed_size() == 1 ? " run" : " runs")
-            << " (only queued and paused runs change)\n";
-  if (response.changed_size() > 0) {
-    Table table({"ID", "NAME", "STATE", "PRIORITY", "STEP"});
-    for (const v1::Run& run : response.changed()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), absl::StrCat(run.priority()),
-                    StepOfSteps(run)});
-    }
-    std::cout << table.Render();
-  }
+  std::cout << EditText(response);
   return kExitOk;
 }
 
@@ -738,27 +466,7 @@ int Workers(const Command& command, Client& client, const ParsedArgs& args) {
     PrintJson(response);
     return kExitOk;
   }
-  if (response.workers_size() == 0) {
-    std::cout << "no workers have registered; start sgt-worker on a machine with devices\n";
-    return kExitOk;
-  }
-  double now = static_cast<double>(std::time(nullptr));
-  using Align = Table::Align;
-  Table table({"ID", "NAME", "HOST", "CONNECTED", "DEVICES", "RUNS", "LEASE", "LAST SEEN"},
-              {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight});
-  for (const v1::Worker& w : response.workers()) {
-    std::string lease = "-";
-    if (w.lease_expires_at() > 0) {
-      lease = w.lease_expires_at() >= now
-                  ? absl::StrCat("expires ", FormatRelative(w.lease_expires_at(), now))
-                  : absl::StrCat("expired ", FormatRelative(w.lease_expires_at(), now));
-    }
-    table.AddRow({w.id(), w.name(), w.hostname(), w.connected() ? "yes" : "no",
-                  absl::StrCat(w.free_devices(), "/", w.devices_size()),
-                  w.run_ids_size() > 0 ? absl::StrJoin(w.run_ids(), ",") : "-", lease,
-                  FormatRelative(std::min(w.last_seen(), now), now)});
-  }
-  std::cout << table.Render();
+  std::cout << WorkersText(response, static_cast<double>(std::time(nullptr)));
   return kExitOk;
 }
 
@@ -880,61 +588,6 @@ int Report(const Command& command, Client& client, const ParsedArgs& args) {
   return kExitOk;
 }
 
-// Terminal size of stdout; 80x24 when unknown.
-std::pair<int, int> TerminalSize() {
-  winsize size{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 && size.ws_row > 0) {
-    return {size.ws_col, size.ws_row};
-  }
-  return {80, 24};
-}
-
-// The live `watch` screen on a terminal: a summary line and one progress line per run, redrawn
-// in place.
-class WatchScreen {
- public:
-  explicit WatchScreen(std::string target) : target_(std::move(target)) {}
-
-  void Draw(const std::vector<v1::Run>& runs) {
-    auto [columns, rows] = TerminalSize();
-    std::vector<std::string> lines;
-    lines.push_back(absl::StrCat(target_, ": ", runs.size(), runs.size() == 1 ? " run" : " runs",
-                                 ", ", StateCounts(runs)));
-    // Lines beyond the screen could not be redrawn in place: keep the runs still going, in
-    // order, and count the rest.
-    size_t room = static_cast<size_t>(std::max(rows - 2, 1));
-    std::vector<const v1::Run*> shown;
-    for (const v1::Run& run : runs) shown.push_back(&run);
-    if (shown.size() > room) {
-      shown.clear();
-      for (const v1::Run& run : runs) {
-        if (!IsEnded(run.state()) && shown.size() < room - 1) shown.push_back(&run);
-      }
-    }
-    std::vector<v1::Run> layout_runs;
-    for (const v1::Run* run : shown) layout_runs.push_back(*run);
-    ProgressLayout layout = FitProgressLayout(layout_runs, columns - 1);
-    for (const v1::Run* run : shown) lines.push_back(ProgressLine(*run, layout));
-    if (shown.size() < runs.size()) {
-      lines.push_back(
-          absl::StrCat("… ", runs.size() - shown.size(),
-                       " more not shown (ended runs first); the terminal is too short"));
-    }
-    std::string frame;
-    if (drawn_ > 0) absl::StrAppend(&frame, "\x1b[", drawn_, "A\r");
-    for (const std::string& line : lines) {
-      absl::StrAppend(&frame, "\x1b[2K", TruncateDisplay(line, columns - 1), "\n");
-    }
-    absl::StrAppend(&frame, "\x1b[J");  // clear what a longer previous frame left below
-    std::cout << frame << std::flush;
-    drawn_ = lines.size();
-  }
-
- private:
-  std::string target_;
-  size_t drawn_ = 0;
-};
-
 // The growth decisions of one run from `from_step` on (QueryTelemetry, with the call deadline).
 absl::StatusOr<std::vector<v1::GrowthDecision>> FetchDecisions(v1::CoordinatorService::Stub& stub,
                                                                const Client& client,
@@ -991,24 +644,18 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   auto now = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
-  std::vector<std::string> order;
-  std::map<std::string, v1::Run> runs;
+  WatchedRuns runs;
   bool done = false;
   v1::WatchResponse response;
   while (reader->Read(&response)) {
     if (json) std::cout << CompactJson(response) << "\n" << std::flush;
     for (const v1::Run& run : response.runs()) {
-      if (runs.count(run.id()) == 0) order.push_back(run.id());
-      runs[run.id()] = run;
+      runs.Update(run);
       if (json || live) continue;
       for (const std::string& line : log.Update(run, now())) std::cout << line << "\n";
       std::cout << std::flush;
     }
-    if (live) {
-      std::vector<v1::Run> current;
-      for (const std::string& id : order) current.push_back(runs[id]);
-      screen.Draw(current);
-    }
+    if (live) std::cout << screen.Frame(runs.Runs(), TerminalSizeOf(STDOUT_FILENO, getenv)) << std::flush;
     if (response.done()) {
       // The stream closes after done; do not wait on a server that fails to close it.
       done = true;
@@ -1023,20 +670,8 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
                 absl::StrCat("the coordinator closed the watch of ", target,
                              " before every run ended; run sgtctl watch ", target, " again"));
   }
-  std::vector<std::string> not_succeeded;
-  for (const std::string& id : order) {
-    const v1::Run& run = runs[id];
-    if (run.state() != v1::RUN_STATE_SUCCEEDED) {
-      not_succeeded.push_back(absl::StrCat(id, " ", RunStateName(run.state())));
-    }
-  }
-  if (!not_succeeded.empty()) {
-    return Fail(kExitRunsFailed,
-                absl::StrCat(not_succeeded.size(), " of ", order.size(),
-                             " watched runs did not succeed: ", absl::StrJoin(not_succeeded, ", "),
-                             "; `sgtctl show RUN` says why"));
-  }
-  return kExitOk;
+  std::string not_succeeded = runs.NotSucceeded();
+  return not_succeeded.empty() ? kExitOk : Fail(kExitRunsFailed, not_succeeded);
 }
 
 const std::vector<Command>& Commands() {
