@@ -7,9 +7,9 @@
 namespace sgt::cli {
 
 std::string SubmitText(const v1::SubmitSweepResponse& response, const std::string& file) {
-  std::string out = absl::StrCat("submitted sweep ", response.sweep().id(), " \"",
-                                 response.sweep().name(), "\" from ", file, ": ",
-                                 response.runs_size(), " runs\n");
+  std::string out =
+      absl::StrCat("submitted sweep ", response.sweep().id(), " \"", response.sweep().name(),
+                   "\" from ", file, ": ", response.runs_size(), " runs\n");
   Table table({"ID", "NAME", "VARIANT", "STATE"});
   for (const v1::Run& run : response.runs()) {
     table.AddRow({run.id(), run.name(), run.variant(), RunStateName(run.state())});
@@ -19,10 +19,9 @@ std::string SubmitText(const v1::SubmitSweepResponse& response, const std::strin
 
 std::string ActionText(const std::string& verb, const std::string& target,
                        const v1::ActionResponse& response) {
-  std::string out =
-      absl::StrCat(verb, " ", target, ": ", response.changed_size(), " ",
-                   response.changed_size() == 1 ? "run" : "runs", " changed, ",
-                   response.unchanged_size(), " unchanged\n");
+  std::string out = absl::StrCat(verb, " ", target, ": ", response.changed_size(), " ",
+                                 response.changed_size() == 1 ? "run" : "runs", " changed, ",
+                                 response.unchanged_size(), " unchanged\n");
   if (response.changed_size() > 0) {
     Table table({"ID", "NAME", "STATE", "STEP"});
     for (const v1::Run& run : response.changed()) {
@@ -45,19 +44,18 @@ std::string ForkText(const std::string& run_id, int64_t from_step,
                      const v1::ForkResponse& response) {
   const v1::Run& run = response.run();
   return absl::StrCat("forked ", run_id, " at step ", from_step, " as ", run.id(), " \"",
-                      run.name(), "\" (", RunStateName(run.state()), ") in sweep ",
-                      run.sweep_id(), "\nsettings: ", SettingsText(run), "\n");
+                      run.name(), "\" (", RunStateName(run.state()), ") in sweep ", run.sweep_id(),
+                      "\nsettings: ", SettingsText(run), "\n");
 }
 
 std::string EditText(const v1::EditResponse& response) {
   std::string out;
   if (response.has_sweep()) {
     const v1::Sweep& sweep = response.sweep();
-    absl::StrAppend(&out, "sweep ", sweep.id(), " \"", sweep.name(), "\": priority ",
-                    sweep.priority(), ", max concurrent ",
-                    sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent())
-                                               : "- (no limit)",
-                    "\n");
+    absl::StrAppend(
+        &out, "sweep ", sweep.id(), " \"", sweep.name(), "\": priority ", sweep.priority(),
+        ", max concurrent ",
+        sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent()) : "- (no limit)", "\n");
   }
   absl::StrAppend(&out, "edited ", response.changed_size(),
                   response.changed_size() == 1 ? " run" : " runs",

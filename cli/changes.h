@@ -24,7 +24,8 @@ std::string ActionText(const std::string& verb, const std::string& target,
                        const v1::ActionResponse& response);
 
 // `fork RUN --from-step N`: the new run's id, name, state and sweep, and its settings.
-std::string ForkText(const std::string& run_id, int64_t from_step, const v1::ForkResponse& response);
+std::string ForkText(const std::string& run_id, int64_t from_step,
+                     const v1::ForkResponse& response);
 
 // `edit TARGET`: the sweep's priority and concurrency limit when a sweep was edited, the number
 // of runs changed and their ID NAME STATE PRIORITY STEP.

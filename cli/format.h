@@ -67,8 +67,8 @@ std::string Fields(const std::vector<std::pair<std::string, std::string>>& field
 std::string IndentedJson(const std::string& text);
 
 // `message` as proto3 JSON for people and scripts: snake_case field names, fields at their
-// default value included, two-space indent, ending in '\n'. An error when protobuf cannot print
-// it (an Any of an unknown type).
+// default value included, one field a line (protobuf's indent: a space a level), ending in '\n'.
+// An error when protobuf cannot print it (an Any of an unknown type).
 absl::StatusOr<std::string> MessageJson(const google::protobuf::Message& message);
 // The same on one line with no '\n' (JSON Lines, as `watch --json` prints); on an error, what
 // protobuf wrote before it.

@@ -15,8 +15,7 @@ namespace sgt::cli {
 namespace {
 
 // The positive integer in environment variable `name`, or `fallback`.
-int EnvSize(const std::function<const char*(const char*)>& getenv, const char* name,
-            int fallback) {
+int EnvSize(const std::function<const char*(const char*)>& getenv, const char* name, int fallback) {
   const char* text = getenv(name);
   int value = 0;
   if (text != nullptr && absl::SimpleAtoi(text, &value) && value > 0) return value;
