@@ -2,19 +2,19 @@
 // lists and shows runs, acts on them, watches them, exports their telemetry and prints the
 // paper's Table 1 of a sweep.
 //
-// This file is the dispatch: argument checks, one RPC per command, printing. What can be tested
-// without a network (flags, tables, export rendering, the report) is in the sgt_cli library.
+// This file is the dispatch: the command table, argument checks, one RPC per command, and the
+// printing of what the sgt_cli library makes of the response. Everything testable without a
+// network is there: flags (cli/args.h), help (cli/help.h), the text of every command
+// (cli/show.h, cli/changes.h, cli/format.h), the watch screen and log (cli/watch_screen.h,
+// cli/watch_log.h), export rendering (cli/export.h), the report (cli/report.h).
 //
 //   sgtctl submit examples/quickstart.yaml
 //   sgtctl watch s1
 //   sgtctl report s1
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -22,7 +22,6 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,21 +31,18 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "cli/args.h"
 #include "cli/changes.h"
 #include "cli/export.h"
 #include "cli/format.h"
+#include "cli/help.h"
 #include "cli/report.h"
 #include "cli/show.h"
 #include "cli/watch_log.h"
 #include "cli/watch_screen.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
-#include "nlohmann/json.hpp"
 #include "services/common/sweep.h"
 #include "sgt/v1/coordinator.grpc.pb.h"
 #include "sgt/v1/types.pb.h"
@@ -56,58 +52,6 @@ namespace {
 
 constexpr char kDefaultAddress[] = "localhost:7070";
 constexpr double kDefaultTimeoutS = 30;
-
-constexpr char kUsage[] = R"(sgtctl: the command-line client of sgt-coordinator
-
-usage: sgtctl [GLOBAL OPTIONS] COMMAND [ARGS] [OPTIONS]
-
-commands:
-  submit FILE                       submit a sweep file; prints the sweep and its runs
-  plan FILE                         plan a sweep offline (runs, FLOPs); needs no coordinator
-  ls [SWEEP] [--state S]...         list sweeps, or the runs of a sweep (of every sweep with
-                                    --state and no SWEEP)
-  show RUN|SWEEP                    every field of a run (transitions, checkpoints) or a sweep
-  watch RUN|SWEEP [--every SECONDS] follow runs until they end: progress bars on a terminal;
-                                    else a log of state changes, evals, growth decisions and
-                                    a progress line per run at most every SECONDS (default 10)
-  pause TARGET [--reason TEXT]      pause a run or every run of a sweep (at the next boundary)
-  resume TARGET [--reason TEXT]     re-queue paused runs
-  snapshot TARGET [--reason TEXT]   write a checkpoint at the next growth boundary
-  cancel TARGET [--reason TEXT]     cancel a run or every run of a sweep
-  fork RUN --from-step N [--set KEY=VALUE]... [--name NAME]
-                                    a new run from a checkpoint of RUN, settings changed
-  edit TARGET [--priority P] [--max-concurrent N] [--steps S]
-                                    change queued and paused runs (max-concurrent: sweeps)
-  workers                           list workers
-  export RUN|SWEEP --what entropy|scalars|decisions [--format csv|json] [--from-step A]
-         [--to-step B] [--all-attempts] [-o FILE]
-                                    telemetry as CSV (default) or a JSON array
-  report SWEEP                      the paper's Table 1: mean and std over seeds per setting
-  help [COMMAND]                    this text, or one command's
-
-ids: sweeps s<N> (s3), runs r<N> (r12), workers w<N>; TARGET is a run or a sweep id.
-
-global options (before or after the command):
-  --coordinator ADDR   coordinator address (env SGT_COORDINATOR; default localhost:7070)
-  --token-file FILE    file holding the client token, sent as "authorization: Bearer <token>"
-                       (env SGT_TOKEN_FILE)
-  --tls-ca FILE        CA certificate (PEM) to connect with TLS (env SGT_TLS_CA); else plaintext
-  --timeout SECONDS    deadline of each call except the streams of watch and export (default 30)
-  --json               machine-readable output: the API's messages as JSON (proto3 mapping,
-                       snake_case field names), or the JSON objects docs/cli.md describes
-  -h, --help           help
-
-exit codes:
-  0  ok
-  1  the coordinator failed or is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...)
-  2  bad usage or bad input (bad arguments, unreadable file, INVALID_ARGUMENT)
-  3  not found (NOT_FOUND)
-  4  the target's state does not allow it (FAILED_PRECONDITION)
-  5  unauthenticated or permission denied
-  6  (watch only) every watched run ended but not all succeeded
-
-docs/cli.md has examples of every command.
-)";
 
 // Prints "sgtctl: <message>" to stderr and returns `code`.
 int Fail(int code, absl::string_view message) {
@@ -218,6 +162,27 @@ void PrintJson(const google::protobuf::Message& message) {
   std::cout << *text;
 }
 
+using Stub = v1::CoordinatorService::Stub;
+
+// Calls `method` with `request` and prints the response: as JSON with --json, else as
+// `text(response)` (cli/show.h, cli/changes.h).
+template <typename Request, typename Response, typename Text>
+int CallAndPrint(Client& client,
+                 grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                 const Request& request, Text text) {
+  Response response;
+  int code = Unary(client, [&](Stub& stub, grpc::ClientContext* context) {
+    return (stub.*method)(context, request, &response);
+  });
+  if (code != kExitOk) return code;
+  if (client.options().json) {
+    PrintJson(response);
+  } else {
+    std::cout << text(response);
+  }
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands. Each gets the client and its parsed arguments and returns the exit code.
 
@@ -256,17 +221,8 @@ int Submit(const Command& command, Client& client, const ParsedArgs& args) {
   v1::SubmitSweepRequest request;
   request.set_yaml(*text);
   request.set_source_name(file);
-  v1::SubmitSweepResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.SubmitSweep(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << SubmitText(response, file);
-  return kExitOk;
+  return CallAndPrint(client, &Stub::SubmitSweep, request,
+                      [&](const auto& response) { return SubmitText(response, file); });
 }
 
 int Plan(const Command& command, Client& client, const ParsedArgs& args) {
@@ -293,32 +249,15 @@ int List(const Command& command, Client& client, const ParsedArgs& args) {
     }
   }
   if (sweep_id.empty() && states.empty()) {
-    v1::ListSweepsResponse response;
-    int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-      return stub.ListSweeps(context, v1::ListSweepsRequest(), &response);
-    });
-    if (code != kExitOk) return code;
-    if (client.options().json) {
-      PrintJson(response);
-      return kExitOk;
-    }
-    std::cout << SweepsText(response);
-    return kExitOk;
+    return CallAndPrint(client, &Stub::ListSweeps, v1::ListSweepsRequest(),
+                        [](const auto& response) { return SweepsText(response); });
   }
   v1::ListRunsRequest request;
   request.set_sweep_id(sweep_id);
   for (v1::RunState state : states) request.add_states(state);
-  v1::ListRunsResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.ListRuns(context, request, &response);
+  return CallAndPrint(client, &Stub::ListRuns, request, [&](const auto& response) {
+    return RunsText(response, sweep_id, !states.empty());
   });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << RunsText(response, sweep_id, !states.empty());
-  return kExitOk;
 }
 
 int Show(const Command& command, Client& client, const ParsedArgs& args) {
@@ -328,31 +267,13 @@ int Show(const Command& command, Client& client, const ParsedArgs& args) {
   if (*kind == TargetKind::kRun) {
     v1::GetRunRequest request;
     request.set_run_id(id);
-    v1::GetRunResponse response;
-    int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-      return stub.GetRun(context, request, &response);
-    });
-    if (code != kExitOk) return code;
-    if (client.options().json) {
-      PrintJson(response);
-    } else {
-      std::cout << ShowRun(response);
-    }
-    return kExitOk;
+    return CallAndPrint(client, &Stub::GetRun, request,
+                        [](const auto& response) { return ShowRun(response); });
   }
   v1::GetSweepRequest request;
   request.set_sweep_id(id);
-  v1::GetSweepResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.GetSweep(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-  } else {
-    std::cout << ShowSweep(response);
-  }
-  return kExitOk;
+  return CallAndPrint(client, &Stub::GetSweep, request,
+                      [](const auto& response) { return ShowSweep(response); });
 }
 
 int Action(const Command& command, Client& client, const ParsedArgs& args) {
@@ -362,20 +283,12 @@ int Action(const Command& command, Client& client, const ParsedArgs& args) {
   request.set_target(target);
   request.set_reason(args.Get("reason"));
   const std::string verb = command.name;
-  v1::ActionResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    if (verb == "pause") return stub.Pause(context, request, &response);
-    if (verb == "resume") return stub.Resume(context, request, &response);
-    if (verb == "snapshot") return stub.Snapshot(context, request, &response);
-    return stub.Cancel(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << ActionText(verb, target, response);
-  return kExitOk;
+  auto method = verb == "pause"      ? &Stub::Pause
+                : verb == "resume"   ? &Stub::Resume
+                : verb == "snapshot" ? &Stub::Snapshot
+                                     : &Stub::Cancel;
+  return CallAndPrint(client, method, request,
+                      [&](const auto& response) { return ActionText(verb, target, response); });
 }
 
 int Fork(const Command& command, Client& client, const ParsedArgs& args) {
@@ -400,17 +313,8 @@ int Fork(const Command& command, Client& client, const ParsedArgs& args) {
     s->set_key(setting->first);
     s->set_value(setting->second);
   }
-  v1::ForkResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.Fork(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << ForkText(run_id, *step, response);
-  return kExitOk;
+  return CallAndPrint(client, &Stub::Fork, request,
+                      [&](const auto& response) { return ForkText(run_id, *step, response); });
 }
 
 int Edit(const Command& command, Client& client, const ParsedArgs& args) {
@@ -443,31 +347,14 @@ int Edit(const Command& command, Client& client, const ParsedArgs& args) {
     if (!v.ok()) return UsageError(command, v.status().message());
     request.set_steps(*v);
   }
-  v1::EditResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.Edit(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << EditText(response);
-  return kExitOk;
+  return CallAndPrint(client, &Stub::Edit, request,
+                      [](const auto& response) { return EditText(response); });
 }
 
 int Workers(const Command& command, Client& client, const ParsedArgs& args) {
-  v1::ListWorkersResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.ListWorkers(context, v1::ListWorkersRequest(), &response);
+  return CallAndPrint(client, &Stub::ListWorkers, v1::ListWorkersRequest(), [](const auto& r) {
+    return WorkersText(r, static_cast<double>(std::time(nullptr)));
   });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << WorkersText(response, static_cast<double>(std::time(nullptr)));
-  return kExitOk;
 }
 
 int Export(const Command& command, Client& client, const ParsedArgs& args) {
@@ -723,14 +610,6 @@ const Command* FindCommand(const std::string& name) {
   return nullptr;
 }
 
-void PrintCommandHelp(const Command& command) {
-  std::cout << "usage: sgtctl [GLOBAL OPTIONS] " << command.usage << "\n\n"
-            << "global options: --coordinator ADDR, --token-file FILE, --tls-ca FILE, "
-               "--timeout SECONDS, --json\n"
-            << "docs/cli.md describes the command and its output; `sgtctl --help` lists the "
-               "exit codes.\n";
-}
-
 // Folds the global options found before and after the command into `options`, after the
 // environment and the defaults.
 absl::Status ResolveOptions(const ParsedArgs& before, const ParsedArgs& after, Options* options) {
@@ -785,7 +664,7 @@ int Main(int argc, char** argv) {
         return Fail(kExitUsage, absl::StrCat("help: unknown command '", before->positional[1],
                                              "'; see sgtctl --help"));
       }
-      PrintCommandHelp(*command);
+      std::cout << CommandHelp(command->usage);
       return kExitOk;
     }
     std::cout << kUsage;
@@ -796,7 +675,7 @@ int Main(int argc, char** argv) {
     return Fail(kExitUsage, absl::StrCat("unknown command '", name, "'; see sgtctl --help"));
   }
   if (before->Has("help")) {
-    PrintCommandHelp(*command);
+    std::cout << CommandHelp(command->usage);
     return kExitOk;
   }
   std::vector<FlagSpec> specs = command->flags;
@@ -805,7 +684,7 @@ int Main(int argc, char** argv) {
       std::vector<std::string>(before->positional.begin() + 1, before->positional.end()), specs);
   if (!after.ok()) return UsageError(*command, after.status().message());
   if (after->Has("help")) {
-    PrintCommandHelp(*command);
+    std::cout << CommandHelp(command->usage);
     return kExitOk;
   }
   if (after->positional.size() < command->min_args) {
