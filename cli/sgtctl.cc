@@ -37,6 +37,7 @@
 #include "cli/export.h"
 #include "cli/format.h"
 #include "cli/help.h"
+#include "cli/output_file.h"
 #include "cli/report.h"
 #include "cli/show.h"
 #include "cli/watch_log.h"
@@ -387,37 +388,19 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
                                             " is after --to-step ", query.to_step()));
   }
 
-  // A file is written beside its final name and renamed at the end, so an interrupted export
-  // never looks complete.
-  const std::string output = args.Get("output");
-  const std::string partial = output.empty() ? "" : output + ".partial";
-  std::ofstream file;
-  if (!output.empty()) {
-    file.open(partial, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      return Fail(kExitUsage,
-                  absl::StrCat("cannot write ", partial, ": ", std::strerror(errno), "; fix -o"));
-    }
+  // -o FILE: written as FILE.partial, renamed when complete (the destructor removes it on errors).
+  const std::string path = args.Get("output");
+  OutputFile output(&std::cout);
+  if (absl::Status opened = output.Open(path); !opened.ok()) {
+    return Fail(kExitUsage, opened.message());
   }
-  std::ostream& out = output.empty() ? std::cout : file;
-  auto discard = [&] {
-    if (!output.empty()) {
-      file.close();
-      std::error_code ignored;
-      std::filesystem::remove(partial, ignored);
-    }
-  };
-
   absl::StatusOr<v1::CoordinatorService::Stub*> stub = client.Stub();
-  if (!stub.ok()) {
-    discard();
-    return Fail(kExitUsage, stub.status().message());
-  }
+  if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
   // No deadline: a sweep's entropy can take minutes to stream.
   std::unique_ptr<grpc::ClientContext> context = client.Context(/*deadline=*/false);
   std::unique_ptr<grpc::ClientReader<v1::TelemetryPage>> reader =
       (*stub)->QueryTelemetry(context.get(), query);
-  TelemetryWriter writer(*kind, *format, &out);
+  TelemetryWriter writer(*kind, *format, &output.stream());
   writer.Begin();
   v1::TelemetryPage page;
   absl::Status written = absl::OkStatus();
@@ -429,32 +412,15 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
     }
   }
   grpc::Status status = reader->Finish();
-  if (!written.ok()) {
-    discard();
-    return Fail(kExitCoordinator, written.message());
-  }
-  if (!status.ok()) {
-    discard();
-    return client.Error(status);
-  }
+  if (!written.ok()) return Fail(kExitCoordinator, written.message());
+  if (!status.ok()) return client.Error(status);
   writer.End();
-  if (!output.empty()) {
-    file.close();
-    if (!file) {
-      discard();
-      return Fail(kExitUsage, absl::StrCat("cannot write ", partial, ": ", std::strerror(errno)));
-    }
-    std::error_code error;
-    std::filesystem::rename(partial, output, error);
-    if (error) {
-      discard();
-      return Fail(kExitUsage,
-                  absl::StrCat("cannot rename ", partial, " to ", output, ": ", error.message()));
-    }
-    std::cerr << "sgtctl: wrote " << writer.rows() << " " << args.Get("what") << " rows to "
-              << output << "\n";
-  } else if (!std::cout) {
-    return Fail(kExitUsage, "cannot write to standard output");
+  if (absl::Status committed = output.Commit(); !committed.ok()) {
+    return Fail(kExitUsage, committed.message());
+  }
+  if (!path.empty()) {
+    std::cerr << "sgtctl: wrote " << writer.rows() << " " << args.Get("what") << " rows to " << path
+              << "\n";
   }
   return kExitOk;
 }

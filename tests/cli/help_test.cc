@@ -55,9 +55,9 @@ TEST(HelpTest, TheExitCodesListedAreTheOnesReturned) {
 }
 
 TEST(HelpTest, TheOverviewListsEveryCommandAndGlobalOption) {
-  for (const char* command : {"submit", "plan", "ls", "show", "watch", "pause", "resume",
-                              "snapshot", "cancel", "fork", "edit", "workers", "export", "report",
-                              "help"}) {
+  for (const char* command :
+       {"submit", "plan", "ls", "show", "watch", "pause", "resume", "snapshot", "cancel", "fork",
+        "edit", "workers", "export", "report", "help"}) {
     EXPECT_TRUE(absl::StrContains(kUsage, absl::StrCat("\n  ", command, " "))) << command;
   }
   for (const char* option : {"--coordinator ADDR", "--token-file FILE", "--tls-ca FILE",
