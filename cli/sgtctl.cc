@@ -4,22 +4,19 @@
 //
 // This file is the dispatch: the command table, argument checks, one RPC per command, and the
 // printing of what the sgt_cli library makes of the response. Everything testable without a
-// network is there: flags (cli/args.h), help (cli/help.h), the text of every command
-// (cli/show.h, cli/changes.h, cli/format.h), the watch screen and log (cli/watch_screen.h,
-// cli/watch_log.h), export rendering (cli/export.h), the report (cli/report.h).
+// network is there: flags (cli/args.h), the connection (cli/client.h), help (cli/help.h), the
+// text of every command (cli/show.h, cli/changes.h, cli/format.h), the watch screen and log
+// (cli/watch_screen.h, cli/watch_log.h), export rendering and output (cli/export.h,
+// cli/output_file.h), the report (cli/report.h).
 //
 //   sgtctl submit examples/quickstart.yaml
 //   sgtctl watch s1
 //   sgtctl report s1
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -34,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/args.h"
 #include "cli/changes.h"
+#include "cli/client.h"
 #include "cli/export.h"
 #include "cli/format.h"
 #include "cli/help.h"
@@ -51,22 +49,11 @@
 namespace sgt::cli {
 namespace {
 
-constexpr char kDefaultAddress[] = "localhost:7070";
-constexpr double kDefaultTimeoutS = 30;
-
 // Prints "sgtctl: <message>" to stderr and returns `code`.
 int Fail(int code, absl::string_view message) {
   std::cerr << "sgtctl: " << message << "\n";
   return code;
 }
-
-struct Options {
-  std::string address = kDefaultAddress;
-  std::string token_file;
-  std::string tls_ca_file;
-  double timeout_s = kDefaultTimeoutS;
-  bool json = false;
-};
 
 const std::vector<FlagSpec>& GlobalFlags() {
   static const std::vector<FlagSpec> flags = {
@@ -81,67 +68,10 @@ std::string Env(const char* name) {
   return value == nullptr ? "" : value;
 }
 
-// The coordinator connection of one command, made on first use so that usage errors never wait
-// on the network.
-class Client {
- public:
-  explicit Client(Options options) : options_(std::move(options)) {}
-
-  const Options& options() const { return options_; }
-
-  // The stub; InvalidArgument when the token or CA file cannot be read.
-  absl::StatusOr<v1::CoordinatorService::Stub*> Stub() {
-    if (stub_ != nullptr) return stub_.get();
-    if (!options_.token_file.empty()) {
-      absl::StatusOr<std::string> token = ReadTokenFile(options_.token_file);
-      if (!token.ok()) return token.status();
-      token_ = *token;
-    }
-    std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (!options_.tls_ca_file.empty()) {
-      absl::StatusOr<std::string> pem = ReadWholeFile(options_.tls_ca_file);
-      if (!pem.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("CA certificate: ", pem.status().message(),
-                                                       "; fix --tls-ca or SGT_TLS_CA"));
-      }
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = *pem;
-      credentials = grpc::SslCredentials(ssl);
-    } else {
-      credentials = grpc::InsecureChannelCredentials();
-    }
-    grpc::ChannelArguments arguments;
-    // A sweep of thousands of runs, each with its configuration, is more than gRPC's 4 MiB
-    // default.
-    arguments.SetMaxReceiveMessageSize(-1);
-    stub_ = v1::CoordinatorService::NewStub(
-        grpc::CreateCustomChannel(options_.address, credentials, arguments));
-    return stub_.get();
-  }
-
-  // A context with the bearer token and, for unary calls, the deadline.
-  std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const {
-    auto context = std::make_unique<grpc::ClientContext>();
-    if (deadline) {
-      context->set_deadline(
-          std::chrono::system_clock::now() +
-          std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_s * 1000)));
-    }
-    if (!token_.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
-    return context;
-  }
-
-  // Prints the error of a failed call and returns its exit code.
-  int Error(const grpc::Status& status) const {
-    return Fail(ExitCodeFor(status.error_code()),
-                DescribeRpcError(status, options_.address, !token_.empty(), options_.timeout_s));
-  }
-
- private:
-  Options options_;
-  std::string token_;
-  std::unique_ptr<v1::CoordinatorService::Stub> stub_;
-};
+// Prints the error of a failed call and returns its exit code.
+int RpcError(const Client& client, const grpc::Status& status) {
+  return Fail(ExitCodeFor(status.error_code()), client.Describe(status));
+}
 
 // Runs one unary call: `call(stub, context)` returns its status.
 template <typename Call>
@@ -150,7 +80,7 @@ int Unary(Client& client, Call call) {
   if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
   std::unique_ptr<grpc::ClientContext> context = client.Context();
   grpc::Status status = call(**stub, context.get());
-  return status.ok() ? kExitOk : client.Error(status);
+  return status.ok() ? kExitOk : RpcError(client, status);
 }
 
 // Prints a message as proto3 JSON (snake_case names, default values included).
@@ -413,7 +343,7 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
   }
   grpc::Status status = reader->Finish();
   if (!written.ok()) return Fail(kExitCoordinator, written.message());
-  if (!status.ok()) return client.Error(status);
+  if (!status.ok()) return RpcError(client, status);
   writer.End();
   if (absl::Status committed = output.Commit(); !committed.ok()) {
     return Fail(kExitUsage, committed.message());
@@ -508,7 +438,8 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
       for (const std::string& line : log.Update(run, now())) std::cout << line << "\n";
       std::cout << std::flush;
     }
-    if (live) std::cout << screen.Frame(runs.Runs(), TerminalSizeOf(STDOUT_FILENO, getenv)) << std::flush;
+    if (live)
+      std::cout << screen.Frame(runs.Runs(), TerminalSizeOf(STDOUT_FILENO, getenv)) << std::flush;
     if (response.done()) {
       // The stream closes after done; do not wait on a server that fails to close it.
       done = true;
@@ -518,7 +449,7 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   }
   grpc::Status status = reader->Finish();
   if (!done) {
-    if (!status.ok()) return client.Error(status);
+    if (!status.ok()) return RpcError(client, status);
     return Fail(kExitCoordinator,
                 absl::StrCat("the coordinator closed the watch of ", target,
                              " before every run ended; run sgtctl watch ", target, " again"));
