@@ -1,14 +1,20 @@
-// Text output of sgtctl: tables, progress lines, numbers for people.
+// Text output of sgtctl: tables, fields, progress lines, numbers for people, JSON.
 #include "cli/format.h"
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
 
 namespace sgt::cli {
 
@@ -23,6 +29,83 @@ std::string RunStateName(v1::RunState state) {
 bool IsEnded(v1::RunState state) {
   return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
          state == v1::RUN_STATE_CANCELLED;
+}
+
+std::string Dash(const std::string& text) { return text.empty() ? "-" : text; }
+
+std::string StepOfSteps(const v1::Run& run) {
+  return absl::StrCat(run.step(), "/", run.steps() > 0 ? absl::StrCat(run.steps()) : "?");
+}
+
+std::string SettingsText(const v1::Run& run) {
+  std::vector<std::string> parts;
+  for (const v1::Setting& s : run.settings())
+    parts.push_back(absl::StrCat(s.key(), "=", s.value()));
+  return parts.empty() ? "-" : absl::StrJoin(parts, " ");
+}
+
+std::string StateCounts(const google::protobuf::RepeatedPtrField<v1::StateCount>& counts) {
+  std::map<int, int> by_state;
+  for (const v1::StateCount& c : counts) by_state[c.state()] += c.count();
+  std::vector<std::string> parts;
+  for (const auto& [state, count] : by_state) {
+    if (count > 0) {
+      parts.push_back(absl::StrCat(count, " ", RunStateName(static_cast<v1::RunState>(state))));
+    }
+  }
+  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
+}
+
+std::string StateCounts(const std::vector<v1::Run>& runs) {
+  google::protobuf::RepeatedPtrField<v1::StateCount> counts;
+  for (const v1::Run& run : runs) {
+    v1::StateCount* count = counts.Add();
+    count->set_state(run.state());
+    count->set_count(1);
+  }
+  return StateCounts(counts);
+}
+
+std::string Fields(const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t width = 0;
+  for (const auto& [key, value] : fields) width = std::max(width, key.size());
+  std::string out;
+  for (const auto& [key, value] : fields) {
+    absl::StrAppend(&out, key, std::string(width - key.size() + 2, ' '), value, "\n");
+  }
+  return out;
+}
+
+std::string IndentedJson(const std::string& text) {
+  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  std::string pretty = parsed.is_discarded()
+                           ? text
+                           : parsed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(pretty, '\n'))
+    absl::StrAppend(&out, "  ", line, "\n");
+  return out;
+}
+
+absl::StatusOr<std::string> MessageJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
+  if (!status.ok()) return absl::InternalError(status.ToString());
+  if (text.empty() || text.back() != '\n') text += '\n';
+  return text;
+}
+
+std::string CompactJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(message, &text, options);
+  return text;
 }
 
 namespace {
@@ -200,10 +283,6 @@ namespace {
 
 constexpr size_t kStateWidth = 9;  // "cancelled", "succeeded"
 
-std::string StepsText(const v1::Run& run) {
-  return absl::StrCat(run.step(), "/", run.steps() > 0 ? absl::StrCat(run.steps()) : "?");
-}
-
 // `text` padded with spaces to `width` columns.
 std::string Pad(std::string text, size_t width) {
   size_t shown = DisplayWidth(text);
@@ -213,7 +292,7 @@ std::string Pad(std::string text, size_t width) {
 
 // What follows the bar: "  120/300  loss 5.120  val ppl 170.31" (the bar shows the fraction).
 std::string ProgressTail(const v1::Run& run, size_t steps_width) {
-  return absl::StrCat("  ", Pad(StepsText(run), steps_width), "  loss ",
+  return absl::StrCat("  ", Pad(StepOfSteps(run), steps_width), "  loss ",
                       Pad(FormatMetric(run.metrics().loss(), 3), 6), "  val ppl ",
                       FormatMetric(run.metrics().val_ppl(), 2));
 }
@@ -227,7 +306,7 @@ ProgressLayout FitProgressLayout(const std::vector<v1::Run>& runs, int terminal_
   size_t longest_name = 4;
   for (const v1::Run& run : runs) {
     layout.id_width = std::max(layout.id_width, DisplayWidth(run.id()));
-    layout.steps_width = std::max(layout.steps_width, DisplayWidth(StepsText(run)));
+    layout.steps_width = std::max(layout.steps_width, DisplayWidth(StepOfSteps(run)));
     longest_name = std::max(longest_name, DisplayWidth(run.name()));
   }
   size_t tail_width = 0;
@@ -257,8 +336,7 @@ std::string ProgressLine(const v1::Run& run, const ProgressLayout& layout) {
 
 std::string ChangeLine(const v1::Run& run, absl::TimeZone tz) {
   std::string line = absl::StrCat(FormatTimeToken(run.updated_at(), tz), " ", run.id(), " ",
-                                  RunStateName(run.state()), " step ", run.step(), "/",
-                                  run.steps() > 0 ? absl::StrCat(run.steps()) : "?");
+                                  RunStateName(run.state()), " step ", StepOfSteps(run));
   if (run.metrics().loss() != 0) {
     absl::StrAppend(&line, " loss ", FormatMetric(run.metrics().loss(), 3));
   }

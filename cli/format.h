@@ -1,6 +1,7 @@
-// Text output of sgtctl: aligned tables, progress lines for `watch`, and numbers people read
-// (times, durations, FLOPs, bytes). Pure functions of their arguments; tested in
-// tests/cli/format_test.cc.
+// Text output of sgtctl: aligned tables and "key  value" fields, the short texts of a run (its
+// step, settings, state counts), progress lines for `watch`, numbers people read (times,
+// durations, FLOPs, bytes) and messages as JSON. Pure functions of their arguments; tested in
+// tests/cli/format_test.cc. The views built from them are in cli/show.h.
 //
 //   Table table({"ID", "NAME", "STATE"});
 //   for (const v1::Run& run : runs) table.AddRow({run.id(), run.name(),
@@ -10,10 +11,14 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "sgt/v1/types.pb.h"
 
 namespace sgt::cli {
@@ -42,6 +47,32 @@ std::string FormatBytes(int64_t bytes);
 std::string FormatPercent(double fraction);
 // `value` with `decimals` decimals, or "-" when it is 0 or not finite (not reported yet).
 std::string FormatMetric(double value, int decimals);
+
+// `text`, or "-" when it is empty.
+std::string Dash(const std::string& text);
+// "120/300": the run's step of its steps; "120/?" when its length is not known.
+std::string StepOfSteps(const v1::Run& run);
+// The run's settings as "key=value" separated by spaces, in their order; "-" when it has none.
+std::string SettingsText(const v1::Run& run);
+// "3 succeeded, 2 running, 1 queued": the counts above 0, in the order of the RunState enum, a
+// state listed twice counted once; "-" when every count is 0.
+std::string StateCounts(const google::protobuf::RepeatedPtrField<v1::StateCount>& counts);
+// The same of the states of `runs`.
+std::string StateCounts(const std::vector<v1::Run>& runs);
+
+// "key  value" lines, the values lined up two spaces after the longest key, each ending in '\n'.
+std::string Fields(const std::vector<std::pair<std::string, std::string>>& fields);
+// JSON text pretty-printed (two-space indent) with every line indented by two more spaces, each
+// ending in '\n'; `text` as it is, indented, when it is not JSON.
+std::string IndentedJson(const std::string& text);
+
+// `message` as proto3 JSON for people and scripts: snake_case field names, fields at their
+// default value included, one field a line (protobuf's indent: a space a level), ending in '\n'.
+// An error when protobuf cannot print it (an Any of an unknown type).
+absl::StatusOr<std::string> MessageJson(const google::protobuf::Message& message);
+// The same on one line with no '\n' (JSON Lines, as `watch --json` prints); on an error, what
+// protobuf wrote before it.
+std::string CompactJson(const google::protobuf::Message& message);
 
 // Width on a terminal, counting UTF-8 code points (the CLI prints "→" and "±").
 size_t DisplayWidth(absl::string_view text);

@@ -2,27 +2,23 @@
 // lists and shows runs, acts on them, watches them, exports their telemetry and prints the
 // paper's Table 1 of a sweep.
 //
-// This file is the dispatch: argument checks, one RPC per command, printing. What can be tested
-// without a network (flags, tables, export rendering, the report) is in the sgt_cli library.
+// This file is the dispatch: the command table, argument checks, one RPC per command, and the
+// printing of what the sgt_cli library makes of the response. Everything testable without a
+// network is there: flags (cli/args.h), the connection (cli/client.h), help (cli/help.h), the
+// text of every command (cli/show.h, cli/changes.h, cli/format.h), the watch screen and log
+// (cli/watch_screen.h, cli/watch_log.h), export rendering and output (cli/export.h,
+// cli/output_file.h), the report (cli/report.h).
 //
 //   sgtctl submit examples/quickstart.yaml
 //   sgtctl watch s1
 //   sgtctl report s1
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,18 +28,20 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "cli/args.h"
+#include "cli/changes.h"
+#include "cli/client.h"
 #include "cli/export.h"
 #include "cli/format.h"
+#include "cli/help.h"
+#include "cli/output_file.h"
 #include "cli/report.h"
+#include "cli/show.h"
 #include "cli/watch_log.h"
-#include "google/protobuf/util/json_util.h"
+#include "cli/watch_screen.h"
 #include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
-#include "nlohmann/json.hpp"
 #include "services/common/sweep.h"
 #include "sgt/v1/coordinator.grpc.pb.h"
 #include "sgt/v1/types.pb.h"
@@ -51,74 +49,11 @@
 namespace sgt::cli {
 namespace {
 
-constexpr char kDefaultAddress[] = "localhost:7070";
-constexpr double kDefaultTimeoutS = 30;
-
-constexpr char kUsage[] = R"(sgtctl: the command-line client of sgt-coordinator
-
-usage: sgtctl [GLOBAL OPTIONS] COMMAND [ARGS] [OPTIONS]
-
-commands:
-  submit FILE                       submit a sweep file; prints the sweep and its runs
-  plan FILE                         plan a sweep offline (runs, FLOPs); needs no coordinator
-  ls [SWEEP] [--state S]...         list sweeps, or the runs of a sweep (of every sweep with
-                                    --state and no SWEEP)
-  show RUN|SWEEP                    every field of a run (transitions, checkpoints) or a sweep
-  watch RUN|SWEEP [--every SECONDS] follow runs until they end: progress bars on a terminal;
-                                    else a log of state changes, evals, growth decisions and
-                                    a progress line per run at most every SECONDS (default 10)
-  pause TARGET [--reason TEXT]      pause a run or every run of a sweep (at the next boundary)
-  resume TARGET [--reason TEXT]     re-queue paused runs
-  snapshot TARGET [--reason TEXT]   write a checkpoint at the next growth boundary
-  cancel TARGET [--reason TEXT]     cancel a run or every run of a sweep
-  fork RUN --from-step N [--set KEY=VALUE]... [--name NAME]
-                                    a new run from a checkpoint of RUN, settings changed
-  edit TARGET [--priority P] [--max-concurrent N] [--steps S]
-                                    change queued and paused runs (max-concurrent: sweeps)
-  workers                           list workers
-  export RUN|SWEEP --what entropy|scalars|decisions [--format csv|json] [--from-step A]
-         [--to-step B] [--all-attempts] [-o FILE]
-                                    telemetry as CSV (default) or a JSON array
-  report SWEEP                      the paper's Table 1: mean and std over seeds per setting
-  help [COMMAND]                    this text, or one command's
-
-ids: sweeps s<N> (s3), runs r<N> (r12), workers w<N>; TARGET is a run or a sweep id.
-
-global options (before or after the command):
-  --coordinator ADDR   coordinator address (env SGT_COORDINATOR; default localhost:7070)
-  --token-file FILE    file holding the client token, sent as "authorization: Bearer <token>"
-                       (env SGT_TOKEN_FILE)
-  --tls-ca FILE        CA certificate (PEM) to connect with TLS (env SGT_TLS_CA); else plaintext
-  --timeout SECONDS    deadline of each call except the streams of watch and export (default 30)
-  --json               machine-readable output: the API's messages as JSON (proto3 mapping,
-                       snake_case field names), or the JSON objects docs/cli.md describes
-  -h, --help           help
-
-exit codes:
-  0  ok
-  1  the coordinator failed or is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...)
-  2  bad usage or bad input (bad arguments, unreadable file, INVALID_ARGUMENT)
-  3  not found (NOT_FOUND)
-  4  the target's state does not allow it (FAILED_PRECONDITION)
-  5  unauthenticated or permission denied
-  6  (watch only) every watched run ended but not all succeeded
-
-docs/cli.md has examples of every command.
-)";
-
 // Prints "sgtctl: <message>" to stderr and returns `code`.
 int Fail(int code, absl::string_view message) {
   std::cerr << "sgtctl: " << message << "\n";
   return code;
 }
-
-struct Options {
-  std::string address = kDefaultAddress;
-  std::string token_file;
-  std::string tls_ca_file;
-  double timeout_s = kDefaultTimeoutS;
-  bool json = false;
-};
 
 const std::vector<FlagSpec>& GlobalFlags() {
   static const std::vector<FlagSpec> flags = {
@@ -133,67 +68,10 @@ std::string Env(const char* name) {
   return value == nullptr ? "" : value;
 }
 
-// The coordinator connection of one command, made on first use so that usage errors never wait
-// on the network.
-class Client {
- public:
-  explicit Client(Options options) : options_(std::move(options)) {}
-
-  const Options& options() const { return options_; }
-
-  // The stub; InvalidArgument when the token or CA file cannot be read.
-  absl::StatusOr<v1::CoordinatorService::Stub*> Stub() {
-    if (stub_ != nullptr) return stub_.get();
-    if (!options_.token_file.empty()) {
-      absl::StatusOr<std::string> token = ReadTokenFile(options_.token_file);
-      if (!token.ok()) return token.status();
-      token_ = *token;
-    }
-    std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (!options_.tls_ca_file.empty()) {
-      absl::StatusOr<std::string> pem = ReadWholeFile(options_.tls_ca_file);
-      if (!pem.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("CA certificate: ", pem.status().message(),
-                                                       "; fix --tls-ca or SGT_TLS_CA"));
-      }
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = *pem;
-      credentials = grpc::SslCredentials(ssl);
-    } else {
-      credentials = grpc::InsecureChannelCredentials();
-    }
-    grpc::ChannelArguments arguments;
-    // A sweep of thousands of runs, each with its configuration, is more than gRPC's 4 MiB
-    // default.
-    arguments.SetMaxReceiveMessageSize(-1);
-    stub_ = v1::CoordinatorService::NewStub(
-        grpc::CreateCustomChannel(options_.address, credentials, arguments));
-    return stub_.get();
-  }
-
-  // A context with the bearer token and, for unary calls, the deadline.
-  std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const {
-    auto context = std::make_unique<grpc::ClientContext>();
-    if (deadline) {
-      context->set_deadline(
-          std::chrono::system_clock::now() +
-          std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_s * 1000)));
-    }
-    if (!token_.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
-    return context;
-  }
-
-  // Prints the error of a failed call and returns its exit code.
-  int Error(const grpc::Status& status) const {
-    return Fail(ExitCodeFor(status.error_code()),
-                DescribeRpcError(status, options_.address, !token_.empty(), options_.timeout_s));
-  }
-
- private:
-  Options options_;
-  std::string token_;
-  std::unique_ptr<v1::CoordinatorService::Stub> stub_;
-};
+// Prints the error of a failed call and returns its exit code.
+int RpcError(const Client& client, const grpc::Status& status) {
+  return Fail(ExitCodeFor(status.error_code()), client.Describe(status));
+}
 
 // Runs one unary call: `call(stub, context)` returns its status.
 template <typename Call>
@@ -202,121 +80,38 @@ int Unary(Client& client, Call call) {
   if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
   std::unique_ptr<grpc::ClientContext> context = client.Context();
   grpc::Status status = call(**stub, context.get());
-  return status.ok() ? kExitOk : client.Error(status);
+  return status.ok() ? kExitOk : RpcError(client, status);
 }
 
 // Prints a message as proto3 JSON (snake_case names, default values included).
 void PrintJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string text;
-  auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
-  if (!status.ok()) {
-    Fail(kExitCoordinator, absl::StrCat("cannot print as JSON: ", status.ToString()));
+  absl::StatusOr<std::string> text = MessageJson(message);
+  if (!text.ok()) {
+    Fail(kExitCoordinator, absl::StrCat("cannot print as JSON: ", text.status().message()));
     return;
   }
-  std::cout << text;
-  if (text.empty() || text.back() != '\n') std::cout << '\n';
+  std::cout << *text;
 }
 
-// One-line JSON of a message (watch --json prints JSON Lines).
-std::string CompactJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string text;
-  (void)google::protobuf::util::MessageToJsonString(message, &text, options);
-  return text;
-}
+using Stub = v1::CoordinatorService::Stub;
 
-std::string Dash(const std::string& text) { return text.empty() ? "-" : text; }
-
-std::string StepOfSteps(const v1::Run& run) {
-  return absl::StrCat(run.step(), "/", run.steps() > 0 ? absl::StrCat(run.steps()) : "?");
-}
-
-std::string SettingsText(const v1::Run& run) {
-  std::vector<std::string> parts;
-  for (const v1::Setting& s : run.settings())
-    parts.push_back(absl::StrCat(s.key(), "=", s.value()));
-  return parts.empty() ? "-" : absl::StrJoin(parts, " ");
-}
-
-// "3 succeeded, 2 running, 1 queued" in state order.
-std::string StateCounts(const google::protobuf::RepeatedPtrField<v1::StateCount>& counts) {
-  std::map<int, int> by_state;
-  for (const v1::StateCount& c : counts) by_state[c.state()] += c.count();
-  std::vector<std::string> parts;
-  for (const auto& [state, count] : by_state) {
-    if (count > 0) {
-      parts.push_back(absl::StrCat(count, " ", RunStateName(static_cast<v1::RunState>(state))));
-    }
+// Calls `method` with `request` and prints the response: as JSON with --json, else as
+// `text(response)` (cli/show.h, cli/changes.h).
+template <typename Request, typename Response, typename Text>
+int CallAndPrint(Client& client,
+                 grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                 const Request& request, Text text) {
+  Response response;
+  int code = Unary(client, [&](Stub& stub, grpc::ClientContext* context) {
+    return (stub.*method)(context, request, &response);
+  });
+  if (code != kExitOk) return code;
+  if (client.options().json) {
+    PrintJson(response);
+  } else {
+    std::cout << text(response);
   }
-  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
-}
-
-std::string StateCounts(const std::vector<v1::Run>& runs) {
-  google::protobuf::RepeatedPtrField<v1::StateCount> counts;
-  for (const v1::Run& run : runs) {
-    v1::StateCount* count = counts.Add();
-    count->set_state(run.state());
-    count->set_count(1);
-  }
-  return StateCounts(counts);
-}
-
-// The runs table of ls and show SWEEP.
-std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, bool with_sweep) {
-  using Align = Table::Align;
-  std::vector<std::string> header = {"ID",      "NAME",   "VARIANT", "STATE",  "STEP",
-                                     "ATTEMPT", "WORKER", "LOSS",    "VAL PPL"};
-  std::vector<Align> align = {Align::kLeft, Align::kLeft,  Align::kLeft,
-                              Align::kLeft, Align::kRight, Align::kRight,
-                              Align::kLeft, Align::kRight, Align::kRight};
-  if (with_sweep) {
-    header.insert(header.begin() + 1, "SWEEP");
-    align.insert(align.begin() + 1, Align::kLeft);
-  }
-  Table table(header, align);
-  for (const v1::Run& run : runs) {
-    std::vector<std::string> row = {run.id(),
-                                    run.name(),
-                                    run.variant(),
-                                    RunStateName(run.state()),
-                                    StepOfSteps(run),
-                                    absl::StrCat(run.attempt()),
-                                    Dash(run.worker_id()),
-                                    FormatMetric(run.metrics().loss(), 3),
-                                    FormatMetric(run.metrics().val_ppl(), 2)};
-    if (with_sweep) row.insert(row.begin() + 1, run.sweep_id());
-    table.AddRow(row);
-  }
-  return table.Render();
-}
-
-// Aligned "key  value" lines.
-std::string Fields(const std::vector<std::pair<std::string, std::string>>& fields) {
-  size_t width = 0;
-  for (const auto& [key, value] : fields) width = std::max(width, key.size());
-  std::string out;
-  for (const auto& [key, value] : fields) {
-    absl::StrAppend(&out, key, std::string(width - key.size() + 2, ' '), value, "\n");
-  }
-  return out;
-}
-
-// JSON text pretty-printed and indented by two spaces; as is when it is not JSON.
-std::string IndentedJson(const std::string& text) {
-  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  std::string pretty = parsed.is_discarded()
-                           ? text
-                           : parsed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string out;
-  for (absl::string_view line : absl::StrSplit(pretty, '\n'))
-    absl::StrAppend(&out, "  ", line, "\n");
-  return out;
+  return kExitOk;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,23 +152,8 @@ int Submit(const Command& command, Client& client, const ParsedArgs& args) {
   v1::SubmitSweepRequest request;
   request.set_yaml(*text);
   request.set_source_name(file);
-  v1::SubmitSweepResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.SubmitSweep(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::cout << "submitted sweep " << response.sweep().id() << " \"" << response.sweep().name()
-            << "\" from " << file << ": " << response.runs_size() << " runs\n";
-  Table table({"ID", "NAME", "VARIANT", "STATE"});
-  for (const v1::Run& run : response.runs()) {
-    table.AddRow({run.id(), run.name(), run.variant(), RunStateName(run.state())});
-  }
-  std::cout << table.Render();
-  return kExitOk;
+  return CallAndPrint(client, &Stub::SubmitSweep, request,
+                      [&](const auto& response) { return SubmitText(response, file); });
 }
 
 int Plan(const Command& command, Client& client, const ParsedArgs& args) {
@@ -400,156 +180,15 @@ int List(const Command& command, Client& client, const ParsedArgs& args) {
     }
   }
   if (sweep_id.empty() && states.empty()) {
-    v1::ListSweepsResponse response;
-    int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-      return stub.ListSweeps(context, v1::ListSweepsRequest(), &response);
-    });
-    if (code != kExitOk) return code;
-    if (client.options().json) {
-      PrintJson(response);
-      return kExitOk;
-    }
-    if (response.sweeps_size() == 0) {
-      std::cout << "no sweeps yet; submit one with: sgtctl submit FILE\n";
-      return kExitOk;
-    }
-    using Align = Table::Align;
-    Table table({"ID", "NAME", "PRIORITY", "MAX CONC", "RUNS", "BY STATE", "CREATED"},
-                {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
-                 Align::kLeft, Align::kLeft});
-    for (const v1::Sweep& sweep : response.sweeps()) {
-      table.AddRow({sweep.id(), sweep.name(), absl::StrCat(sweep.priority()),
-                    sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent()) : "-",
-                    absl::StrCat(sweep.runs()), StateCounts(sweep.runs_by_state()),
-                    FormatTime(sweep.created_at())});
-    }
-    std::cout << table.Render();
-    return kExitOk;
+    return CallAndPrint(client, &Stub::ListSweeps, v1::ListSweepsRequest(),
+                        [](const auto& response) { return SweepsText(response); });
   }
   v1::ListRunsRequest request;
   request.set_sweep_id(sweep_id);
   for (v1::RunState state : states) request.add_states(state);
-  v1::ListRunsResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.ListRuns(context, request, &response);
+  return CallAndPrint(client, &Stub::ListRuns, request, [&](const auto& response) {
+    return RunsText(response, sweep_id, !states.empty());
   });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  if (response.runs_size() == 0) {
-    std::cout << "no runs" << (sweep_id.empty() ? "" : absl::StrCat(" in ", sweep_id))
-              << (states.empty() ? "" : " in the states asked for") << "\n";
-    return kExitOk;
-  }
-  std::cout << RunsTable(response.runs(), sweep_id.empty());
-  return kExitOk;
-}
-
-std::string ShowRun(const v1::GetRunResponse& response) {
-  const v1::Run& run = response.run();
-  const v1::RunMetrics& m = run.metrics();
-  std::string state = RunStateName(run.state());
-  if (!run.reason().empty()) absl::StrAppend(&state, " (", run.reason(), ")");
-  std::string parent = "-";
-  if (!run.parent_run_id().empty()) {
-    parent = absl::StrCat(run.parent_run_id(), " at step ", run.parent_step());
-  }
-  auto flops = [](double v) {
-    return absl::StrCat(FormatFlops(v), " (", FormatFlopsHuman(v), ")");
-  };
-  std::string out = Fields({
-      {"run", run.id()},
-      {"sweep", run.sweep_id()},
-      {"name", run.name()},
-      {"variant", run.variant()},
-      {"state", state},
-      {"priority", absl::StrCat(run.priority())},
-      {"devices", absl::StrCat(run.devices())},
-      {"step", StepOfSteps(run)},
-      {"attempt", absl::StrCat(run.attempt())},
-      {"restarts", absl::StrCat(run.restarts())},
-      {"worker", Dash(run.worker_id())},
-      {"settings", SettingsText(run)},
-      {"forked from", parent},
-      {"resume from",
-       run.resume_checkpoint().empty() ? "- (a fresh start)" : run.resume_checkpoint()},
-      {"config hash", Dash(run.config_hash())},
-      {"created", FormatTime(run.created_at())},
-      {"updated", FormatTime(run.updated_at())},
-      {"loss", FormatMetric(m.loss(), 4)},
-      {"val loss", FormatMetric(m.val_loss(), 4)},
-      {"val ppl", FormatMetric(m.val_ppl(), 2)},
-      {"tokens", absl::StrCat(m.tokens())},
-      {"tokens/s", FormatMetric(m.tokens_per_s(), 0)},
-      {"train FLOPs", flops(m.train_flops())},
-      {"vanilla FLOPs", flops(m.vanilla_flops())},
-      {"overhead", FormatPercent(m.overhead())},
-      {"train time", m.train_seconds() > 0 ? FormatDuration(m.train_seconds()) : "-"},
-      {"stored", absl::StrCat(response.decisions(), " decisions, ", response.entropy_rows(),
-                              " entropy rows, ", response.scalar_rows(), " scalar rows")},
-  });
-  absl::StrAppend(&out, "config:\n",
-                  run.config_json().empty() ? "  -\n" : IndentedJson(run.config_json()));
-  absl::StrAppend(&out, "summary:\n",
-                  run.summary_json().empty() ? "  - (no attempt has finished or paused)\n"
-                                             : IndentedJson(run.summary_json()));
-
-  absl::StrAppend(&out, "\nstate transitions:\n");
-  if (response.events_size() == 0) {
-    absl::StrAppend(&out, "  none\n");
-  } else {
-    Table events({"TIME", "ATTEMPT", "TRANSITION", "REASON"},
-                 {Table::Align::kLeft, Table::Align::kRight});
-    for (const v1::RunEvent& e : response.events()) {
-      std::string from =
-          e.from_state() == v1::RUN_STATE_UNSPECIFIED ? "(new)" : RunStateName(e.from_state());
-      events.AddRow({FormatTime(e.time()), absl::StrCat(e.attempt()),
-                     absl::StrCat(from, " → ", RunStateName(e.to_state())), e.reason()});
-    }
-    absl::StrAppend(&out, events.Render());
-  }
-
-  absl::StrAppend(&out, "\ncheckpoints:\n");
-  if (response.checkpoints_size() == 0) {
-    absl::StrAppend(&out, "  none\n");
-  } else {
-    using Align = Table::Align;
-    Table checkpoints({"STEP", "ATTEMPT", "REASON", "SIZE", "TIME", "SHA256", "PATH"},
-                      {Align::kRight, Align::kRight, Align::kLeft, Align::kRight});
-    for (const v1::CheckpointRecord& c : response.checkpoints()) {
-      checkpoints.AddRow({absl::StrCat(c.step()), absl::StrCat(c.attempt()), c.reason(),
-                          FormatBytes(c.bytes()), FormatTime(c.time()), c.sha256().substr(0, 12),
-                          c.path()});
-    }
-    absl::StrAppend(&out, checkpoints.Render());
-  }
-  return out;
-}
-
-std::string ShowSweep(const v1::GetSweepResponse& response) {
-  const v1::Sweep& sweep = response.sweep();
-  std::string out = Fields({
-      {"sweep", sweep.id()},
-      {"name", sweep.name()},
-      {"source", Dash(sweep.source_name())},
-      {"priority", absl::StrCat(sweep.priority())},
-      {"max concurrent",
-       sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent()) : "- (no limit)"},
-      {"max restarts", absl::StrCat(sweep.max_restarts())},
-      {"created", FormatTime(sweep.created_at())},
-      {"runs", absl::StrCat(sweep.runs(), " (", StateCounts(sweep.runs_by_state()), ")")},
-  });
-  absl::StrAppend(&out, "\nruns:\n",
-                  response.runs_size() == 0 ? "  none\n" : RunsTable(response.runs(), false));
-  absl::StrAppend(&out, "\nsweep file (", Dash(sweep.source_name()), "):\n");
-  absl::string_view yaml = sweep.source_yaml();
-  while (!yaml.empty() && yaml.back() == '\n') yaml.remove_suffix(1);
-  for (absl::string_view line : absl::StrSplit(yaml, '\n')) {
-    absl::StrAppend(&out, "  ", line, "\n");
-  }
-  return out;
 }
 
 int Show(const Command& command, Client& client, const ParsedArgs& args) {
@@ -559,31 +198,13 @@ int Show(const Command& command, Client& client, const ParsedArgs& args) {
   if (*kind == TargetKind::kRun) {
     v1::GetRunRequest request;
     request.set_run_id(id);
-    v1::GetRunResponse response;
-    int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-      return stub.GetRun(context, request, &response);
-    });
-    if (code != kExitOk) return code;
-    if (client.options().json) {
-      PrintJson(response);
-    } else {
-      std::cout << ShowRun(response);
-    }
-    return kExitOk;
+    return CallAndPrint(client, &Stub::GetRun, request,
+                        [](const auto& response) { return ShowRun(response); });
   }
   v1::GetSweepRequest request;
   request.set_sweep_id(id);
-  v1::GetSweepResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.GetSweep(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-  } else {
-    std::cout << ShowSweep(response);
-  }
-  return kExitOk;
+  return CallAndPrint(client, &Stub::GetSweep, request,
+                      [](const auto& response) { return ShowSweep(response); });
 }
 
 int Action(const Command& command, Client& client, const ParsedArgs& args) {
@@ -593,39 +214,12 @@ int Action(const Command& command, Client& client, const ParsedArgs& args) {
   request.set_target(target);
   request.set_reason(args.Get("reason"));
   const std::string verb = command.name;
-  v1::ActionResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    if (verb == "pause") return stub.Pause(context, request, &response);
-    if (verb == "resume") return stub.Resume(context, request, &response);
-    if (verb == "snapshot") return stub.Snapshot(context, request, &response);
-    return stub.Cancel(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  auto runs_word = [](int n) { return n == 1 ? "run" : "runs"; };
-  std::cout << verb << " " << target << ": " << response.changed_size() << " "
-            << runs_word(response.changed_size()) << " changed, " << response.unchanged_size()
-            << " unchanged\n";
-  if (response.changed_size() > 0) {
-    std::cout << "\nchanged:\n";
-    Table table({"ID", "NAME", "STATE", "STEP"});
-    for (const v1::Run& run : response.changed()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), StepOfSteps(run)});
-    }
-    std::cout << table.Render();
-  }
-  if (response.unchanged_size() > 0) {
-    std::cout << "\nunchanged (" << verb << " does not apply to their state):\n";
-    Table table({"ID", "NAME", "STATE", "REASON"});
-    for (const v1::Run& run : response.unchanged()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), run.reason()});
-    }
-    std::cout << table.Render();
-  }
-  return kExitOk;
+  auto method = verb == "pause"      ? &Stub::Pause
+                : verb == "resume"   ? &Stub::Resume
+                : verb == "snapshot" ? &Stub::Snapshot
+                                     : &Stub::Cancel;
+  return CallAndPrint(client, method, request,
+                      [&](const auto& response) { return ActionText(verb, target, response); });
 }
 
 int Fork(const Command& command, Client& client, const ParsedArgs& args) {
@@ -650,21 +244,8 @@ int Fork(const Command& command, Client& client, const ParsedArgs& args) {
     s->set_key(setting->first);
     s->set_value(setting->second);
   }
-  v1::ForkResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.Fork(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  const v1::Run& run = response.run();
-  std::cout << "forked " << run_id << " at step " << *step << " as " << run.id() << " \""
-            << run.name() << "\" (" << RunStateName(run.state()) << ") in sweep " << run.sweep_id()
-            << "\n"
-            << "settings: " << SettingsText(run) << "\n";
-  return kExitOk;
+  return CallAndPrint(client, &Stub::Fork, request,
+                      [&](const auto& response) { return ForkText(run_id, *step, response); });
 }
 
 int Edit(const Command& command, Client& client, const ParsedArgs& args) {
@@ -697,69 +278,14 @@ int Edit(const Command& command, Client& client, const ParsedArgs& args) {
     if (!v.ok()) return UsageError(command, v.status().message());
     request.set_steps(*v);
   }
-  v1::EditResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.Edit(context, request, &response);
-  });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  if (response.has_sweep()) {
-    const v1::Sweep& sweep = response.sweep();
-    std::cout << "sweep " << sweep.id() << " \"" << sweep.name() << "\": priority "
-              << sweep.priority() << ", max concurrent "
-              << (sweep.max_concurrent() > 0 ? absl::StrCat(sweep.max_concurrent())
-                                             : "- (no limit)")
-              << "\n";
-  }
-  std::cout << "edited " << response.changed_size()
-            << (response.changed_size() == 1 ? " run" : " runs")
-            << " (only queued and paused runs change)\n";
-  if (response.changed_size() > 0) {
-    Table table({"ID", "NAME", "STATE", "PRIORITY", "STEP"});
-    for (const v1::Run& run : response.changed()) {
-      table.AddRow({run.id(), run.name(), RunStateName(run.state()), absl::StrCat(run.priority()),
-                    StepOfSteps(run)});
-    }
-    std::cout << table.Render();
-  }
-  return kExitOk;
+  return CallAndPrint(client, &Stub::Edit, request,
+                      [](const auto& response) { return EditText(response); });
 }
 
 int Workers(const Command& command, Client& client, const ParsedArgs& args) {
-  v1::ListWorkersResponse response;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    return stub.ListWorkers(context, v1::ListWorkersRequest(), &response);
+  return CallAndPrint(client, &Stub::ListWorkers, v1::ListWorkersRequest(), [](const auto& r) {
+    return WorkersText(r, static_cast<double>(std::time(nullptr)));
   });
-  if (code != kExitOk) return code;
-  if (client.options().json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  if (response.workers_size() == 0) {
-    std::cout << "no workers have registered; start sgt-worker on a machine with devices\n";
-    return kExitOk;
-  }
-  double now = static_cast<double>(std::time(nullptr));
-  using Align = Table::Align;
-  Table table({"ID", "NAME", "HOST", "CONNECTED", "DEVICES", "RUNS", "LEASE", "LAST SEEN"},
-              {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight});
-  for (const v1::Worker& w : response.workers()) {
-    std::string lease = "-";
-    if (w.lease_expires_at() > 0) {
-      lease = w.lease_expires_at() >= now
-                  ? absl::StrCat("expires ", FormatRelative(w.lease_expires_at(), now))
-                  : absl::StrCat("expired ", FormatRelative(w.lease_expires_at(), now));
-    }
-    table.AddRow({w.id(), w.name(), w.hostname(), w.connected() ? "yes" : "no",
-                  absl::StrCat(w.free_devices(), "/", w.devices_size()),
-                  w.run_ids_size() > 0 ? absl::StrJoin(w.run_ids(), ",") : "-", lease,
-                  FormatRelative(std::min(w.last_seen(), now), now)});
-  }
-  std::cout << table.Render();
-  return kExitOk;
 }
 
 int Export(const Command& command, Client& client, const ParsedArgs& args) {
@@ -792,37 +318,19 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
                                             " is after --to-step ", query.to_step()));
   }
 
-  // A file is written beside its final name and renamed at the end, so an interrupted export
-  // never looks complete.
-  const std::string output = args.Get("output");
-  const std::string partial = output.empty() ? "" : output + ".partial";
-  std::ofstream file;
-  if (!output.empty()) {
-    file.open(partial, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      return Fail(kExitUsage,
-                  absl::StrCat("cannot write ", partial, ": ", std::strerror(errno), "; fix -o"));
-    }
+  // -o FILE: written as FILE.partial, renamed when complete (the destructor removes it on errors).
+  const std::string path = args.Get("output");
+  OutputFile output(&std::cout);
+  if (absl::Status opened = output.Open(path); !opened.ok()) {
+    return Fail(kExitUsage, opened.message());
   }
-  std::ostream& out = output.empty() ? std::cout : file;
-  auto discard = [&] {
-    if (!output.empty()) {
-      file.close();
-      std::error_code ignored;
-      std::filesystem::remove(partial, ignored);
-    }
-  };
-
   absl::StatusOr<v1::CoordinatorService::Stub*> stub = client.Stub();
-  if (!stub.ok()) {
-    discard();
-    return Fail(kExitUsage, stub.status().message());
-  }
+  if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
   // No deadline: a sweep's entropy can take minutes to stream.
   std::unique_ptr<grpc::ClientContext> context = client.Context(/*deadline=*/false);
   std::unique_ptr<grpc::ClientReader<v1::TelemetryPage>> reader =
       (*stub)->QueryTelemetry(context.get(), query);
-  TelemetryWriter writer(*kind, *format, &out);
+  TelemetryWriter writer(*kind, *format, &output.stream());
   writer.Begin();
   v1::TelemetryPage page;
   absl::Status written = absl::OkStatus();
@@ -834,32 +342,15 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
     }
   }
   grpc::Status status = reader->Finish();
-  if (!written.ok()) {
-    discard();
-    return Fail(kExitCoordinator, written.message());
-  }
-  if (!status.ok()) {
-    discard();
-    return client.Error(status);
-  }
+  if (!written.ok()) return Fail(kExitCoordinator, written.message());
+  if (!status.ok()) return RpcError(client, status);
   writer.End();
-  if (!output.empty()) {
-    file.close();
-    if (!file) {
-      discard();
-      return Fail(kExitUsage, absl::StrCat("cannot write ", partial, ": ", std::strerror(errno)));
-    }
-    std::error_code error;
-    std::filesystem::rename(partial, output, error);
-    if (error) {
-      discard();
-      return Fail(kExitUsage,
-                  absl::StrCat("cannot rename ", partial, " to ", output, ": ", error.message()));
-    }
-    std::cerr << "sgtctl: wrote " << writer.rows() << " " << args.Get("what") << " rows to "
-              << output << "\n";
-  } else if (!std::cout) {
-    return Fail(kExitUsage, "cannot write to standard output");
+  if (absl::Status committed = output.Commit(); !committed.ok()) {
+    return Fail(kExitUsage, committed.message());
+  }
+  if (!path.empty()) {
+    std::cerr << "sgtctl: wrote " << writer.rows() << " " << args.Get("what") << " rows to " << path
+              << "\n";
   }
   return kExitOk;
 }
@@ -879,61 +370,6 @@ int Report(const Command& command, Client& client, const ParsedArgs& args) {
   std::cout << (client.options().json ? ReportJson(report) : RenderReportTable(report));
   return kExitOk;
 }
-
-// Terminal size of stdout; 80x24 when unknown.
-std::pair<int, int> TerminalSize() {
-  winsize size{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 && size.ws_row > 0) {
-    return {size.ws_col, size.ws_row};
-  }
-  return {80, 24};
-}
-
-// The live `watch` screen on a terminal: a summary line and one progress line per run, redrawn
-// in place.
-class WatchScreen {
- public:
-  explicit WatchScreen(std::string target) : target_(std::move(target)) {}
-
-  void Draw(const std::vector<v1::Run>& runs) {
-    auto [columns, rows] = TerminalSize();
-    std::vector<std::string> lines;
-    lines.push_back(absl::StrCat(target_, ": ", runs.size(), runs.size() == 1 ? " run" : " runs",
-                                 ", ", StateCounts(runs)));
-    // Lines beyond the screen could not be redrawn in place: keep the runs still going, in
-    // order, and count the rest.
-    size_t room = static_cast<size_t>(std::max(rows - 2, 1));
-    std::vector<const v1::Run*> shown;
-    for (const v1::Run& run : runs) shown.push_back(&run);
-    if (shown.size() > room) {
-      shown.clear();
-      for (const v1::Run& run : runs) {
-        if (!IsEnded(run.state()) && shown.size() < room - 1) shown.push_back(&run);
-      }
-    }
-    std::vector<v1::Run> layout_runs;
-    for (const v1::Run* run : shown) layout_runs.push_back(*run);
-    ProgressLayout layout = FitProgressLayout(layout_runs, columns - 1);
-    for (const v1::Run* run : shown) lines.push_back(ProgressLine(*run, layout));
-    if (shown.size() < runs.size()) {
-      lines.push_back(
-          absl::StrCat("… ", runs.size() - shown.size(),
-                       " more not shown (ended runs first); the terminal is too short"));
-    }
-    std::string frame;
-    if (drawn_ > 0) absl::StrAppend(&frame, "\x1b[", drawn_, "A\r");
-    for (const std::string& line : lines) {
-      absl::StrAppend(&frame, "\x1b[2K", TruncateDisplay(line, columns - 1), "\n");
-    }
-    absl::StrAppend(&frame, "\x1b[J");  // clear what a longer previous frame left below
-    std::cout << frame << std::flush;
-    drawn_ = lines.size();
-  }
-
- private:
-  std::string target_;
-  size_t drawn_ = 0;
-};
 
 // The growth decisions of one run from `from_step` on (QueryTelemetry, with the call deadline).
 absl::StatusOr<std::vector<v1::GrowthDecision>> FetchDecisions(v1::CoordinatorService::Stub& stub,
@@ -991,24 +427,19 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   auto now = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
-  std::vector<std::string> order;
-  std::map<std::string, v1::Run> runs;
+  WatchedRuns runs;
   bool done = false;
   v1::WatchResponse response;
   while (reader->Read(&response)) {
     if (json) std::cout << CompactJson(response) << "\n" << std::flush;
     for (const v1::Run& run : response.runs()) {
-      if (runs.count(run.id()) == 0) order.push_back(run.id());
-      runs[run.id()] = run;
+      runs.Update(run);
       if (json || live) continue;
       for (const std::string& line : log.Update(run, now())) std::cout << line << "\n";
       std::cout << std::flush;
     }
-    if (live) {
-      std::vector<v1::Run> current;
-      for (const std::string& id : order) current.push_back(runs[id]);
-      screen.Draw(current);
-    }
+    if (live)
+      std::cout << screen.Frame(runs.Runs(), TerminalSizeOf(STDOUT_FILENO, getenv)) << std::flush;
     if (response.done()) {
       // The stream closes after done; do not wait on a server that fails to close it.
       done = true;
@@ -1018,25 +449,13 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
   }
   grpc::Status status = reader->Finish();
   if (!done) {
-    if (!status.ok()) return client.Error(status);
+    if (!status.ok()) return RpcError(client, status);
     return Fail(kExitCoordinator,
                 absl::StrCat("the coordinator closed the watch of ", target,
                              " before every run ended; run sgtctl watch ", target, " again"));
   }
-  std::vector<std::string> not_succeeded;
-  for (const std::string& id : order) {
-    const v1::Run& run = runs[id];
-    if (run.state() != v1::RUN_STATE_SUCCEEDED) {
-      not_succeeded.push_back(absl::StrCat(id, " ", RunStateName(run.state())));
-    }
-  }
-  if (!not_succeeded.empty()) {
-    return Fail(kExitRunsFailed,
-                absl::StrCat(not_succeeded.size(), " of ", order.size(),
-                             " watched runs did not succeed: ", absl::StrJoin(not_succeeded, ", "),
-                             "; `sgtctl show RUN` says why"));
-  }
-  return kExitOk;
+  std::string not_succeeded = runs.NotSucceeded();
+  return not_succeeded.empty() ? kExitOk : Fail(kExitRunsFailed, not_succeeded);
 }
 
 const std::vector<Command>& Commands() {
@@ -1086,14 +505,6 @@ const Command* FindCommand(const std::string& name) {
     if (name == command.name) return &command;
   }
   return nullptr;
-}
-
-void PrintCommandHelp(const Command& command) {
-  std::cout << "usage: sgtctl [GLOBAL OPTIONS] " << command.usage << "\n\n"
-            << "global options: --coordinator ADDR, --token-file FILE, --tls-ca FILE, "
-               "--timeout SECONDS, --json\n"
-            << "docs/cli.md describes the command and its output; `sgtctl --help` lists the "
-               "exit codes.\n";
 }
 
 // Folds the global options found before and after the command into `options`, after the
@@ -1150,7 +561,7 @@ int Main(int argc, char** argv) {
         return Fail(kExitUsage, absl::StrCat("help: unknown command '", before->positional[1],
                                              "'; see sgtctl --help"));
       }
-      PrintCommandHelp(*command);
+      std::cout << CommandHelp(command->usage);
       return kExitOk;
     }
     std::cout << kUsage;
@@ -1161,7 +572,7 @@ int Main(int argc, char** argv) {
     return Fail(kExitUsage, absl::StrCat("unknown command '", name, "'; see sgtctl --help"));
   }
   if (before->Has("help")) {
-    PrintCommandHelp(*command);
+    std::cout << CommandHelp(command->usage);
     return kExitOk;
   }
   std::vector<FlagSpec> specs = command->flags;
@@ -1170,7 +581,7 @@ int Main(int argc, char** argv) {
       std::vector<std::string>(before->positional.begin() + 1, before->positional.end()), specs);
   if (!after.ok()) return UsageError(*command, after.status().message());
   if (after->Has("help")) {
-    PrintCommandHelp(*command);
+    std::cout << CommandHelp(command->usage);
     return kExitOk;
   }
   if (after->positional.size() < command->min_args) {

@@ -1,12 +1,16 @@
-// Tests for sgtctl's text output (cli/format.h): tables, progress bars and lines, change lines,
-// and the formatting of times, durations, FLOPs, bytes and percentages.
+// Tests for sgtctl's text output (cli/format.h): tables, fields, the short texts of a run (step,
+// settings, state counts), indented JSON, messages as JSON, progress bars and lines, change
+// lines, and the formatting of times, durations, FLOPs, bytes and percentages.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "cli/format.h"
+#include "nlohmann/json.hpp"
+#include "sgt/v1/coordinator.pb.h"
 
 namespace sgt::cli {
 namespace {
@@ -195,6 +199,90 @@ TEST(FormatTest, RunStateNames) {
   EXPECT_TRUE(IsEnded(v1::RUN_STATE_CANCELLED));
   EXPECT_FALSE(IsEnded(v1::RUN_STATE_PAUSED));
   EXPECT_FALSE(IsEnded(v1::RUN_STATE_LOST));
+}
+
+TEST(RunTextTest, DashStepOfStepsAndSettings) {
+  EXPECT_EQ(Dash(""), "-");
+  EXPECT_EQ(Dash("w2"), "w2");
+  v1::Run run = MakeRun("r1", "n", v1::RUN_STATE_RUNNING, 120, 300, 0, 0);
+  EXPECT_EQ(StepOfSteps(run), "120/300");
+  run.set_steps(0);
+  EXPECT_EQ(StepOfSteps(run), "120/?");
+  EXPECT_EQ(SettingsText(run), "-");
+  v1::Setting* variant = run.add_settings();
+  variant->set_key("variant");
+  variant->set_value("sgt");
+  v1::Setting* k_max = run.add_settings();
+  k_max->set_key("growth.k_max");
+  k_max->set_value("2");
+  EXPECT_EQ(SettingsText(run), "variant=sgt growth.k_max=2");  // grid order, not sorted
+}
+
+TEST(RunTextTest, StateCountsInEnumOrderMergedAndWithoutZeros) {
+  google::protobuf::RepeatedPtrField<v1::StateCount> counts;
+  auto add = [&](v1::RunState state, int count) {
+    v1::StateCount* c = counts.Add();
+    c->set_state(state);
+    c->set_count(count);
+  };
+  EXPECT_EQ(StateCounts(counts), "-");
+  add(v1::RUN_STATE_SUCCEEDED, 3);
+  add(v1::RUN_STATE_QUEUED, 1);
+  add(v1::RUN_STATE_FAILED, 0);
+  add(v1::RUN_STATE_RUNNING, 2);
+  add(v1::RUN_STATE_QUEUED, 4);
+  EXPECT_EQ(StateCounts(counts), "5 queued, 2 running, 3 succeeded");
+
+  std::vector<v1::Run> runs = {MakeRun("r1", "a", v1::RUN_STATE_FAILED, 0, 1, 0, 0),
+                               MakeRun("r2", "b", v1::RUN_STATE_RUNNING, 0, 1, 0, 0),
+                               MakeRun("r3", "c", v1::RUN_STATE_FAILED, 0, 1, 0, 0)};
+  EXPECT_EQ(StateCounts(runs), "1 running, 2 failed");
+  EXPECT_EQ(StateCounts(std::vector<v1::Run>()), "-");
+}
+
+TEST(FieldsTest, ValuesLineUpTwoSpacesAfterTheLongestKey) {
+  EXPECT_EQ(Fields({{"run", "r3"}, {"config hash", "ab12"}, {"step", "0/300"}}),
+            "run          r3\n"
+            "config hash  ab12\n"
+            "step         0/300\n");
+  EXPECT_EQ(Fields({}), "");
+}
+
+TEST(IndentedJsonTest, PrettyPrintsJsonAndKeepsOtherTextAsItIs) {
+  EXPECT_EQ(IndentedJson(R"({"b":[1,2],"a":{"x":"y"}})"),
+            "  {\n"
+            "    \"a\": {\n"
+            "      \"x\": \"y\"\n"
+            "    },\n"
+            "    \"b\": [\n"
+            "      1,\n"
+            "      2\n"
+            "    ]\n"
+            "  }\n");
+  EXPECT_EQ(IndentedJson("not json: {\nsecond line"), "  not json: {\n  second line\n");
+}
+
+TEST(MessageJsonTest, SnakeCaseNamesDefaultsIncludedAndANewlineAtTheEnd) {
+  v1::GetRunResponse response;
+  response.mutable_run()->set_id("r3");
+  response.mutable_run()->set_config_hash("ab");
+  response.set_entropy_rows(12);
+  absl::StatusOr<std::string> text = MessageJson(response);
+  ASSERT_TRUE(text.ok()) << text.status();
+  ASSERT_FALSE(text->empty());
+  EXPECT_EQ(text->back(), '\n');
+  EXPECT_TRUE(absl::StrContains(*text, "\n \"run\": {\n  \"id\": \"r3\",\n")) << *text;
+  nlohmann::json json = nlohmann::json::parse(*text);
+  EXPECT_EQ(json["run"]["id"], "r3");
+  EXPECT_EQ(json["run"]["config_hash"], "ab");       // the proto's name, not configHash
+  EXPECT_EQ(json["run"]["state"], "RUN_STATE_UNSPECIFIED");  // a default value, printed
+  EXPECT_EQ(json["run"]["step"], "0");                // int64 as a string (proto3 JSON)
+  EXPECT_EQ(json["entropy_rows"], "12");
+  EXPECT_TRUE(json["events"].is_array());
+
+  std::string line = CompactJson(response);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(line), json);  // the same JSON on one line
 }
 
 }  // namespace
