@@ -3,6 +3,7 @@
 // as a registry collects them, under the names of docs/metrics.md.
 #include "services/worker/metrics.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
