@@ -22,6 +22,7 @@
 #include "services/common/log.h"
 #include "services/common/metrics.h"
 #include "services/common/signals.h"
+#include "services/worker/attempt_files.h"
 #include "services/worker/devices.h"
 #include "services/worker/worker.h"
 

@@ -1,37 +1,30 @@
-// The sgt-worker daemon (docs/worker.md): registers with a coordinator, holds its session,
-// runs each attempt it is given as an sgt-train child, relays the child's events as telemetry
-// through an on-disk spool, and reports how each attempt ended.
+// The sgt-worker daemon (docs/worker.md), put together: the gRPC link to the coordinator
+// (grpc_link.h) delivering to the supervisor of attempts (supervisor.h), both sharing the
+// telemetry spool, and the shutdown that stops the children before the session closes.
 //
-//   sgt::worker::Worker w(options);
-//   std::thread t([&] { w.Run(); });   // returns after Stop()
-//   ... w.Stop();
+//   sgt::worker::Worker w(options, std::move(spool));
+//   w.Run();   // on the main thread; returns after Stop() (from another thread)
 #ifndef SGT_SERVICES_WORKER_WORKER_H_
 #define SGT_SERVICES_WORKER_WORKER_H_
 
-#include <atomic>
 #include <condition_variable>
-#include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "services/worker/child.h"
-#include "services/worker/events.h"
-#include "services/worker/spool.h"
 #include "prometheus/metric_family.h"
-#include "sgt/v1/worker.grpc.pb.h"
+#include "services/worker/attempt_files.h"
+#include "services/worker/grpc_link.h"
+#include "services/worker/metrics.h"
+#include "services/worker/spool.h"
+#include "services/worker/supervisor.h"
 
 namespace prometheus {
 class Registry;
 }
 
 namespace sgt::worker {
-
-// "" when `dir` can be created and written in, else why not (for the startup checks).
-std::string CheckWritable(const std::string& dir);
 
 struct WorkerOptions {
   std::string coordinator;     // host:port
@@ -52,6 +45,8 @@ class Worker {
  public:
   Worker(WorkerOptions options, std::unique_ptr<Spool> spool);
   ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
   // Connects (with backoff), serves the session, reconnects, until Stop(). Then stops the
   // children it still runs (reported lost, so that the coordinator re-queues them at once) and
@@ -66,53 +61,13 @@ class Worker {
   std::vector<prometheus::MetricFamily> Gauges();
 
  private:
-  struct Conn;
-  struct Attempt;
-  struct Counters;
-
-  // Session.
-  std::shared_ptr<Conn> Connect(std::string* error);
-  void Serve(const std::shared_ptr<Conn>& conn);
-  bool Send(const sgt::v1::WorkerMessage& m);
-  void Handle(const sgt::v1::CoordinatorMessage& m);
-  // The attempts this worker holds (until their final status is acknowledged); with
-  // unreported_only, not those whose final status went on the current session.
-  std::vector<sgt::v1::RunRef> Held(bool unreported_only = false);
-  void Replay();
-  void StartReplay();
-  void Tick();
-
-  // Attempts.
-  void Start(const sgt::v1::StartRun& s);
-  void Command(const sgt::v1::RunCommand& c);
-  void Relay(std::shared_ptr<Attempt> a);
-  void Flush(Attempt& a, sgt::v1::TelemetryBatch& batch);
-  void Ended(Attempt& a, int wait_status, const EventTranslator& t);
-  void MaybeSendFinal(const std::string& key);
-  void Reject(const sgt::v1::StartRun& s, sgt::v1::RunState state, const std::string& reason);
-  void StopChildren();
-
-  const WorkerOptions o_;
   std::unique_ptr<Spool> spool_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::atomic<bool> stopping_{false};
-  std::thread ticker_;
-
+  std::unique_ptr<WorkerMetrics> metrics_;  // null without options.metrics
+  GrpcLink link_;
+  Supervisor supervisor_;  // after link_ and spool_: it uses them until destroyed
   std::mutex mu_;
-  std::condition_variable cv_;  // stopping_, attempts_ changes
-  std::shared_ptr<Conn> conn_;
-  std::string worker_id_;
-  int heartbeat_s_ = 10;
-  double last_received_ = 0;  // monotonic seconds of the last message from the coordinator
-  double last_heartbeat_ = 0;
-  double last_resend_ = 0;
-  std::map<std::string, std::shared_ptr<Attempt>> attempts_;  // "r3/2"
-  std::map<std::string, std::string> busy_;                   // device id -> attempt key
-  bool shut_down_ = false;  // the children are stopped: no session may stay open
-  grpc::ClientContext* registering_ = nullptr;  // a Register in flight (Stop cancels it)
-  bool replaying_ = false;
-  std::unique_ptr<Counters> counters_;  // null without options.metrics
-  std::thread replay_thread_;  // sends the spool while the session reads acks
+  std::condition_variable cv_;
+  bool stopping_ = false;
 };
 
 }  // namespace sgt::worker
