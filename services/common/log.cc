@@ -1,3 +1,4 @@
+// The daemons' leveled logger (log.h): timestamps, levels, one locked write per line.
 #include "services/common/log.h"
 
 #include <atomic>

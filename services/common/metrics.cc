@@ -1,3 +1,5 @@
+// The daemons' Prometheus endpoint (metrics.h): the registry, the process collectors read at
+// each scrape, and the HTTP exposer.
 #include "services/common/metrics.h"
 
 #include <dirent.h>

@@ -1,3 +1,5 @@
+// How the daemons stop (signals.h): SIGTERM and SIGINT blocked everywhere and taken by one
+// waiting thread.
 #include "services/common/signals.h"
 
 #include <signal.h>

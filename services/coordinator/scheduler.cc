@@ -1,3 +1,4 @@
+// The fair-share plan of which queued run goes to which worker (scheduler.h): pure logic.
 #include "services/coordinator/scheduler.h"
 
 #include <algorithm>

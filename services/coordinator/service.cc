@@ -1,3 +1,5 @@
+// The thin gRPC handlers of the coordinator (service.h): token check, proto in, Coordinator
+// call, proto or status out; the worker session's stream and its sink.
 #include "services/coordinator/service.h"
 
 #include <condition_variable>

@@ -1,3 +1,5 @@
+// One sgt-train child of a worker (child.h): fork and exec with the events pipe, its output
+// files, its process group, signals and reaping.
 #include "services/worker/child.h"
 
 #include <fcntl.h>

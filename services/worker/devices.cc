@@ -1,3 +1,5 @@
+// The devices a worker offers (devices.h): parsing --devices, and CUDA discovery when built
+// with SGT_WORKER_CUDA.
 #include "services/worker/devices.h"
 
 #include <set>

@@ -1,3 +1,4 @@
+// The worker's on-disk telemetry spool (spool.h): append, acknowledge, replay and the bound.
 #include "services/worker/spool.h"
 
 #include <fcntl.h>

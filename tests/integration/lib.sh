@@ -151,11 +151,12 @@ PY
 # command (e.g. setpriv, to run it as another user).
 start_worker() {
   local name=$1; shift
+  # Counted before the start: a worker that connects at once must not be waited for twice.
+  local n0; n0=$(grep -c "connected to" "$SCRATCH/$name.log" 2>/dev/null || true)
   ${AS:-} "$BIN/sgt-worker" --coordinator "$SGT_COORDINATOR" --name "$name" --devices cpu:1 \
     --checkpoint-root "${CKPT:-$SCRATCH/ckpt}" --work-dir "$SCRATCH/$name" "$@" \
     >> "$SCRATCH/$name.log" 2>&1 &
   WORKER_PID=$!
-  local n0; n0=$(grep -c "connected to" "$SCRATCH/$name.log" 2>/dev/null || true)
   wait_until bash -c "(( \$(grep -c 'connected to' '$SCRATCH/$name.log') > ${n0:-0} ))"
 }
 
