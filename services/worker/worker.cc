@@ -25,9 +25,9 @@
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "services/common/checkpoint_path.h"
 #include "services/common/log.h"
 #include "services/common/metrics.h"
-#include "services/worker/paths.h"
 
 namespace sgt::worker {
 
