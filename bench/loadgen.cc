@@ -809,8 +809,9 @@ class Simulator {
   }
 
   static void AddFinalEval(sgt::v1::WorkerMessage& batch, int64_t step, double ppl) {
-    for (const auto& [name, v] : {std::pair<const char*, double>{scalar::kValPpl, ppl},
-                                  std::pair<const char*, double>{scalar::kValLoss, std::log(ppl)}}) {
+    for (const auto& [name, v] :
+         {std::pair<const char*, double>{scalar::kValPpl, ppl},
+          std::pair<const char*, double>{scalar::kValLoss, std::log(ppl)}}) {
       sgt::v1::ScalarRow* s = batch.mutable_telemetry()->add_scalars();
       s->set_step(step);
       s->set_name(name);

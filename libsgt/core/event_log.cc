@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <tuple>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -118,8 +121,7 @@ constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 double WallTime() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // --- writer ------------------------------------------------------------------------------------
@@ -223,8 +225,8 @@ struct ToJson {
             {scalar::kValPpl, e.val_ppl}};
   }
   Json operator()(const ExtrapolationEvent& e) const {
-    return {{kEvent, kExtrapolationEvent}, {kStep, e.step},
-            {kMultiple, e.multiple},       {kContext, e.context},
+    return {{kEvent, kExtrapolationEvent},  {kStep, e.step},
+            {kMultiple, e.multiple},        {kContext, e.context},
             {scalar::kValLoss, e.val_loss}, {scalar::kValPpl, e.val_ppl}};
   }
   Json operator()(const DecisionEvent& e) const {
@@ -462,9 +464,9 @@ absl::Status ReadEntropy(const Fields& f, EntropyEvent* e) {
       layer.passes.push_back(std::move(values));
       layer.pass_heads.push_back(std::move(head));
     }
-    if (absl::Status s = First({lf.Number(kMean, &layer.mean, true),
-                                lf.Number(kVariance, &layer.variance, true),
-                                lf.Int(kK, 0, kInt64Max, &layer.k, true)});
+    if (absl::Status s =
+            First({lf.Number(kMean, &layer.mean, true), lf.Number(kVariance, &layer.variance, true),
+                   lf.Int(kK, 0, kInt64Max, &layer.k, true)});
         !s.ok()) {
       return s;
     }
@@ -474,11 +476,11 @@ absl::Status ReadEntropy(const Fields& f, EntropyEvent* e) {
 }
 
 absl::Status ReadDecision(const Fields& f, DecisionEvent* d) {
-  if (absl::Status s = First(
-          {f.String(kAction, &d->action), f.Int32(kLayer, &d->layer), f.Int32(kK, &d->k),
-           f.Int32s(kHeads, &d->heads), f.Bool(kWholeBlock, &d->whole_block),
-           f.Int32s(kCandidates, &d->candidates), f.Numbers(kLayerEntropy, &d->layer_entropy),
-           f.String(kReason, &d->reason), f.Signal(&d->signal)});
+  if (absl::Status s =
+          First({f.String(kAction, &d->action), f.Int32(kLayer, &d->layer), f.Int32(kK, &d->k),
+                 f.Int32s(kHeads, &d->heads), f.Bool(kWholeBlock, &d->whole_block),
+                 f.Int32s(kCandidates, &d->candidates), f.Numbers(kLayerEntropy, &d->layer_entropy),
+                 f.String(kReason, &d->reason), f.Signal(&d->signal)});
       !s.ok()) {
     return s;
   }
@@ -541,14 +543,16 @@ std::string DecisionRecordJson(const GrowthDecision& d) {
   return DecisionRecord(DecisionEventOf(d, EntropySignal::kTrain)).dump();
 }
 
-std::string RunSummaryJson(const RunSummary& s, int indent) { return SummaryObject(s).dump(indent); }
+std::string RunSummaryJson(const RunSummary& s, int indent) {
+  return SummaryObject(s).dump(indent);
+}
 
 EndEvent EndEventOf(const RunSummary& s) { return EndEvent{s.status, RunSummaryJson(s)}; }
 
 const char* EventKind(const Event& e) {
-  static constexpr const char* kKinds[] = {
-      kStartEvent,    kScalarsEvent,    kEntropyEvent, kEvalEvent, kExtrapolationEvent,
-      kDecisionEvent, kCheckpointEvent, kErrorEvent,   kEndEvent};
+  static constexpr const char* kKinds[] = {kStartEvent,      kScalarsEvent,       kEntropyEvent,
+                                           kEvalEvent,       kExtrapolationEvent, kDecisionEvent,
+                                           kCheckpointEvent, kErrorEvent,         kEndEvent};
   static_assert(std::size(kKinds) == std::variant_size_v<Event>);
   return kKinds[e.index()];
 }
@@ -611,16 +615,17 @@ absl::StatusOr<ParsedEvent> ParseEventLine(std::string_view line) {
   } else if (kind == kEvalEvent) {
     EvalEvent e;
     e.step = step;
-    status = First({f.Number(scalar::kValLoss, &e.val_loss), f.Number(scalar::kValPpl, &e.val_ppl)});
+    status =
+        First({f.Number(scalar::kValLoss, &e.val_loss), f.Number(scalar::kValPpl, &e.val_ppl)});
     out.event = e;
   } else if (kind == kExtrapolationEvent) {
     ExtrapolationEvent e;
     e.step = step;
     status = f.Int(kMultiple, 1, kInt64Max, &e.multiple);
     if (status.ok()) {
-      status = First({f.Number(scalar::kValLoss, &e.val_loss),
-                      f.Number(scalar::kValPpl, &e.val_ppl),
-                      f.Int(kContext, 0, kInt64Max, &e.context, /*optional=*/true)});
+      status =
+          First({f.Number(scalar::kValLoss, &e.val_loss), f.Number(scalar::kValPpl, &e.val_ppl),
+                 f.Int(kContext, 0, kInt64Max, &e.context, /*optional=*/true)});
     }
     out.event = e;
   } else if (kind == kEntropyEvent) {

@@ -15,8 +15,7 @@ namespace fs = std::filesystem;
 bool IsWirePath(std::string_view path) {
   if (path.empty() || path[0] != '/') return false;
   // A ".." component anywhere: "/../" once a separator closes the last component.
-  return !absl::StrContains(absl::StrCat(absl::string_view(path.data(), path.size()), "/"),
-                            "/../");
+  return !absl::StrContains(absl::StrCat(absl::string_view(path.data(), path.size()), "/"), "/../");
 }
 
 absl::StatusOr<std::string> ConfinedPath(const std::string& root, const std::string& path) {

@@ -21,9 +21,9 @@ absl::Status ValidateBatch(const sgt::v1::TelemetryBatch& b) {
   }
   const int64_t rows = RowCount(b);
   if (rows > kMaxBatchRows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("telemetry of ", b.run_id(), ": ", rows, " rows in one batch; at most ",
-                     kMaxBatchRows, "; send smaller batches"));
+    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": ", rows,
+                                                   " rows in one batch; at most ", kMaxBatchRows,
+                                                   "; send smaller batches"));
   }
   for (const sgt::v1::CheckpointRecord& c : b.checkpoints()) {
     // A resume point is handed to other workers: it must name one file, plainly.

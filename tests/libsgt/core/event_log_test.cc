@@ -114,8 +114,8 @@ TEST(EventLogTest, EveryKindRoundTrips) {
   ExpectRoundTrip(EvalEvent{24, 3.89, 49.01});
   ExpectRoundTrip(ExtrapolationEvent{60, 2, 64, 3.25, 25.75});
   ExpectRoundTrip(ADecision());
-  ExpectRoundTrip(CheckpointEvent{40, "/ck/step-0000040.sgtckpt", 664684, std::string(64, 'a'),
-                                  "boundary"});
+  ExpectRoundTrip(
+      CheckpointEvent{40, "/ck/step-0000040.sgtckpt", 664684, std::string(64, 'a'), "boundary"});
   ExpectRoundTrip(ErrorEvent{22, "non-finite loss"});
   ExpectRoundTrip(EndEventOf(ASummary()));
   RunSummary paused = ASummary();
@@ -169,10 +169,10 @@ TEST(EventLogTest, ScalarsOfTrainingParseBackInNameOrder) {
   const ScalarsEvent& read = std::get<ScalarsEvent>(*p->event);
   std::vector<std::string> names;
   for (const Scalar& v : read.values) names.push_back(v.name);
-  EXPECT_THAT(names, ::testing::ElementsAre(scalar::kFlops, scalar::kGradNorm, scalar::kLoss,
-                                            scalar::kLr, scalar::kOverhead, scalar::kStepS,
-                                            scalar::kTokens, scalar::kTokensPerS,
-                                            scalar::kVanillaFlops));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre(scalar::kFlops, scalar::kGradNorm, scalar::kLoss, scalar::kLr,
+                                     scalar::kOverhead, scalar::kStepS, scalar::kTokens,
+                                     scalar::kTokensPerS, scalar::kVanillaFlops));
   EXPECT_TRUE(read.values[6].integer);
   EXPECT_DOUBLE_EQ(read.values[6].value, 256);
   EXPECT_FALSE(read.values[2].integer);
@@ -180,8 +180,9 @@ TEST(EventLogTest, ScalarsOfTrainingParseBackInNameOrder) {
 }
 
 TEST(EventLogTest, ScalarsKeepTheLineOrderAndSkipNullAndNonNumbers) {
-  absl::StatusOr<ParsedEvent> p = ParseEventLine(
-      R"({"event":"scalars","step":7,"zeta":1,"loss":null,"note":"x","ok":true,"lr":0.5,"time":3.5})");
+  absl::StatusOr<ParsedEvent> p =
+      ParseEventLine(R"({"event":"scalars","step":7,"zeta":1,"loss":null,"note":"x","ok":true,)"
+                     R"("lr":0.5,"time":3.5})");
   ASSERT_TRUE(p.ok()) << p.status();
   const ScalarsEvent& e = std::get<ScalarsEvent>(*p->event);
   ASSERT_EQ(e.values.size(), 2u);
@@ -224,11 +225,13 @@ TEST(EventLogTest, SummaryJsonHasEveryFieldAndValidationOnlyWhenValidated) {
   const RunSummary s = ASummary();
   const nlohmann::json j = nlohmann::json::parse(RunSummaryJson(s, 2));
   for (const char* key :
-       {summary::kRun, summary::kVariant, summary::kStatus, summary::kStep, summary::kSteps,
-        summary::kFinalLoss, summary::kValLoss, summary::kValPpl, summary::kExtrapolation,
-        summary::kTrainFlops, summary::kVanillaFlops, summary::kOverheadVsVanilla,
-        summary::kProbeFlops, summary::kEvalFlops, summary::kTokens, summary::kTrainSeconds,
-        summary::kTokensPerS, summary::kGrowth, summary::kPeakRssMb, summary::kLastCheckpoint}) {
+       {summary::kRun,          summary::kVariant,       summary::kStatus,
+        summary::kStep,         summary::kSteps,         summary::kFinalLoss,
+        summary::kValLoss,      summary::kValPpl,        summary::kExtrapolation,
+        summary::kTrainFlops,   summary::kVanillaFlops,  summary::kOverheadVsVanilla,
+        summary::kProbeFlops,   summary::kEvalFlops,     summary::kTokens,
+        summary::kTrainSeconds, summary::kTokensPerS,    summary::kGrowth,
+        summary::kPeakRssMb,    summary::kLastCheckpoint}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j.size(), 20u);
@@ -265,8 +268,9 @@ TEST(EventLogTest, ExtrapolationScalarNames) {
 
 TEST(EventLogTest, LenientWhereTheWorkerAlwaysWas) {
   // Fields the worker does not need may be missing: they read as their defaults.
-  absl::StatusOr<ParsedEvent> p = ParseEventLine(
-      R"({"event":"entropy","signal":"probe","step":3,"layers":[{"layer":1,"passes":[[0.5,null]],"pass_heads":[[1,0]]}]})");
+  absl::StatusOr<ParsedEvent> p =
+      ParseEventLine(R"({"event":"entropy","signal":"probe","step":3,"layers":[{"layer":1,)"
+                     R"("passes":[[0.5,null]],"pass_heads":[[1,0]]}]})");
   ASSERT_TRUE(p.ok()) << p.status();
   const EntropyEvent& e = std::get<EntropyEvent>(*p->event);
   ASSERT_EQ(e.layers.size(), 1u);
@@ -301,8 +305,9 @@ TEST(EventLogTest, ErrorsNameTheEventAndTheField) {
   EXPECT_EQ(ParseError(R"({"event":"error"})"), "error event: no message");
   EXPECT_EQ(ParseError(R"({"event":"end","step":5,"status":""})"),
             "end event at step 5: status is not a non-empty string");
-  EXPECT_EQ(ParseError(R"({"event":"extrapolation","step":5,"multiple":0,"val_loss":3,"val_ppl":2})"),
-            "extrapolation event at step 5: multiple is not an integer in range");
+  EXPECT_EQ(
+      ParseError(R"({"event":"extrapolation","step":5,"multiple":0,"val_loss":3,"val_ppl":2})"),
+      "extrapolation event at step 5: multiple is not an integer in range");
   EXPECT_EQ(ParseError(R"({"event":"entropy","signal":"train","step":30,"layers":[)"
                        R"({"layer":0,"passes":[[0.5]],"pass_heads":[[0]]},)"
                        R"({"layer":1,"passes":[["x"]],"pass_heads":[[0]]}]})"),
@@ -326,9 +331,11 @@ TEST(EventLogTest, ErrorsNameTheEventAndTheField) {
   d["head_entropy"] = {{0.5}, 0.5};
   EXPECT_EQ(ParseError(d.dump()),
             "decision event at step 40: head_entropy[1] is not a list of numbers");
-  EXPECT_EQ(ParseError(R"({"event":"checkpoint","step":5,"path":"/a","bytes":-1,"sha256":"x","reason":"final"})"),
+  EXPECT_EQ(ParseError(R"({"event":"checkpoint","step":5,"path":"/a","bytes":-1,"sha256":"x",)"
+                       R"("reason":"final"})"),
             "checkpoint event at step 5: bytes is not an integer in range");
-  EXPECT_EQ(ParseError(R"({"event":"checkpoint","step":5,"path":"/a","bytes":1,"sha256":"x","reason":"final","time":"now"})"),
+  EXPECT_EQ(ParseError(R"({"event":"checkpoint","step":5,"path":"/a","bytes":1,"sha256":"x",)"
+                       R"("reason":"final","time":"now"})"),
             "checkpoint event at step 5: time is not a number");
   EXPECT_EQ(ParseError(R"({"event":"start","step":1,"run":7})"),
             "start event at step 1: run is not a string");
