@@ -57,6 +57,7 @@ using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 namespace scalar = sgt::events::scalar;
 namespace summary = sgt::events::summary;
+namespace ckpt_reason = sgt::events::checkpoint_reason;
 using Stream = grpc::ClientReaderWriter<sgt::v1::WorkerMessage, sgt::v1::CoordinatorMessage>;
 
 struct Flags {
@@ -768,7 +769,9 @@ class Simulator {
         d->set_reason("simulated");
         d->set_signal(sgt::v1::ENTROPY_SIGNAL_TRAIN);
         if (rc.checkpoint.at_boundaries || a->pause || a->snapshot) {
-          last_ck = checkpoint(a->pause ? "pause" : a->snapshot ? "snapshot" : "boundary");
+          last_ck = checkpoint(a->pause      ? ckpt_reason::kPause
+                              : a->snapshot ? ckpt_reason::kSnapshot
+                                            : ckpt_reason::kBoundary);
           a->snapshot = false;
         }
       }
@@ -785,7 +788,7 @@ class Simulator {
     }
     const double ppl = std::exp(loss_at(step));
     AddFinalEval(batch, step, ppl);
-    if (rc.checkpoint.final) checkpoint("final");
+    if (rc.checkpoint.final) checkpoint(ckpt_reason::kFinal);
     flush();
     json succeeded;
     succeeded[summary::kStatus] = std::string(sgt::events::kStatusSucceeded);

@@ -67,6 +67,14 @@ const char kPeakRssMb[] = "peak_rss_mb";
 const char kLastCheckpoint[] = "last_checkpoint";
 }  // namespace summary
 
+namespace checkpoint_reason {
+const char kBoundary[] = "boundary";
+const char kInterval[] = "interval";
+const char kSnapshot[] = "snapshot";
+const char kPause[] = "pause";
+const char kFinal[] = "final";
+}  // namespace checkpoint_reason
+
 const char kStatusSucceeded[] = "succeeded";
 const char kStatusPaused[] = "paused";
 

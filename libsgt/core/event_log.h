@@ -84,6 +84,15 @@ extern const char kPeakRssMb[];
 extern const char kLastCheckpoint[];
 }  // namespace summary
 
+// A checkpoint event's `reason` values.
+namespace checkpoint_reason {
+extern const char kBoundary[];  // checkpoint.at_boundaries
+extern const char kInterval[];  // checkpoint.every
+extern const char kSnapshot[];  // SIGUSR1
+extern const char kPause[];     // SIGUSR2
+extern const char kFinal[];     // checkpoint.final, after the last step
+}  // namespace checkpoint_reason
+
 // summary.json's `status` values.
 extern const char kStatusSucceeded[];
 extern const char kStatusPaused[];

@@ -454,7 +454,7 @@ class Run {
     const bool final_follows = step == cfg_.train.steps && cfg_.checkpoint.final;
     bool checkpoint_due =
         cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && !final_follows;
-    std::string reason = "interval";
+    std::string reason = events::checkpoint_reason::kInterval;
     if (boundary) {
       EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
                                    ? GrowthSignal(probe, cfg_.entropy.looped_heads)
@@ -467,15 +467,15 @@ class Run {
       // At the last step the final checkpoint follows (same file): one write, not two.
       if (cfg_.checkpoint.at_boundaries && !final_follows) {
         checkpoint_due = true;
-        reason = "boundary";
+        reason = events::checkpoint_reason::kBoundary;
       }
       if (g_snapshot_requested.exchange(0) != 0) {
         checkpoint_due = true;
-        reason = "snapshot";
+        reason = events::checkpoint_reason::kSnapshot;
       }
       if (g_pause_requested.exchange(0) != 0) {
         checkpoint_due = true;
-        reason = "pause";
+        reason = events::checkpoint_reason::kPause;
         paused_ = true;
       }
     }
@@ -537,7 +537,7 @@ class Run {
       summary.val_loss = last_val_loss_;
       summary.val_ppl = std::exp(last_val_loss_);
       if (cfg_.checkpoint.final) {
-        if (absl::Status s = Checkpoint(step, "final"); !s.ok()) return s;
+        if (absl::Status s = Checkpoint(step, events::checkpoint_reason::kFinal); !s.ok()) return s;
       }
     }
     summary.run = cfg_.name;
