@@ -112,7 +112,9 @@ struct StartEvent {
   int64_t pid = 0;
 };
 
-// One numeric field of a scalars event: written as a JSON integer when `integer`.
+// One numeric field of a scalars event: written as a JSON integer when `integer` (made from an
+// int64_t; exact up to 2^53, which token counts stay far below). Give a double or an int64_t:
+// a plain int literal is ambiguous between the two.
 struct Scalar {
   Scalar() = default;
   Scalar(std::string n, double v) : name(std::move(n)), value(v) {}
