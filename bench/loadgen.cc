@@ -43,8 +43,10 @@
 #include "absl/strings/strip.h"
 #include "grpcpp/grpcpp.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/event_log.h"
 #include "libsgt/core/growth.h"
 #include "nlohmann/json.hpp"
+#include "services/common/telemetry.h"
 #include "services/coordinator/store.h"
 #include "sgt/v1/coordinator.grpc.pb.h"
 #include "sgt/v1/worker.grpc.pb.h"
@@ -53,6 +55,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
+namespace scalar = sgt::events::scalar;
+namespace summary = sgt::events::summary;
+namespace ckpt_reason = sgt::events::checkpoint_reason;
 using Stream = grpc::ClientReaderWriter<sgt::v1::WorkerMessage, sgt::v1::CoordinatorMessage>;
 
 struct Flags {
@@ -448,7 +453,7 @@ int Fleet(const Flags& f) {
         }
         sgt::v1::ScalarRow* s = b->add_scalars();
         s->set_step(seq[i]);
-        s->set_name("loss");
+        s->set_name(scalar::kLoss);
         s->set_value(5.0);
         conns[i]->Write(m);
       }
@@ -698,10 +703,7 @@ class Simulator {
     sgt::v1::WorkerMessage batch;
     auto flush = [&] {
       sgt::v1::TelemetryBatch* b = batch.mutable_telemetry();
-      if (b->scalars_size() + b->entropy_size() + b->decisions_size() + b->checkpoints_size() ==
-          0) {
-        return;
-      }
+      if (sgt::telemetry::RowCount(*b) == 0) return;
       b->set_run_id(a->run);
       b->set_attempt(a->attempt);
       b->set_sequence(++seq);
@@ -734,16 +736,16 @@ class Simulator {
       ++step;
       a->step = step;
       sgt::v1::TelemetryBatch* b = batch.mutable_telemetry();
-      for (const char* name : {"loss", "tokens_per_s", "flops", "vanilla_flops", "overhead"}) {
+      for (const auto& [name, value] : {
+               std::pair<const char*, double>{scalar::kLoss, loss_at(step)},
+               {scalar::kTokensPerS, 5000.0},
+               {scalar::kFlops, 1e9 * static_cast<double>(step) * (1 + 0.1 * variant)},
+               {scalar::kVanillaFlops, 1e9 * static_cast<double>(step)},
+               {scalar::kOverhead, 0.1 * variant}}) {
         sgt::v1::ScalarRow* s = b->add_scalars();
         s->set_step(step);
         s->set_name(name);
-        const std::string n = name;
-        s->set_value(n == "loss"            ? loss_at(step)
-                     : n == "tokens_per_s"  ? 5000.0
-                     : n == "flops"         ? 1e9 * static_cast<double>(step) * (1 + 0.1 * variant)
-                     : n == "vanilla_flops" ? 1e9 * static_cast<double>(step)
-                                            : 0.1 * variant);
+        s->set_value(value);
       }
       const int64_t interval = rc.entropy.telemetry_interval;
       const bool boundary = sgt::IsGrowthBoundary(rc, step);
@@ -767,33 +769,39 @@ class Simulator {
         d->set_reason("simulated");
         d->set_signal(sgt::v1::ENTROPY_SIGNAL_TRAIN);
         if (rc.checkpoint.at_boundaries || a->pause || a->snapshot) {
-          last_ck = checkpoint(a->pause ? "pause" : a->snapshot ? "snapshot" : "boundary");
+          last_ck = checkpoint(a->pause      ? ckpt_reason::kPause
+                              : a->snapshot ? ckpt_reason::kSnapshot
+                                            : ckpt_reason::kBoundary);
           a->snapshot = false;
         }
       }
       if (step % 10 == 0 || boundary) flush();
       if (boundary && a->pause) {
         flush();
-        json summary = {{"status", "paused"}, {"step", step}, {"last_checkpoint", last_ck}};
-        finish(sgt::v1::RUN_STATE_PAUSED, summary.dump(), "paused at a growth boundary");
+        json paused;
+        paused[summary::kStatus] = std::string(sgt::events::kStatusPaused);
+        paused[summary::kStep] = step;
+        paused[summary::kLastCheckpoint] = last_ck;
+        finish(sgt::v1::RUN_STATE_PAUSED, paused.dump(), "paused at a growth boundary");
         return;
       }
     }
     const double ppl = std::exp(loss_at(step));
     AddFinalEval(batch, step, ppl);
-    if (rc.checkpoint.final) checkpoint("final");
+    if (rc.checkpoint.final) checkpoint(ckpt_reason::kFinal);
     flush();
-    json summary = {{"status", "succeeded"},
-                    {"step", step},
-                    {"final_loss", loss_at(step)},
-                    {"val_loss", std::log(ppl)},
-                    {"val_ppl", ppl},
-                    {"train_flops", 1e9 * static_cast<double>(step) * (1 + 0.1 * variant)},
-                    {"vanilla_flops", 1e9 * static_cast<double>(step)},
-                    {"overhead_vs_vanilla", 0.1 * variant},
-                    {"tokens_per_s", 5000.0 - 100 * variant},
-                    {"tokens", step * rc.train.batch_size * rc.model.context}};
-    finish(sgt::v1::RUN_STATE_SUCCEEDED, summary.dump(), "");
+    json succeeded;
+    succeeded[summary::kStatus] = std::string(sgt::events::kStatusSucceeded);
+    succeeded[summary::kStep] = step;
+    succeeded[summary::kFinalLoss] = loss_at(step);
+    succeeded[summary::kValLoss] = std::log(ppl);
+    succeeded[summary::kValPpl] = ppl;
+    succeeded[summary::kTrainFlops] = 1e9 * static_cast<double>(step) * (1 + 0.1 * variant);
+    succeeded[summary::kVanillaFlops] = 1e9 * static_cast<double>(step);
+    succeeded[summary::kOverheadVsVanilla] = 0.1 * variant;
+    succeeded[summary::kTokensPerS] = 5000.0 - 100 * variant;
+    succeeded[summary::kTokens] = step * rc.train.batch_size * rc.model.context;
+    finish(sgt::v1::RUN_STATE_SUCCEEDED, succeeded.dump(), "");
     finished_ += 1;
     if (f_.exit_after_runs > 0 && finished_ >= f_.exit_after_runs) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));  // acks come back
@@ -804,8 +812,9 @@ class Simulator {
   }
 
   static void AddFinalEval(sgt::v1::WorkerMessage& batch, int64_t step, double ppl) {
-    for (const auto& [name, v] : {std::pair<const char*, double>{"val_ppl", ppl},
-                                  std::pair<const char*, double>{"val_loss", std::log(ppl)}}) {
+    for (const auto& [name, v] :
+         {std::pair<const char*, double>{scalar::kValPpl, ppl},
+          std::pair<const char*, double>{scalar::kValLoss, std::log(ppl)}}) {
       sgt::v1::ScalarRow* s = batch.mutable_telemetry()->add_scalars();
       s->set_step(step);
       s->set_name(name);

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "libsgt/core/event_log.h"
 #include "prometheus/text_serializer.h"
 #include "services/coordinator/metrics.h"
 
@@ -29,7 +30,9 @@ sgt::v1::TelemetryBatch Batch(int64_t step) {
       }
     }
   }
-  for (const char* name : {"loss", "lr", "tokens_per_s", "flops", "vanilla_flops", "overhead"}) {
+  namespace scalar = sgt::events::scalar;
+  for (const char* name : {scalar::kLoss, scalar::kLr, scalar::kTokensPerS, scalar::kFlops,
+                           scalar::kVanillaFlops, scalar::kOverhead}) {
     sgt::v1::ScalarRow* s = b.add_scalars();
     s->set_step(step);
     s->set_name(name);

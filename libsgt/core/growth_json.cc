@@ -1,10 +1,12 @@
-// JSON of the growth state (checkpoints) and of decision records (the event log).
+// JSON of the growth state (checkpoints) and of decision records (the event log, whose format
+// libsgt/core/event_log.cc owns).
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "libsgt/core/event_log.h"
 #include "libsgt/core/growth.h"
 #include "nlohmann/json.hpp"
 
@@ -99,18 +101,7 @@ absl::StatusOr<GrowthState> GrowthStateFromJson(const std::string& json_text) {
   return s;
 }
 
-std::string GrowthDecisionToJson(const GrowthDecision& d) {
-  return json{{"step", d.step},
-              {"action", GrowthActionName(d.action)},
-              {"layer", d.layer},
-              {"k", d.k},
-              {"heads", d.heads},
-              {"whole_block", d.whole_block},
-              {"candidates", d.candidates},
-              {"layer_entropy", d.layer_entropy},
-              {"head_entropy", d.head_entropy},
-              {"reason", d.reason}}
-      .dump();
-}
+// A decision record is part of the event log's decision event: its format is owned there.
+std::string GrowthDecisionToJson(const GrowthDecision& d) { return events::DecisionRecordJson(d); }
 
 }  // namespace sgt

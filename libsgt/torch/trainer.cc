@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "libsgt/core/event_log.h"
 #include "libsgt/core/flops.h"
 #include "libsgt/core/growth.h"
 #include "libsgt/core/sampler.h"
@@ -48,10 +49,6 @@ void OnPauseSignal(int) { g_pause_requested.store(1); }
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-double WallTime() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 double PeakRssMb() {
@@ -100,7 +97,8 @@ class AutocastScope {
 };
 
 // events.jsonl, and the same lines on `fd` when a worker reads them from a pipe. A write to a
-// pipe whose reader is gone raises SIGPIPE: the run dies with its worker.
+// pipe whose reader is gone raises SIGPIPE: the run dies with its worker. The lines themselves
+// are libsgt/core/event_log's.
 class EventLog {
  public:
   absl::Status Open(const std::string& path, int fd) {
@@ -109,9 +107,8 @@ class EventLog {
     fd_ = fd;
     return absl::OkStatus();
   }
-  void Write(json j) {
-    j["time"] = WallTime();
-    std::string line = j.dump();
+  void Write(const events::Event& e) {
+    std::string line = events::EventLine(e);
     line += '\n';
     out_ << line;
     out_.flush();
@@ -131,19 +128,18 @@ class EventLog {
   int fd_ = -1;
 };
 
-json ReadingJson(const EntropyReading& r, const GrowthState& s) {
-  json layers = json::array();
+events::EntropyEvent ReadingEvent(int64_t step, EntropySignal signal, const EntropyReading& r,
+                                  const GrowthState& s) {
+  events::EntropyEvent e;
+  e.step = step;
+  e.signal = signal;
   for (size_t l = 0; l < r.passes.size(); ++l) {
     EntropySnapshot one;
     one.head = {r.passes[l][0]};
-    layers.push_back({{"layer", l},
-                      {"mean", one.LayerMean(0)},
-                      {"variance", one.LayerVariance(0)},
-                      {"k", s.LoopDepth(static_cast<int64_t>(l))},
-                      {"passes", r.passes[l]},
-                      {"pass_heads", r.pass_heads[l]}});
+    e.layers.push_back({static_cast<int64_t>(l), one.LayerMean(0), one.LayerVariance(0),
+                        s.LoopDepth(static_cast<int64_t>(l)), r.passes[l], r.pass_heads[l]});
   }
-  return layers;
+  return e;
 }
 
 // Everything a run holds between steps. The same object serves training and benchmarks.
@@ -328,7 +324,7 @@ class Run {
       const double dt = Seconds(t0, Clock::now());
       session_.train_seconds() += dt;
       if (!std::isfinite(last_loss)) {
-        events_.Write({{"event", "error"}, {"step", step}, {"message", "non-finite loss"}});
+        events_.Write(events::ErrorEvent{step, "non-finite loss"});
         return absl::InternalError(absl::StrFormat(
             "training loss became %f at step %d; lower train.lr or raise train.warmup_steps",
             last_loss, step));
@@ -337,20 +333,20 @@ class Run {
           static_cast<double>(cfg_.train.batch_size * T) / std::max(dt, 1e-9);
       if (step % cfg_.train.log_interval == 0 || step == cfg_.train.steps) {
         const FlopsTally& f = session_.flops();
-        events_.Write({{"event", "scalars"},
-                       {"step", step},
-                       {"loss", last_loss},
-                       {"lr", session_.lr()},
-                       {"grad_norm", session_.grad_norm()},
-                       {"tokens", f.tokens},
-                       {"tokens_per_s", tokens_per_s},
-                       {"flops", f.train},
-                       {"vanilla_flops", f.vanilla},
-                       {"overhead", f.Overhead()},
-                       {"step_s", dt}});
+        events::TrainingScalars s;
+        s.loss = last_loss;
+        s.lr = session_.lr();
+        s.grad_norm = session_.grad_norm();
+        s.tokens = f.tokens;
+        s.tokens_per_s = tokens_per_s;
+        s.flops = f.train;
+        s.vanilla_flops = f.vanilla;
+        s.overhead = f.Overhead();
+        s.step_s = dt;
+        events_.Write(events::ScalarsEventOf(step, s));
       }
       if (absl::Status s = AfterStep(step); !s.ok()) return s;
-      if (paused_) return Finish(step, "paused", last_loss);
+      if (paused_) return Finish(step, events::kStatusPaused, last_loss);
       if (opt_.progress) Progress(step, last_loss, tokens_per_s);
       if (opt_.stop_after > 0 && step >= opt_.stop_after && step < cfg_.train.steps) {
         if (opt_.progress) std::fprintf(stderr, "\n");
@@ -358,7 +354,7 @@ class Run {
       }
     }
     if (opt_.progress) std::fprintf(stderr, "\n");
-    return Finish(step, "succeeded", last_loss);
+    return Finish(step, events::kStatusSucceeded, last_loss);
   }
 
  private:
@@ -426,14 +422,15 @@ class Run {
     eval_windows_ = LoadWindows(*val_, EvalWindowStarts(n_eval, val_->size(), T + 1), T + 1);
     probe_windows_ =
         LoadWindows(*val_, EvalWindowStarts(cfg_.entropy.probe_sequences, val_->size(), T), T);
-    events_.Write({{"event", "start"},
-                   {"run", cfg_.name},
-                   {"variant", VariantName(cfg_.variant)},
-                   {"config", json::parse(CanonicalJson(cfg_))},
-                   {"resumed_from", opt_.resume.empty() ? json(nullptr) : json(opt_.resume)},
-                   {"step", start_step_},
-                   {"steps", cfg_.train.steps},
-                   {"pid", static_cast<int64_t>(getpid())}});
+    events::StartEvent start;
+    start.run = cfg_.name;
+    start.variant = VariantName(cfg_.variant);
+    start.config_json = CanonicalJson(cfg_);
+    start.resumed_from = opt_.resume;
+    start.step = start_step_;
+    start.steps = cfg_.train.steps;
+    start.pid = static_cast<int64_t>(getpid());
+    events_.Write(start);
     return absl::OkStatus();
   }
 
@@ -443,18 +440,13 @@ class Run {
     const bool telemetry = ti > 0 && step % ti == 0;
     const bool boundary = IsGrowthBoundary(cfg_, step);
     if (telemetry || boundary) {
-      events_.Write({{"event", "entropy"},
-                     {"step", step},
-                     {"signal", "train"},
-                     {"layers", ReadingJson(session_.reading(), session_.state())}});
+      events_.Write(
+          ReadingEvent(step, EntropySignal::kTrain, session_.reading(), session_.state()));
     }
     EntropyReading probe;
     if (IsProbeStep(cfg_, step)) {
       probe = session_.Probe(probe_windows_);
-      events_.Write({{"event", "entropy"},
-                     {"step", step},
-                     {"signal", "probe"},
-                     {"layers", ReadingJson(probe, session_.state())}});
+      events_.Write(ReadingEvent(step, EntropySignal::kProbe, probe, session_.state()));
     }
     const int64_t ei = cfg_.train.eval_interval;
     if (ei > 0 && step % ei == 0 && step != cfg_.train.steps) WriteEval(step);
@@ -462,7 +454,7 @@ class Run {
     const bool final_follows = step == cfg_.train.steps && cfg_.checkpoint.final;
     bool checkpoint_due =
         cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && !final_follows;
-    std::string reason = "interval";
+    std::string reason = events::checkpoint_reason::kInterval;
     if (boundary) {
       EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
                                    ? GrowthSignal(probe, cfg_.entropy.looped_heads)
@@ -470,23 +462,20 @@ class Run {
       GrowthOutcome out = Decide(cfg_, session_.state(), signal, step);
       session_.state() = out.state;
       for (const GrowthDecision& d : out.decisions) {
-        json j = json::parse(GrowthDecisionToJson(d));
-        j["event"] = "decision";
-        j["signal"] = cfg_.entropy.signal == EntropySignal::kProbe ? "probe" : "train";
-        events_.Write(j);
+        events_.Write(events::DecisionEventOf(d, cfg_.entropy.signal));
       }
       // At the last step the final checkpoint follows (same file): one write, not two.
       if (cfg_.checkpoint.at_boundaries && !final_follows) {
         checkpoint_due = true;
-        reason = "boundary";
+        reason = events::checkpoint_reason::kBoundary;
       }
       if (g_snapshot_requested.exchange(0) != 0) {
         checkpoint_due = true;
-        reason = "snapshot";
+        reason = events::checkpoint_reason::kSnapshot;
       }
       if (g_pause_requested.exchange(0) != 0) {
         checkpoint_due = true;
-        reason = "pause";
+        reason = events::checkpoint_reason::kPause;
         paused_ = true;
       }
     }
@@ -496,8 +485,7 @@ class Run {
 
   void WriteEval(int64_t step) {
     const double loss = session_.EvalLoss(eval_windows_, 1);
-    events_.Write(
-        {{"event", "eval"}, {"step", step}, {"val_loss", loss}, {"val_ppl", std::exp(loss)}});
+    events_.Write(events::EvalEvent{step, loss, std::exp(loss)});
     last_val_loss_ = loss;
   }
 
@@ -511,12 +499,8 @@ class Run {
     absl::StatusOr<CheckpointWritten> w =
         WriteCheckpoint(path.string(), h, *session_.model(), session_.optimizer());
     if (!w.ok()) return w.status();
-    events_.Write({{"event", "checkpoint"},
-                   {"step", step},
-                   {"path", fs::absolute(path).string()},
-                   {"bytes", w->bytes},
-                   {"sha256", w->sha256},
-                   {"reason", reason}});
+    events_.Write(
+        events::CheckpointEvent{step, fs::absolute(path).string(), w->bytes, w->sha256, reason});
     written_.push_back(path);
     if (cfg_.checkpoint.keep > 0) {
       while (static_cast<int64_t>(written_.size()) > cfg_.checkpoint.keep) {
@@ -529,16 +513,16 @@ class Run {
   }
 
   absl::StatusOr<TrainResult> Finish(int64_t step, const std::string& status, double last_loss) {
-    json summary;
+    events::RunSummary summary;
     const FlopsTally& f = session_.flops();
-    if (status == "succeeded") {
+    if (status == events::kStatusSucceeded) {
       WriteEval(step);
-      json extra = json::array();
+      summary.validated = true;
       const int64_t T = cfg_.model.context;
       for (int64_t m : cfg_.train.extrapolation) {
         const int64_t window = m * T + 1;
         if (val_->size() < window) {
-          extra.push_back({{"multiple", m}, {"skipped", "validation split too short"}});
+          summary.extrapolation.push_back({m, "validation split too short"});
           continue;
         }
         // As many tokens as the regular evaluation: fewer, longer sequences.
@@ -547,49 +531,36 @@ class Run {
                                  val_->size() / window));
         torch::Tensor w = LoadWindows(*val_, EvalWindowStarts(n, val_->size(), window), window);
         const double loss = session_.EvalLoss(w, m);
-        json e = {{"multiple", m},
-                  {"context", m * T},
-                  {"val_loss", loss},
-                  {"val_ppl", std::exp(loss)},
-                  {"sequences", n}};
-        events_.Write({{"event", "extrapolation"},
-                       {"step", step},
-                       {"multiple", m},
-                       {"context", m * T},
-                       {"val_loss", loss},
-                       {"val_ppl", std::exp(loss)}});
-        extra.push_back(e);
+        events_.Write(events::ExtrapolationEvent{step, m, m * T, loss, std::exp(loss)});
+        summary.extrapolation.push_back({m, "", m * T, loss, std::exp(loss), n});
       }
-      summary["extrapolation"] = extra;
-      summary["val_loss"] = last_val_loss_;
-      summary["val_ppl"] = std::exp(last_val_loss_);
+      summary.val_loss = last_val_loss_;
+      summary.val_ppl = std::exp(last_val_loss_);
       if (cfg_.checkpoint.final) {
-        if (absl::Status s = Checkpoint(step, "final"); !s.ok()) return s;
+        if (absl::Status s = Checkpoint(step, events::checkpoint_reason::kFinal); !s.ok()) return s;
       }
     }
-    summary["run"] = cfg_.name;
-    summary["variant"] = VariantName(cfg_.variant);
-    summary["status"] = status;
-    summary["step"] = step;
-    summary["steps"] = cfg_.train.steps;
-    summary["final_loss"] = last_loss;
-    summary["train_flops"] = f.train;
-    summary["vanilla_flops"] = f.vanilla;
-    summary["overhead_vs_vanilla"] = f.Overhead();
-    summary["probe_flops"] = f.probe;
-    summary["eval_flops"] = f.eval;
-    summary["tokens"] = f.tokens;
-    summary["train_seconds"] = session_.train_seconds();
-    summary["tokens_per_s"] = session_.train_seconds() > 0
-                                  ? static_cast<double>(f.tokens) / session_.train_seconds()
-                                  : 0.0;
-    summary["growth"] = json::parse(GrowthStateToJson(session_.state()));
-    summary["peak_rss_mb"] = PeakRssMb();
-    if (!written_.empty()) summary["last_checkpoint"] = fs::absolute(written_.back()).string();
-    json end = summary;
-    end["event"] = "end";
-    events_.Write(end);
-    const std::string text = summary.dump(2);
+    summary.run = cfg_.name;
+    summary.variant = VariantName(cfg_.variant);
+    summary.status = status;
+    summary.step = step;
+    summary.steps = cfg_.train.steps;
+    summary.final_loss = last_loss;
+    summary.train_flops = f.train;
+    summary.vanilla_flops = f.vanilla;
+    summary.overhead_vs_vanilla = f.Overhead();
+    summary.probe_flops = f.probe;
+    summary.eval_flops = f.eval;
+    summary.tokens = f.tokens;
+    summary.train_seconds = session_.train_seconds();
+    summary.tokens_per_s = session_.train_seconds() > 0
+                               ? static_cast<double>(f.tokens) / session_.train_seconds()
+                               : 0.0;
+    summary.growth_json = GrowthStateToJson(session_.state());
+    summary.peak_rss_mb = PeakRssMb();
+    if (!written_.empty()) summary.last_checkpoint = fs::absolute(written_.back()).string();
+    events_.Write(events::EndEventOf(summary));
+    const std::string text = events::RunSummaryJson(summary, 2);
     std::ofstream(fs::path(opt_.out_dir) / "summary.json") << text << '\n';
     return TrainResult{status, step, last_loss, text};
   }

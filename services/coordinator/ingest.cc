@@ -4,46 +4,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/ids.h"
+#include "services/common/telemetry.h"
 #include "services/coordinator/coordinator.h"
 
 namespace sgt::coord {
-
-namespace {
-
-// Rows in one telemetry batch. sgt-train's events come in batches of a few hundred rows; a
-// bigger one would hold the store's writer (and every state change behind it) for seconds.
-constexpr int64_t kMaxBatchRows = 65536;
-
-// What a batch may hold, whoever sent it: INVALID_ARGUMENT naming the problem, else OK.
-absl::Status ValidateBatch(const v1::TelemetryBatch& b) {
-  if (b.sequence() < 1 || b.attempt() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": attempt ",
-                                                   b.attempt(), ", sequence ", b.sequence(),
-                                                   "; both start at 1"));
-  }
-  const int64_t rows =
-      int64_t{b.entropy_size()} + b.scalars_size() + b.decisions_size() + b.checkpoints_size();
-  if (rows > kMaxBatchRows) {
-    return absl::InvalidArgumentError(absl::StrCat("telemetry of ", b.run_id(), ": ", rows,
-                                                   " rows in one batch; at most ", kMaxBatchRows,
-                                                   "; send smaller batches"));
-  }
-  for (const v1::CheckpointRecord& c : b.checkpoints()) {
-    // A resume point is handed to other workers: it must name one file, plainly.
-    const std::string& p = c.path();
-    if (p.empty() || p[0] != '/' || absl::StrContains(absl::StrCat(p, "/"), "/../")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "telemetry of ", b.run_id(), ": checkpoint path '", p,
-          "' is not an absolute path free of '..'; the worker must send resolved paths"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 // A run's telemetry comes from the one session that holds it, in order; only client actions
 // (pause, cancel, edit) change the run meanwhile, and they do not touch what telemetry updates
@@ -66,7 +32,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     if (!ws.ok()) return ws.status();
     const WorkerState& w = **ws;
     sink = w.sink;
-    refused = ValidateBatch(b);
+    refused = telemetry::ValidateBatch(b);  // what a batch may hold, whoever sent it
     const RunRow* r = book_.Find(rid);
     if (!refused.ok()) {
       // refused for what it is

@@ -5,27 +5,31 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libsgt/core/event_log.h"
 #include "nlohmann/json.hpp"
 #include "services/common/metrics.h"
 
 namespace sgt::coord {
 namespace {
 
-// Telemetry scalar name -> (metric, help). docs/events.md names the scalars.
+namespace scalar = sgt::events::scalar;
+
+// Telemetry scalar name -> (metric, help). libsgt/core/event_log.h names the scalars.
 struct ScalarMetric {
   const char* scalar;
   const char* metric;
   const char* help;
 };
 constexpr ScalarMetric kScalarMetrics[] = {
-    {"loss", "sgt_run_loss", "Training loss of the newest logged step."},
-    {"lr", "sgt_run_learning_rate", "Learning rate of the newest logged step."},
-    {"val_loss", "sgt_run_validation_loss", "Newest validation loss."},
-    {"val_ppl", "sgt_run_validation_perplexity", "Newest validation perplexity."},
-    {"tokens_per_s", "sgt_run_tokens_per_second", "Training tokens per second, newest step."},
-    {"flops", "sgt_run_flops", "Training FLOPs so far (sgt-method 6)."},
-    {"vanilla_flops", "sgt_run_vanilla_flops", "FLOPs vanilla training would have spent so far."},
-    {"overhead", "sgt_run_flops_overhead_ratio",
+    {scalar::kLoss, "sgt_run_loss", "Training loss of the newest logged step."},
+    {scalar::kLr, "sgt_run_learning_rate", "Learning rate of the newest logged step."},
+    {scalar::kValLoss, "sgt_run_validation_loss", "Newest validation loss."},
+    {scalar::kValPpl, "sgt_run_validation_perplexity", "Newest validation perplexity."},
+    {scalar::kTokensPerS, "sgt_run_tokens_per_second", "Training tokens per second, newest step."},
+    {scalar::kFlops, "sgt_run_flops", "Training FLOPs so far (sgt-method 6)."},
+    {scalar::kVanillaFlops, "sgt_run_vanilla_flops",
+     "FLOPs vanilla training would have spent so far."},
+    {scalar::kOverhead, "sgt_run_flops_overhead_ratio",
      "Training FLOPs over vanilla's, minus 1 (0.02 = +2 %)."},
 };
 

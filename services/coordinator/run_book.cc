@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/event_log.h"
 #include "libsgt/core/growth.h"
 #include "nlohmann/json.hpp"
 #include "services/common/ids.h"
@@ -25,24 +26,32 @@ absl::Status BadTarget(const std::string& target) {
                    "(`sgtctl ls` lists them)"));
 }
 
-// How RunMetrics fields are named in a `scalars` event and in summary.json (docs/events.md).
+// Which scalar of a `scalars` event and which field of summary.json (libsgt/core/event_log.h)
+// each RunMetrics field comes from.
 struct MetricName {
   const char* scalar;  // "" when scalars events do not carry it
   const char* summary;
   void (*set)(v1::RunMetrics*, double);
 };
 constexpr MetricName kMetricNames[] = {
-    {"loss", "final_loss", [](v1::RunMetrics* m, double v) { m->set_loss(v); }},
-    {"val_loss", "val_loss", [](v1::RunMetrics* m, double v) { m->set_val_loss(v); }},
-    {"val_ppl", "val_ppl", [](v1::RunMetrics* m, double v) { m->set_val_ppl(v); }},
-    {"tokens_per_s", "tokens_per_s", [](v1::RunMetrics* m, double v) { m->set_tokens_per_s(v); }},
-    {"flops", "train_flops", [](v1::RunMetrics* m, double v) { m->set_train_flops(v); }},
-    {"vanilla_flops", "vanilla_flops",
+    {events::scalar::kLoss, events::summary::kFinalLoss,
+     [](v1::RunMetrics* m, double v) { m->set_loss(v); }},
+    {events::scalar::kValLoss, events::summary::kValLoss,
+     [](v1::RunMetrics* m, double v) { m->set_val_loss(v); }},
+    {events::scalar::kValPpl, events::summary::kValPpl,
+     [](v1::RunMetrics* m, double v) { m->set_val_ppl(v); }},
+    {events::scalar::kTokensPerS, events::summary::kTokensPerS,
+     [](v1::RunMetrics* m, double v) { m->set_tokens_per_s(v); }},
+    {events::scalar::kFlops, events::summary::kTrainFlops,
+     [](v1::RunMetrics* m, double v) { m->set_train_flops(v); }},
+    {events::scalar::kVanillaFlops, events::summary::kVanillaFlops,
      [](v1::RunMetrics* m, double v) { m->set_vanilla_flops(v); }},
-    {"overhead", "overhead_vs_vanilla", [](v1::RunMetrics* m, double v) { m->set_overhead(v); }},
-    {"tokens", "tokens",
+    {events::scalar::kOverhead, events::summary::kOverheadVsVanilla,
+     [](v1::RunMetrics* m, double v) { m->set_overhead(v); }},
+    {events::scalar::kTokens, events::summary::kTokens,
      [](v1::RunMetrics* m, double v) { m->set_tokens(static_cast<int64_t>(v)); }},
-    {"", "train_seconds", [](v1::RunMetrics* m, double v) { m->set_train_seconds(v); }},
+    {"", events::summary::kTrainSeconds,
+     [](v1::RunMetrics* m, double v) { m->set_train_seconds(v); }},
 };
 
 }  // namespace

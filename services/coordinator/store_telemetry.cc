@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "services/common/ids.h"
 #include "services/coordinator/store.h"
+#include "services/common/telemetry.h"
 #include "services/coordinator/store_internal.h"
 
 namespace sgt::coord {
@@ -123,8 +124,7 @@ absl::StatusOr<bool> Store::AppendTelemetry(int64_t run_id, const v1::TelemetryB
                      "; pass the batch's own run (a bug in the caller)"));
   }
   const int32_t attempt = batch.attempt();
-  const int64_t rows = batch.entropy_size() + batch.scalars_size() + batch.decisions_size() +
-                       batch.checkpoints_size();
+  const int64_t rows = telemetry::RowCount(batch);
   const std::string where = absl::StrCat("storing telemetry batch ", batch.sequence(), " of run ",
                                          run_id, " attempt ", attempt);
   Impl& im = *impl_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "libsgt/core/event_log.h"
 #include "nlohmann/json.hpp"
 #include "services/common/ids.h"
 #include "services/common/log.h"
@@ -164,8 +165,10 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   if (summary.is_object()) {
     r.summary_json = st.summary_json();
     MetricsFromSummary(summary, &r.metrics);
-    if (summary.contains("step") && summary["step"].is_number_integer()) {
-      summary_step = std::clamp(summary["step"].get<int64_t>(), r.resume_step, r.steps);
+    if (summary.contains(events::summary::kStep) &&
+        summary[events::summary::kStep].is_number_integer()) {
+      summary_step =
+          std::clamp(summary[events::summary::kStep].get<int64_t>(), r.resume_step, r.steps);
       r.step = summary_step;
     }
   }
@@ -184,9 +187,10 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
       break;
     case v1::RUN_STATE_PAUSED:
       // A paused attempt's checkpoint is at the step it stopped after.
-      if (summary.is_object() && summary.contains("last_checkpoint") &&
-          summary["last_checkpoint"].is_string() && summary_step > 0 && summary_step < r.steps) {
-        r.resume_checkpoint = summary["last_checkpoint"].get<std::string>();
+      if (summary.is_object() && summary.contains(events::summary::kLastCheckpoint) &&
+          summary[events::summary::kLastCheckpoint].is_string() && summary_step > 0 &&
+          summary_step < r.steps) {
+        r.resume_checkpoint = summary[events::summary::kLastCheckpoint].get<std::string>();
         r.resume_step = summary_step;
       }
       if (reason.empty()) reason = absl::StrCat("paused at step ", r.step);

@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "services/worker/paths.h"
+#include "services/common/checkpoint_path.h"
 
 namespace sgt::worker {
 

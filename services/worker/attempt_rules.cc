@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/event_log.h"
 #include "nlohmann/json.hpp"
 
 namespace sgt::worker {
@@ -89,11 +90,11 @@ v1::RunStatus FinalStatus(const AttemptEnd& e, const EventTranslator& t) {
     s.set_reason(e.killed
                      ? absl::StrCat("cancelled (killed after ", e.cancel_grace_s, " s of SIGTERM)")
                      : "cancelled");
-  } else if (clean && t.end_status() == "paused") {
+  } else if (clean && t.end_status() == events::kStatusPaused) {
     s.set_state(v1::RUN_STATE_PAUSED);
     s.set_summary_json(t.summary_json());
     s.set_reason(absl::StrCat("paused at step ", t.step(), " on ", e.worker_id));
-  } else if (clean && t.end_status() == "succeeded") {
+  } else if (clean && t.end_status() == events::kStatusSucceeded) {
     s.set_state(v1::RUN_STATE_SUCCEEDED);
     s.set_summary_json(t.summary_json());
   } else {

@@ -1,6 +1,8 @@
 // Turns the lines of sgt-train's event log (docs/events.md) into the telemetry rows of the worker
 // protocol (proto/sgt/v1/types.proto, TelemetryBatch), and keeps what the worker needs to report
-// the attempt's status: whether it started, its newest step, its last error, and its end.
+// the attempt's status: whether it started, its newest step, its last error, and its end. Lines
+// are parsed by libsgt/core/event_log (the format's owner, and its error messages); this maps the
+// parsed events to rows. Checkpoint paths are confined with services/common/checkpoint_path.
 //
 //   EventTranslator t(checkpoint_root);
 //   sgt::v1::TelemetryBatch batch;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/log.h"
+#include "services/common/telemetry.h"
 #include "services/worker/attempt_files.h"
 #include "services/worker/child.h"
 
@@ -31,11 +32,6 @@ constexpr double kDrainSeconds = 5;    // on shutdown, for the last acknowledgem
 
 double Mono() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// The telemetry rows of a batch. The one place that counts them here.
-int64_t Rows(const v1::TelemetryBatch& b) {
-  return int64_t{b.scalars_size()} + b.entropy_size() + b.decisions_size() + b.checkpoints_size();
 }
 
 }  // namespace
@@ -336,8 +332,8 @@ void Supervisor::Relay(std::shared_ptr<Attempt> a) {
       log::Warn(kLog, a->run_id, " attempt ", a->attempt, ": event skipped: ", s.message());
     }
     a->step = t.step();
-    if (Rows(batch) > 0 && first_row_at == 0) first_row_at = Mono();
-    if (t.flush_now() || Rows(batch) >= kBatchRows) {
+    if (telemetry::RowCount(batch) > 0 && first_row_at == 0) first_row_at = Mono();
+    if (t.flush_now() || telemetry::RowCount(batch) >= kBatchRows) {
       Flush(*a, batch);
       first_row_at = 0;
     }
@@ -376,7 +372,7 @@ void Supervisor::Relay(std::shared_ptr<Attempt> a) {
 }
 
 void Supervisor::Flush(Attempt& a, v1::TelemetryBatch& batch) {
-  if (Rows(batch) == 0) return;
+  if (telemetry::RowCount(batch) == 0) return;
   batch.set_run_id(a.run_id);
   batch.set_attempt(a.attempt);
   batch.set_sequence(a.next_sequence++);
@@ -386,7 +382,7 @@ void Supervisor::Flush(Attempt& a, v1::TelemetryBatch& batch) {
     log::Error(kLog, "spool: ", s.message(), "; sending batch ", batch.sequence(), " of ", a.run_id,
                " unspooled");
   }
-  if (o_.metrics) o_.metrics->Rows(Rows(batch));
+  if (o_.metrics) o_.metrics->Rows(telemetry::RowCount(batch));
   v1::WorkerMessage m;
   *m.mutable_telemetry() = std::move(batch);
   // Not sent now: it goes with the next replay.

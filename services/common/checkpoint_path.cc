@@ -1,13 +1,22 @@
-#include "services/worker/paths.h"
+// The two rules of services/common/checkpoint_path.h: lexical (the wire) and resolving (a
+// worker's checkpoint root).
+#include "services/common/checkpoint_path.h"
 
 #include <filesystem>
 #include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace sgt::worker {
+namespace sgt {
 
 namespace fs = std::filesystem;
+
+bool IsWirePath(std::string_view path) {
+  if (path.empty() || path[0] != '/') return false;
+  // A ".." component anywhere: "/../" once a separator closes the last component.
+  return !absl::StrContains(absl::StrCat(absl::string_view(path.data(), path.size()), "/"), "/../");
+}
 
 absl::StatusOr<std::string> ConfinedPath(const std::string& root, const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError("empty path; give a file under the root");
@@ -34,4 +43,4 @@ absl::StatusOr<std::string> ConfinedPath(const std::string& root, const std::str
   return resolved.string();
 }
 
-}  // namespace sgt::worker
+}  // namespace sgt

@@ -1,8 +1,9 @@
-// Tests for ConfinedPath, on a real scratch tree: paths inside the checkpoint root come back
+// Tests for services/common/checkpoint_path: IsWirePath, the lexical rule, on strings; and
+// ConfinedPath, on a real scratch tree: paths inside the checkpoint root come back
 // resolved; "..", absolute paths elsewhere, symbolic links that lead out, and sibling
 // directories that merely share the root's prefix are refused with kPermissionDenied naming the
 // path and the root; an empty path is kInvalidArgument.
-#include "services/worker/paths.h"
+#include "services/common/checkpoint_path.h"
 
 #include <stdlib.h>
 
@@ -14,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace sgt::worker {
+namespace sgt {
 namespace {
 
 namespace fs = std::filesystem;
@@ -23,7 +24,7 @@ using ::testing::HasSubstr;
 class ConfinedPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = "/tmp/sgt_paths_test.XXXXXX";
+    std::string tmpl = "/tmp/sgt_checkpoint_path_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     // The scratch dir itself may sit behind a symbolic link (/tmp on some systems): resolve it
     // so the expected paths are what ConfinedPath returns.
@@ -52,6 +53,38 @@ class ConfinedPathTest : public ::testing::Test {
 
   std::string base_, root_, outside_;
 };
+
+TEST(IsWirePathTest, AbsoluteAndFreeOfDotDot) {
+  EXPECT_TRUE(IsWirePath("/ck/r1/attempt-1/step-0000040.sgtckpt"));
+  EXPECT_TRUE(IsWirePath("/"));
+  EXPECT_TRUE(IsWirePath("/ck/..hidden/step.sgtckpt"));  // a name that starts with "..", not ".."
+  EXPECT_TRUE(IsWirePath("/ck/a../x"));
+  EXPECT_TRUE(IsWirePath("/ck/./x"));  // "." names the same directory: plain enough
+}
+
+TEST(IsWirePathTest, RelativeEmptyOrDotDotIsRefused) {
+  EXPECT_FALSE(IsWirePath(""));
+  EXPECT_FALSE(IsWirePath("step-0000040.sgtckpt"));
+  EXPECT_FALSE(IsWirePath("ck/step.sgtckpt"));
+  EXPECT_FALSE(IsWirePath("../ck/step.sgtckpt"));
+  EXPECT_FALSE(IsWirePath("/ck/../etc/passwd"));
+  EXPECT_FALSE(IsWirePath("/ck/.."));
+  EXPECT_FALSE(IsWirePath("/.."));
+  EXPECT_FALSE(IsWirePath("/../x"));
+  EXPECT_FALSE(IsWirePath("/ck/../../x/"));
+}
+
+// What a worker sends (ConfinedPath's result) is what the coordinator accepts (IsWirePath).
+TEST_F(ConfinedPathTest, ResultsPassTheWireRule) {
+  fs::create_directory_symlink("run1/attempt-1", root_ + "/current");
+  for (const std::string& path :
+       {root_ + "/run1/attempt-1/../attempt-1/./step-10.sgtckpt", std::string("run1/x"),
+        std::string("current/../current/step-11.sgtckpt"), root_}) {
+    absl::StatusOr<std::string> p = ConfinedPath(root_, path);
+    ASSERT_TRUE(p.ok()) << path << ": " << p.status();
+    EXPECT_TRUE(IsWirePath(*p)) << path << " -> " << *p;
+  }
+}
 
 TEST_F(ConfinedPathTest, AbsolutePathInsideIsAcceptedAsIs) {
   const std::string ck = root_ + "/run1/attempt-1/step-10.sgtckpt";
@@ -184,4 +217,4 @@ TEST_F(ConfinedPathTest, EmptyPathIsInvalidArgument) {
 }
 
 }  // namespace
-}  // namespace sgt::worker
+}  // namespace sgt
