@@ -1,3 +1,5 @@
+// The coordinator's metrics (metrics.h): each active run's science series (loss, entropy,
+// growth) and the fleet's counters and histograms.
 #include "services/coordinator/metrics.h"
 
 #include <algorithm>
@@ -5,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libsgt/core/config.h"
 #include "libsgt/core/event_log.h"
-#include "nlohmann/json.hpp"
 #include "services/common/metrics.h"
 
 namespace sgt::coord {
@@ -40,14 +42,10 @@ const char* SignalName(int signal) {
 }  // namespace
 
 void ReadModelShape(const std::string& config_json, RunInfo* info) {
-  const nlohmann::json j = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) return;
-  const nlohmann::json& m = j["model"];
-  if (m.contains("layers") && m["layers"].is_number_integer()) info->layers = m["layers"].get<int>();
-  if (m.contains("heads") && m["heads"].is_number_integer()) info->heads = m["heads"].get<int>();
+  const RunConfigBrief brief = BriefOfConfigJson(config_json);
   // Bounded label sets: a nonsense shape from a hand-edited store does not make 10^6 series.
-  info->layers = std::clamp(info->layers, 0, 1024);
-  info->heads = std::clamp(info->heads, 0, 1024);
+  info->layers = std::clamp(brief.layers, 0, 1024);
+  info->heads = std::clamp(brief.heads, 0, 1024);
 }
 
 // ---------------------------------------------------------------------------------------------

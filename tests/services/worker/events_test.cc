@@ -316,13 +316,15 @@ TEST(EventTranslatorTest, CheckpointOutsideTheRootIsRefused) {
   EXPECT_EQ(t.step(), 0);  // a refused line changes nothing
 }
 
-TEST(EventTranslatorTest, CheckpointWithoutRootNeedsAnAbsolutePath) {
+TEST(EventTranslatorTest, CheckpointWithoutRootNeedsAWirePath) {
   EventTranslator t;
   TelemetryBatch b;
-  absl::Status s = t.Add(CheckpointLine("checkpoints/step-0000040.sgtckpt"), &b);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("checkpoints/step-0000040.sgtckpt is not absolute"));
-  EXPECT_EQ(b.checkpoints_size(), 0);
+  for (const char* bad : {"checkpoints/step-0000040.sgtckpt", "/ckpt/../etc/step-0000040.sgtckpt"}) {
+    absl::Status s = t.Add(CheckpointLine(bad), &b);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr(std::string(bad) + " is not absolute or has a '..'"));
+    EXPECT_EQ(b.checkpoints_size(), 0);
+  }
   ASSERT_TRUE(t.Add(CheckpointLine("/anywhere/step-0000040.sgtckpt"), &b).ok());
   ASSERT_EQ(b.checkpoints_size(), 1);
   EXPECT_EQ(b.checkpoints(0).path(), "/anywhere/step-0000040.sgtckpt");
