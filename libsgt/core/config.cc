@@ -282,16 +282,6 @@ std::string UnknownKeyAdvice(const std::string& key) {
 // Decoding one YAML value into one field. Each returns "" on success, else
 // "<problem>; <allowed>; <fix>" without the location and key, which the caller adds.
 
-// yaml-cpp tags quoted scalars "!"; plain ones "?" (or "" when built in code).
-bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
-
-std::string Shown(const YAML::Node& node) {
-  if (node.IsNull()) return "nothing";
-  if (node.IsMap()) return "a mapping";
-  if (node.IsSequence()) return "a list";
-  if (IsQuoted(node)) return absl::StrCat("the string \"", node.Scalar(), "\"");
-  return absl::StrCat("'", node.Scalar(), "'");
-}
 
 std::string Decode(const YAML::Node& node, int64_t& out) {
   const std::string& s = node.IsScalar() ? node.Scalar() : "";
@@ -848,6 +838,17 @@ absl::Status CheckTokenFile(const RunConfig& cfg, const std::string& key, const 
 }
 
 }  // namespace
+
+// yaml-cpp tags quoted scalars "!"; plain ones "?" (or "" when built in code).
+bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
+
+std::string Shown(const YAML::Node& node) {
+  if (node.IsNull()) return "nothing";
+  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return "a list";
+  if (IsQuoted(node)) return absl::StrCat("the string \"", node.Scalar(), "\"");
+  return absl::StrCat("'", node.Scalar(), "'");
+}
 
 // -------------------------------------------------------------------------------------------------
 // Public API.

@@ -41,6 +41,11 @@ bool IsRunConfigSection(const std::string& name);
 // typo: for "did you mean" hints in files that embed a run configuration.
 std::string ClosestName(const std::string& word, const std::vector<std::string>& options);
 
+// Whether a scalar was quoted in the file (yaml-cpp tags quoted scalars "!"), and how a node
+// is named in an error: "nothing", "a mapping", "a list", "the string \"x\"" or "'x'".
+bool IsQuoted(const YAML::Node& node);
+std::string Shown(const YAML::Node& node);
+
 }  // namespace sgt
 
 #endif  // SGT_CORE_CONFIG_YAML_H_

@@ -53,17 +53,6 @@ absl::Status ErrorAt(const std::string& source, const YAML::Mark& mark, const st
       absl::StrCat(source, ":", LineCol(mark), ": ", key.empty() ? "" : key + ": ", message));
 }
 
-// yaml-cpp tags quoted scalars "!", plain ones "?".
-bool IsQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
-
-std::string Shown(const YAML::Node& node) {
-  if (node.IsNull()) return "nothing";
-  if (node.IsMap()) return "a mapping";
-  if (node.IsSequence()) return "a list";
-  if (IsQuoted(node)) return absl::StrCat("the string \"", node.Scalar(), "\"");
-  return absl::StrCat("'", node.Scalar(), "'");
-}
-
 // "; did you mean 'x'?" for the closest option, or "" when none is close enough to be a typo.
 std::string Suggestion(const std::string& word, const std::vector<std::string>& options) {
   const std::string best = ClosestName(word, options);

@@ -21,6 +21,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "services/common/daemon_args.h"
 #include "services/common/log.h"
 #include "services/common/metrics.h"
 #include "services/common/signals.h"
@@ -122,57 +123,44 @@ std::vector<prometheus::MetricFamily> FleetFamilies(const sgt::coord::FleetCount
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen = "127.0.0.1:7070", db = "sgt.db", level = "info";
+  std::string listen = "127.0.0.1:7070", db = "sgt.db";
   std::string client_token_file, worker_token_file, tls_cert, tls_key, port_file;
-  sgt::metrics::MetricsFlags mflags;
   int64_t lease = 30;
   bool allow_unauthenticated = false;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (a == "--listen") {
-      if (!value(&listen)) return Usage("--listen needs host:port");
-    } else if (a == "--db") {
-      if (!value(&db)) return Usage("--db needs a path");
-    } else if (a == "--lease-seconds") {
-      if (!value(&v) || !absl::SimpleAtoi(v, &lease) || lease < 1 || lease > 3600) {
+  sgt::DaemonArgs args(argc, argv);
+  for (; args.More(); args.Next()) {
+    std::string v, problem;
+    if (args.TakeCommon(&problem)) {
+      if (!problem.empty()) return Usage(problem);
+    } else if (args.Is("--listen")) {
+      if (!args.Value(&listen)) return Usage("--listen needs host:port");
+    } else if (args.Is("--db")) {
+      if (!args.Value(&db)) return Usage("--db needs a path");
+    } else if (args.Is("--lease-seconds")) {
+      if (!args.Value(&v) || !absl::SimpleAtoi(v, &lease) || lease < 1 || lease > 3600) {
         return Usage("--lease-seconds needs a number of seconds in 1..3600");
       }
-    } else if (a == "--log-level") {
-      if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
-    } else if (a == "--client-token-file") {
-      if (!value(&client_token_file)) return Usage("--client-token-file needs a file");
-    } else if (a == "--worker-token-file") {
-      if (!value(&worker_token_file)) return Usage("--worker-token-file needs a file");
-    } else if (a == "--tls-cert") {
-      if (!value(&tls_cert)) return Usage("--tls-cert needs a PEM file");
-    } else if (a == "--tls-key") {
-      if (!value(&tls_key)) return Usage("--tls-key needs a PEM file");
-    } else if (a == "--port-file") {
-      if (!value(&port_file)) return Usage("--port-file needs a file");
-    } else if (a == "--allow-unauthenticated") {
+    } else if (args.Is("--client-token-file")) {
+      if (!args.Value(&client_token_file)) return Usage("--client-token-file needs a file");
+    } else if (args.Is("--worker-token-file")) {
+      if (!args.Value(&worker_token_file)) return Usage("--worker-token-file needs a file");
+    } else if (args.Is("--tls-cert")) {
+      if (!args.Value(&tls_cert)) return Usage("--tls-cert needs a PEM file");
+    } else if (args.Is("--tls-key")) {
+      if (!args.Value(&tls_key)) return Usage("--tls-key needs a PEM file");
+    } else if (args.Is("--port-file")) {
+      if (!args.Value(&port_file)) return Usage("--port-file needs a file");
+    } else if (args.Is("--allow-unauthenticated")) {
       allow_unauthenticated = true;
-    } else if (std::string problem; mflags.Take(args, &i, &problem)) {
-      if (!problem.empty()) return Usage(problem);
     } else {
-      return Usage("unknown argument '" + a + "'");
+      return Usage(args.Unknown());
     }
   }
-  sgt::log::Level lvl;
-  if (!sgt::log::ParseLevel(level, &lvl)) {
-    return Usage("--log-level '" + level + "': use debug, info, warn or error");
+  if (args.help()) {
+    std::cout << kUsage;
+    return 0;
   }
-  sgt::log::SetLevel(lvl);
-  if (std::string problem = mflags.Check(); !problem.empty()) return Usage(problem);
+  if (std::string problem = args.Finish(); !problem.empty()) return Usage(problem);
 
   sgt::coord::AuthConfig auth;
   std::string err;
@@ -222,18 +210,17 @@ int main(int argc, char** argv) {
   // Metrics first: a port that cannot be had stops the start before anything is scheduled.
   std::unique_ptr<sgt::metrics::Endpoint> metrics;
   std::unique_ptr<sgt::coord::CoordinatorMetrics> coord_metrics;
-  if (!mflags.listen.empty()) {
+  if (!args.metrics_flags().listen.empty()) {
     absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
-        sgt::metrics::Endpoint::Start(mflags.listen, "--metrics-listen");
+        sgt::metrics::Endpoint::Start(args.metrics_flags().listen, "--metrics-listen");
     if (!ep.ok()) {
       std::cerr << "sgt-coordinator: " << ep.status().message() << "\n";
       return 2;
     }
     metrics = std::move(*ep);
     coord_metrics = std::make_unique<sgt::coord::CoordinatorMetrics>(metrics->registry());
-    (*store)->SetWriteObserver([m = coord_metrics.get()](const char* op, double seconds) {
-      m->StoreWrite(op, seconds);
-    });
+    (*store)->SetWriteObserver(
+        [m = coord_metrics.get()](const char* op, double seconds) { m->StoreWrite(op, seconds); });
   }
   sgt::coord::CoordinatorOptions opts;
   opts.lease_seconds = static_cast<int32_t>(lease);
@@ -246,7 +233,8 @@ int main(int argc, char** argv) {
   }
   if (metrics) {
     sgt::coord::Coordinator* c = coord->get();
-    metrics->Add(std::make_shared<sgt::metrics::Collector>([c] { return FleetFamilies(c->Fleet()); }));
+    metrics->Add(
+        std::make_shared<sgt::metrics::Collector>([c] { return FleetFamilies(c->Fleet()); }));
     sgt::coord::RunScience* science = &coord_metrics->science();
     metrics->Add(
         std::make_shared<sgt::metrics::Collector>([science] { return science->Collect(); }));
@@ -285,12 +273,13 @@ int main(int argc, char** argv) {
             << (tls_cert.empty() ? "" : ", TLS") << ")" << std::endl;
   if (metrics) {
     std::cout << "sgt-coordinator: metrics at http://"
-              << mflags.listen.substr(0, mflags.listen.rfind(':')) << ":" << metrics->port()
-              << "/metrics" << std::endl;
+              << args.metrics_flags().listen.substr(0, args.metrics_flags().listen.rfind(':'))
+              << ":" << metrics->port() << "/metrics" << std::endl;
   }
   // The metrics port first: a script that sees the gRPC port file finds both.
-  for (const auto& [file, p] : {std::pair{mflags.port_file, metrics ? metrics->port() : 0},
-                                std::pair{port_file, port}}) {
+  for (const auto& [file, p] :
+       {std::pair{args.metrics_flags().port_file, metrics ? metrics->port() : 0},
+        std::pair{port_file, port}}) {
     if (file.empty()) continue;
     if (std::string problem = sgt::metrics::WritePortFile(file, p); !problem.empty()) {
       std::cerr << "sgt-coordinator: " << problem << "\n";

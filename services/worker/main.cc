@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "services/common/daemon_args.h"
 #include "services/common/log.h"
 #include "services/common/metrics.h"
 #include "services/common/signals.h"
@@ -99,60 +100,48 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("SGT_COORDINATOR"); env != nullptr && *env != 0) {
     o.coordinator = env;
   }
-  std::string devices = "cpu:1", token_file, tls_ca, level = "info";
-  sgt::metrics::MetricsFlags mflags;
+  std::string devices = "cpu:1", token_file, tls_ca;
   int64_t spool_mb = 256;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (a == "--coordinator") {
-      if (!value(&o.coordinator)) return Usage("--coordinator needs host:port");
-    } else if (a == "--devices") {
-      if (!value(&devices)) return Usage("--devices needs cpu:N, cuda or cuda:0,1");
-    } else if (a == "--checkpoint-root") {
-      if (!value(&o.checkpoint_root)) return Usage("--checkpoint-root needs a directory");
-    } else if (a == "--work-dir") {
-      if (!value(&o.work_dir)) return Usage("--work-dir needs a directory");
-    } else if (a == "--name") {
-      if (!value(&o.name) || o.name.empty()) return Usage("--name needs a name");
-    } else if (a == "--train-program") {
-      if (!value(&o.train_program)) return Usage("--train-program needs a path");
-    } else if (a == "--token-file") {
-      if (!value(&token_file)) return Usage("--token-file needs a file");
-    } else if (a == "--tls-ca") {
-      if (!value(&tls_ca)) return Usage("--tls-ca needs a PEM file");
-    } else if (a == "--cancel-grace-seconds") {
-      if (!value(&v) || !absl::SimpleAtod(v, &o.cancel_grace_s) ||
+  sgt::DaemonArgs args(argc, argv);
+  for (; args.More(); args.Next()) {
+    std::string v, problem;
+    if (args.TakeCommon(&problem)) {
+      if (!problem.empty()) return Usage(problem);
+    } else if (args.Is("--coordinator")) {
+      if (!args.Value(&o.coordinator)) return Usage("--coordinator needs host:port");
+    } else if (args.Is("--devices")) {
+      if (!args.Value(&devices)) return Usage("--devices needs cpu:N, cuda or cuda:0,1");
+    } else if (args.Is("--checkpoint-root")) {
+      if (!args.Value(&o.checkpoint_root)) return Usage("--checkpoint-root needs a directory");
+    } else if (args.Is("--work-dir")) {
+      if (!args.Value(&o.work_dir)) return Usage("--work-dir needs a directory");
+    } else if (args.Is("--name")) {
+      if (!args.Value(&o.name) || o.name.empty()) return Usage("--name needs a name");
+    } else if (args.Is("--train-program")) {
+      if (!args.Value(&o.train_program)) return Usage("--train-program needs a path");
+    } else if (args.Is("--token-file")) {
+      if (!args.Value(&token_file)) return Usage("--token-file needs a file");
+    } else if (args.Is("--tls-ca")) {
+      if (!args.Value(&tls_ca)) return Usage("--tls-ca needs a PEM file");
+    } else if (args.Is("--cancel-grace-seconds")) {
+      if (!args.Value(&v) || !absl::SimpleAtod(v, &o.cancel_grace_s) ||
           !std::isfinite(o.cancel_grace_s) || o.cancel_grace_s < 0 || o.cancel_grace_s > 3600) {
         return Usage("--cancel-grace-seconds needs seconds from 0 to 3600");
       }
-    } else if (a == "--spool-max-mb") {
-      if (!value(&v) || !absl::SimpleAtoi(v, &spool_mb) || spool_mb < 1 || spool_mb > (1 << 20)) {
+    } else if (args.Is("--spool-max-mb")) {
+      if (!args.Value(&v) || !absl::SimpleAtoi(v, &spool_mb) || spool_mb < 1 ||
+          spool_mb > (1 << 20)) {
         return Usage("--spool-max-mb needs megabytes from 1 to 1048576");
       }
-    } else if (a == "--log-level") {
-      if (!value(&level)) return Usage("--log-level needs debug, info, warn or error");
-    } else if (std::string problem; mflags.Take(args, &i, &problem)) {
-      if (!problem.empty()) return Usage(problem);
     } else {
-      return Usage("unknown argument '" + a + "'");
+      return Usage(args.Unknown());
     }
   }
-  sgt::log::Level lv;
-  if (!sgt::log::ParseLevel(level, &lv)) {
-    return Usage("--log-level " + level + ": use debug, info, warn or error");
+  if (args.help()) {
+    std::cout << kUsage;
+    return 0;
   }
-  sgt::log::SetLevel(lv);
-  if (std::string problem = mflags.Check(); !problem.empty()) return Usage(problem);
+  if (std::string problem = args.Finish(); !problem.empty()) return Usage(problem);
   if (o.checkpoint_root.empty()) return Usage("--checkpoint-root is required");
   if (o.work_dir.empty()) return Usage("--work-dir is required");
 
@@ -225,9 +214,9 @@ int main(int argc, char** argv) {
 
   // After the signals are blocked: the endpoint's threads inherit the mask.
   std::unique_ptr<sgt::metrics::Endpoint> metrics;
-  if (!mflags.listen.empty()) {
+  if (!args.metrics_flags().listen.empty()) {
     absl::StatusOr<std::unique_ptr<sgt::metrics::Endpoint>> ep =
-        sgt::metrics::Endpoint::Start(mflags.listen, "--metrics-listen");
+        sgt::metrics::Endpoint::Start(args.metrics_flags().listen, "--metrics-listen");
     if (!ep.ok()) return Fatal(std::string(ep.status().message()));
     metrics = std::move(*ep);
     o.metrics = &metrics->registry();
@@ -236,10 +225,11 @@ int main(int argc, char** argv) {
   if (metrics) {
     metrics->Add(std::make_shared<sgt::metrics::Collector>([&worker] { return worker.Gauges(); }));
     sgt::log::Info("worker", "metrics at http://",
-                   mflags.listen.substr(0, mflags.listen.rfind(':')), ":", metrics->port(),
-                   "/metrics");
-    if (!mflags.port_file.empty()) {
-      if (std::string problem = sgt::metrics::WritePortFile(mflags.port_file, metrics->port());
+                   args.metrics_flags().listen.substr(0, args.metrics_flags().listen.rfind(':')),
+                   ":", metrics->port(), "/metrics");
+    if (!args.metrics_flags().port_file.empty()) {
+      if (std::string problem =
+              sgt::metrics::WritePortFile(args.metrics_flags().port_file, metrics->port());
           !problem.empty()) {
         return Fatal(problem);
       }
