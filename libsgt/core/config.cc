@@ -958,6 +958,7 @@ RunConfigBrief BriefOfConfigJson(const std::string& json_text) {
   RunConfigBrief b;
   const nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return b;
+  b.is_object = true;
   if (auto t = j.find("train"); t != j.end() && t->is_object()) {
     if (auto d = t->find("device"); d != t->end() && d->is_string()) b.device = d->get<std::string>();
   }

@@ -176,6 +176,7 @@ absl::StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text);
 // coordinator schedules on `device`, the worker picks devices by it, the run metrics size their
 // series by the shape. Missing or mistyped fields (or text that is not JSON) keep the defaults.
 struct RunConfigBrief {
+  bool is_object = false;  // the text was a JSON object at all
   std::string device = "cpu";
   int layers = 0;
   int heads = 0;

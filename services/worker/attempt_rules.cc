@@ -14,7 +14,6 @@
 #include "absl/strings/strip.h"
 #include "libsgt/core/config.h"
 #include "libsgt/core/event_log.h"
-#include "nlohmann/json.hpp"
 
 namespace sgt::worker {
 
@@ -31,10 +30,9 @@ bool ValidRunId(const std::string& id) {
 }
 
 absl::StatusOr<std::string> RunDeviceKind(const std::string& config_json) {
-  const nlohmann::json cfg =
-      nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
-  if (!cfg.is_object()) return absl::InvalidArgumentError("config_json is not a JSON object");
-  return sgt::BriefOfConfigJson(config_json).device;
+  const RunConfigBrief brief = BriefOfConfigJson(config_json);
+  if (!brief.is_object) return absl::InvalidArgumentError("config_json is not a JSON object");
+  return brief.device;
 }
 
 std::vector<std::string> PickDevices(const std::vector<v1::Device>& devices,

@@ -541,6 +541,7 @@ TEST(ConfigJsonTest, BriefReadsDeviceAndShapeOfCanonicalJson) {
   ASSERT_TRUE(SetConfigValue(cfg, "model.layers", "6").ok());
   ASSERT_TRUE(SetConfigValue(cfg, "model.heads", "3").ok());
   const RunConfigBrief b = BriefOfConfigJson(CanonicalJson(cfg));
+  EXPECT_TRUE(b.is_object);
   EXPECT_EQ(b.device, "cuda");
   EXPECT_EQ(b.layers, 6);
   EXPECT_EQ(b.heads, 3);
@@ -550,6 +551,7 @@ TEST(ConfigJsonTest, BriefKeepsDefaultsForWhatIsMissingOrMistyped) {
   for (const char* text : {"", "not json", "[1,2]", "{}", R"({"train":{"device":7}})",
                            R"({"train":"cpu","model":{"layers":"6","heads":2.5}})"}) {
     const RunConfigBrief b = BriefOfConfigJson(text);
+    EXPECT_EQ(b.is_object, text[0] == '{') << text;
     EXPECT_EQ(b.device, "cpu") << text;
     EXPECT_EQ(b.layers, 0) << text;
     EXPECT_EQ(b.heads, 0) << text;
