@@ -151,6 +151,11 @@ std::shared_ptr<GrpcLink::Conn> GrpcLink::Connect(std::string* error) {
     }
     rctx.set_deadline(std::chrono::system_clock::now() +
                       std::chrono::seconds(std::clamp(heartbeat_s_, 1, 5)));
+    // Wait for the channel to connect rather than fail at once while it is in transient
+    // failure: the waiting call drives the reconnection (every 0.1-1 s, the channel's backoff
+    // above), so a coordinator that listens again is rejoined within about a second. A call
+    // that fails fast leaves the channel to retry on gRPC's backup poll, every 5 s.
+    rctx.set_wait_for_ready(true);
     registering_ = &rctx;
   }
   v1::RegisterRequest reg;
@@ -165,7 +170,11 @@ std::shared_ptr<GrpcLink::Conn> GrpcLink::Connect(std::string* error) {
     registering_ = nullptr;
   }
   if (!s.ok()) {
-    *error = s.error_message().empty() ? "unreachable" : s.error_message();
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      *error = "no connection (nothing listening there yet, or the network is down)";
+    } else {
+      *error = s.error_message().empty() ? "unreachable" : s.error_message();
+    }
     return nullptr;
   }
   {

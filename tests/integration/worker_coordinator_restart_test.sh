@@ -6,9 +6,8 @@
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
 begin_worker_test
-# The lease is the worker's time to come back after the restart. Workers take up to ~6 s to
-# reconnect (gRPC's backup poll; issue 22), more on a loaded machine: 12 s keeps the test about
-# replay, not about that delay.
+# The lease is the worker's time to come back after the restart: about a second on an idle
+# machine (worker_rejoin_test), more on a loaded one; 12 s keeps this test about the replay.
 STEPS=800 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data" "train.seed: [7]"
 
 start_coordinator "$db" --lease-seconds 12
