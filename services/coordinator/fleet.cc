@@ -184,10 +184,20 @@ void Fleet::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, RunBo
       StopUnwanted(book, w, ref, out);
       continue;
     }
+    RunRow& r = *book.Find(ParseId(ref.run_id(), 'r'));
     // A pause asked for while the worker was away has not reached it yet.
-    const RunRow& r = *book.Find(ParseId(ref.run_id(), 'r'));
     if (r.state == v1::RUN_STATE_PAUSING) Command(r, v1::RunCommand::KIND_PAUSE, out);
+    LearnRunning(w, r, "its hello", book, out);
   }
+}
+
+void Fleet::LearnRunning(const WorkerState& w, RunRow& r, const char* source, RunBook& book,
+                         Outbox& out) {
+  if (r.state != v1::RUN_STATE_ASSIGNED) return;
+  (void)book.Transition(
+      r, v1::RUN_STATE_RUNNING,
+      absl::StrCat("running on ", w.row.id, " (attempt ", r.attempt, "; ", source, " lists it)"),
+      out);
 }
 
 void Fleet::Close(uint64_t session) {
@@ -256,7 +266,11 @@ absl::StatusOr<bool> Fleet::Heartbeat(WorkerState& w, const v1::Heartbeat& hb, R
   std::set<std::pair<int64_t, int32_t>> running;
   for (const v1::RunRef& ref : hb.runs()) {
     running.insert({ParseId(ref.run_id(), 'r'), ref.attempt()});
-    if (!Wants(book, w, ref)) StopUnwanted(book, w, ref, out);
+    if (!Wants(book, w, ref)) {
+      StopUnwanted(book, w, ref, out);
+    } else {
+      LearnRunning(w, *book.Find(ParseId(ref.run_id(), 'r')), "its heartbeat", book, out);
+    }
   }
   for (auto it = w.stopping.begin(); it != w.stopping.end();) {
     it = running.count(it->first) ? std::next(it) : w.stopping.erase(it);

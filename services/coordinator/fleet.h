@@ -111,6 +111,12 @@ class Fleet {
   // Cancels an attempt the worker runs but should not; its devices count busy meanwhile.
   void StopUnwanted(RunBook& book, WorkerState& w, const v1::RunRef& ref, Outbox& out);
   void Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, RunBook& book, Outbox& out);
+  // An attempt the worker lists (`source`: its hello or a heartbeat) is running, whether or not
+  // its RUNNING status arrived (it may have gone on a session that broke): an assigned run is
+  // recorded as running, which writes its attempt row and supersedes the telemetry an older
+  // attempt logged after the checkpoint this one resumed from.
+  void LearnRunning(const WorkerState& w, RunRow& r, const char* source, RunBook& book,
+                    Outbox& out);
 
   Store* store_;
   int32_t lease_seconds_;

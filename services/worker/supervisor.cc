@@ -59,7 +59,23 @@ struct Supervisor::Attempt {
   bool ended = false;  // the child is gone; final_status says how
   v1::WorkerMessage final_status;
   double final_sent_at = -1;  // < 0: not sent on the current session
+  // The RUNNING status goes again (each new session, and every kResendSeconds) until the
+  // coordinator acknowledges it: one sent on a session that broke would be lost.
+  bool running_acked = false;
+  double running_sent_at = -1;
 };
+
+namespace {
+
+v1::WorkerMessage RunningStatus(const std::string& run_id, int32_t attempt) {
+  v1::WorkerMessage running;
+  running.mutable_status()->set_run_id(run_id);
+  running.mutable_status()->set_attempt(attempt);
+  running.mutable_status()->set_state(v1::RUN_STATE_RUNNING);
+  return running;
+}
+
+}  // namespace
 
 Supervisor::Supervisor(SupervisorOptions options, Spool& spool, Link& link)
     : o_(std::move(options)), spool_(spool), link_(link) {
@@ -116,10 +132,19 @@ void Supervisor::SessionClosed() {
 
 void Supervisor::Replayed() {
   std::vector<std::string> keys;
+  std::vector<v1::WorkerMessage> running;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [key, a] : attempts_) keys.push_back(key);
+    const double now = Mono();
+    for (const auto& [key, a] : attempts_) {
+      keys.push_back(key);
+      if (!a->ended && !a->running_acked) {
+        running.push_back(RunningStatus(a->run_id, a->attempt));
+        a->running_sent_at = now;
+      }
+    }
   }
+  for (const v1::WorkerMessage& m : running) link_.Send(m);
   for (const std::string& k : keys) MaybeSendFinal(k);
 }
 
@@ -148,6 +173,9 @@ void Supervisor::Handle(const v1::CoordinatorMessage& m) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = attempts_.find(AttemptKey(a.run_id(), a.attempt()));
+        if (it != attempts_.end() && a.state() == v1::RUN_STATE_RUNNING) {
+          it->second->running_acked = true;
+        }
         if (it != attempts_.end() && it->second->ended &&
             it->second->final_status.status().state() == a.state()) {
           done = std::move(it->second);
@@ -176,7 +204,7 @@ Supervisor::Load Supervisor::CurrentLoad() {
   return l;
 }
 
-// Cancel grace periods and final statuses left unacknowledged, until Stop.
+// Cancel grace periods, and final and RUNNING statuses left unacknowledged, until Stop.
 void Supervisor::Tick() {
   while (true) {
     {
@@ -186,6 +214,7 @@ void Supervisor::Tick() {
     if (stopping_) break;
     const double now = Mono();
     std::vector<std::string> finals;
+    std::vector<v1::WorkerMessage> running;
     {
       std::lock_guard<std::mutex> lock(mu_);
       const double grace = o_.attempt.cancel_grace_s;
@@ -200,8 +229,13 @@ void Supervisor::Tick() {
           a->final_sent_at = -1;
           finals.push_back(key);
         }
+        if (!a->ended && !a->running_acked && now - a->running_sent_at > kResendSeconds) {
+          running.push_back(RunningStatus(a->run_id, a->attempt));
+          a->running_sent_at = now;
+        }
       }
     }
+    for (const v1::WorkerMessage& m : running) link_.Send(m);
     for (const std::string& k : finals) MaybeSendFinal(k);
   }
 }
@@ -280,11 +314,11 @@ void Supervisor::Start(const v1::StartRun& s) {
   log::Info(kLog, s.run_id(), " attempt ", s.attempt(), " (", s.name(), ") started as pid ",
             a->child->pid(), " on ", absl::StrJoin(picked, ","),
             resume.empty() ? std::string() : absl::StrCat(", resuming ", resume));
-  v1::WorkerMessage running;
-  running.mutable_status()->set_run_id(a->run_id);
-  running.mutable_status()->set_attempt(a->attempt);
-  running.mutable_status()->set_state(v1::RUN_STATE_RUNNING);
-  link_.Send(running);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    a->running_sent_at = Mono();
+  }
+  link_.Send(RunningStatus(a->run_id, a->attempt));
   a->relay = std::thread([this, a] { Relay(a); });
 }
 

@@ -8,6 +8,9 @@
 
 #include <filesystem>
 #include <limits>
+#include <map>
+
+#include "services/common/ids.h"
 
 namespace sgt::coord {
 namespace {
@@ -407,6 +410,101 @@ TEST_F(CoordinatorTest, CancelASweepStopsRunningRunsAndDropsQueuedOnes) {
   EXPECT_EQ(coord_->ListWorkers().workers(0).free_devices(), 0);
   ASSERT_TRUE(Status(session, running, 1, v1::RUN_STATE_CANCELLED).ok());
   EXPECT_EQ(coord_->ListWorkers().workers(0).free_devices(), 1);
+}
+
+// Issue 22: an attempt whose RUNNING status went on a session that broke. Its worker's hello
+// lists it: the coordinator records it running, so its attempt row is written and the rows the
+// previous attempt logged after the checkpoint this one resumed from are superseded (before,
+// the run stayed `assigned` and steps 51-80 were exported twice).
+TEST_F(CoordinatorTest, AnAttemptWhoseRunningStatusWasLostIsLearntFromTheHello) {
+  auto sink = std::make_shared<RecordingSink>();
+  uint64_t session = 0;
+  const std::string run = StartSgtRun(sink, &session);
+  // Losses of steps [from, to] from `attempt`, and a checkpoint at `ckpt` (0: none).
+  auto log_steps = [&](uint64_t ses, int attempt, int from, int to, int ckpt) {
+    v1::WorkerMessage m;
+    v1::TelemetryBatch* b = m.mutable_telemetry();
+    b->set_run_id(run);
+    b->set_attempt(attempt);
+    b->set_sequence(1);
+    for (int step = from; step <= to; ++step) {
+      v1::ScalarRow* s = b->add_scalars();
+      s->set_step(step);
+      s->set_name("loss");
+      s->set_value(attempt);
+    }
+    if (ckpt > 0) {
+      v1::CheckpointRecord* c = b->add_checkpoints();
+      c->set_step(ckpt);
+      c->set_path("/ckpt/" + run + "/step-" + std::to_string(ckpt) + ".sgtckpt");
+      c->set_bytes(1);
+      c->set_reason("interval");
+    }
+    ASSERT_TRUE(coord_->HandleWorkerMessage(ses, m).ok());
+  };
+  log_steps(session, 1, 1, 80, 50);
+  // Its worker goes away for good: the run is re-queued from its checkpoint at step 50.
+  coord_->CloseSession(session);
+  now_ += 100;
+  coord_->Tick();
+  ASSERT_EQ(Get(run).state(), v1::RUN_STATE_QUEUED);
+  // Attempt 2 starts on n2, but the RUNNING status it sends is lost with its session.
+  auto sink2 = std::make_shared<RecordingSink>();
+  const uint64_t s2 = Connect("n2", 2, sink2);
+  bool started = false;
+  for (const v1::StartRun& st : sink2->Starts()) {
+    if (st.run_id() != run) continue;
+    started = true;
+    EXPECT_EQ(st.attempt(), 2);
+    EXPECT_NE(st.resume_checkpoint().find("step-50"), std::string::npos);
+  }
+  ASSERT_TRUE(started);
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_ASSIGNED);
+  coord_->CloseSession(s2);
+  // n2 comes back; its hello lists attempt 2, which has trained meanwhile.
+  v1::RunRef ref;
+  ref.set_run_id(run);
+  ref.set_attempt(2);
+  auto sink3 = std::make_shared<RecordingSink>();
+  const uint64_t s3 = Connect("n2", 2, sink3, {ref});
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_NE(Get(run).reason().find("its hello lists it"), std::string::npos) << Get(run).reason();
+  log_steps(s3, 2, 51, 100, 0);
+  // Every step once: attempt 1's 51-80 are superseded by attempt 2's.
+  TelemetryFilter f;
+  f.run_id = ParseId(run, 'r');
+  std::map<int64_t, std::vector<double>> by_step;
+  for (;;) {
+    absl::StatusOr<ScalarPage> page = store_->QueryScalars(f);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const v1::ScalarRow& r : page->rows) by_step[r.step()].push_back(r.value());
+    if (page->next == 0) break;
+    f.cursor = page->next;
+  }
+  ASSERT_EQ(by_step.size(), 100u);
+  for (const auto& [step, values] : by_step) {
+    ASSERT_EQ(values.size(), 1u) << "step " << step << " stored " << values.size() << " times";
+    EXPECT_EQ(values[0], step <= 50 ? 1 : 2) << "step " << step;
+  }
+}
+
+// The same learnt from a heartbeat: the session stayed, only the status was lost.
+TEST_F(CoordinatorTest, AnAttemptWhoseRunningStatusWasLostIsLearntFromAHeartbeat) {
+  Submit(SgtFirst());
+  auto sink = std::make_shared<RecordingSink>();
+  const uint64_t session = Connect("n1", 1, sink);
+  const v1::StartRun start = sink->Starts().at(0);
+  EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_ASSIGNED);
+  v1::WorkerMessage hb;
+  v1::RunRef* ref = hb.mutable_heartbeat()->add_runs();
+  ref->set_run_id(start.run_id());
+  ref->set_attempt(start.attempt());
+  ASSERT_TRUE(coord_->HandleWorkerMessage(session, hb).ok());
+  EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_NE(Get(start.run_id()).reason().find("its heartbeat lists it"), std::string::npos);
+  // The RUNNING status arriving late changes nothing more.
+  ASSERT_TRUE(Status(session, start.run_id(), start.attempt(), v1::RUN_STATE_RUNNING).ok());
+  EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_RUNNING);
 }
 
 TEST_F(CoordinatorTest, APauseAskedWhileTheWorkerIsAwayReachesItOnReconnect) {

@@ -424,6 +424,39 @@ TEST_F(SupervisorTest, FinalStatusWaitsForTheNextSession) {
   EXPECT_EQ(Status("r9", v1::RUN_STATE_PAUSED).reason(), "paused at step 7 on w1");
 }
 
+// Issue 22: a RUNNING status sent on a session that then broke is sent again on the next
+// session, until the coordinator acknowledges it; once acknowledged, never again.
+TEST_F(SupervisorTest, RunningStatusGoesAgainOnEachSessionUntilAcknowledged) {
+  const std::string go = dir_ + "/go";
+  Train(kStart + "while [ ! -e " + go + " ]; do sleep 0.05; done\n" +
+        Event(R"({"event":"end","time":3,"status":"succeeded","step":7})"));
+  Make();
+  Start("r7");
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r7", v1::RUN_STATE_RUNNING)));
+  auto running_count = [&] {
+    int n = 0;
+    for (const v1::WorkerMessage& w : link_.Sent()) {
+      n += w.has_status() && w.status().run_id() == "r7" &&
+           w.status().state() == v1::RUN_STATE_RUNNING;
+    }
+    return n;
+  };
+  EXPECT_EQ(running_count(), 1);
+  // The session breaks before any acknowledgement; the next one carries RUNNING again.
+  link_.Close(*sup_);
+  link_.Open(*sup_, "w1");
+  sup_->Replayed();
+  EXPECT_EQ(running_count(), 2);
+  StatusAck("r7", v1::RUN_STATE_RUNNING);
+  link_.Close(*sup_);
+  link_.Open(*sup_, "w1");
+  sup_->Replayed();
+  EXPECT_EQ(running_count(), 2);  // acknowledged: not again
+  std::ofstream(go) << "go";
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r7", v1::RUN_STATE_SUCCEEDED)));
+  EXPECT_EQ(running_count(), 2);
+}
+
 TEST_F(SupervisorTest, ShutdownDrainsAndReportsItsChildrenLost) {
   Train(kStart + "exec sleep 1000\n");
   Make();
