@@ -184,7 +184,7 @@ struct DecisionEvent {
   EntropySignal signal = EntropySignal::kTrain;
 };
 DecisionEvent DecisionEventOf(const GrowthDecision& d, EntropySignal signal);
-// A decision record's fields alone, compact JSON (what GrowthDecisionToJson returns).
+// A decision record's fields alone, compact JSON: a decision compared or replayed on its own.
 std::string DecisionRecordJson(const GrowthDecision& d);
 
 struct CheckpointEvent {  // all required

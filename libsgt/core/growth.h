@@ -110,10 +110,10 @@ bool InFadeWindow(const GrowthConfig& g, int64_t activated_step, int64_t step);
 // `activated_step`, at `step`; 0 once the window of delta_t steps has passed. Hard transition: 0.
 double FadeWeight(const GrowthConfig& g, int64_t activated_step, int64_t step);
 
-// JSON round trip, for checkpoints and the event log.
+// JSON round trip of the growth state, for checkpoints. Decision records are the event log's
+// (events::DecisionRecordJson, libsgt/core/event_log.h).
 std::string GrowthStateToJson(const GrowthState& s);
 absl::StatusOr<GrowthState> GrowthStateFromJson(const std::string& json_text);
-std::string GrowthDecisionToJson(const GrowthDecision& d);
 
 }  // namespace sgt
 

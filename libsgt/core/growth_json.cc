@@ -1,12 +1,11 @@
-// JSON of the growth state (checkpoints) and of decision records (the event log, whose format
-// libsgt/core/event_log.cc owns).
+// JSON of the growth state, as checkpoints store it. Decision records are the event log's
+// (libsgt/core/event_log.cc).
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "libsgt/core/event_log.h"
 #include "libsgt/core/growth.h"
 #include "nlohmann/json.hpp"
 
@@ -100,8 +99,5 @@ absl::StatusOr<GrowthState> GrowthStateFromJson(const std::string& json_text) {
   }
   return s;
 }
-
-// A decision record is part of the event log's decision event: its format is owned there.
-std::string GrowthDecisionToJson(const GrowthDecision& d) { return events::DecisionRecordJson(d); }
 
 }  // namespace sgt

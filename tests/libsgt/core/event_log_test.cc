@@ -217,7 +217,6 @@ TEST(EventLogTest, DecisionRecordIsTheDecisionEventWithoutKindSignalAndTime) {
   d.head_entropy = e.head_entropy;
   d.reason = e.reason;
   EXPECT_EQ(DecisionRecordJson(d), event.dump());
-  EXPECT_EQ(GrowthDecisionToJson(d), event.dump());
   EXPECT_EQ(e.action, "deepen");
 }
 

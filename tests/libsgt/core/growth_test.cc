@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "libsgt/core/event_log.h"
 #include "nlohmann/json.hpp"
 
 namespace sgt {
@@ -472,12 +473,12 @@ TEST(GrowthSgtTest, ReplayGivesIdenticalDecisions) {
   const GrowthOutcome two = Decide(c, s, e, 30);
   EXPECT_EQ(one.state, two.state);
   ASSERT_EQ(one.decisions.size(), two.decisions.size());
-  EXPECT_EQ(GrowthDecisionToJson(one.decisions[0]), GrowthDecisionToJson(two.decisions[0]));
+  EXPECT_EQ(events::DecisionRecordJson(one.decisions[0]), events::DecisionRecordJson(two.decisions[0]));
   // The record alone is enough: its head entropies give the same decision again.
   EntropySnapshot recorded;
   recorded.head = one.decisions[0].head_entropy;
-  EXPECT_EQ(GrowthDecisionToJson(Decide(c, s, recorded, 30).decisions[0]),
-            GrowthDecisionToJson(one.decisions[0]));
+  EXPECT_EQ(events::DecisionRecordJson(Decide(c, s, recorded, 30).decisions[0]),
+            events::DecisionRecordJson(one.decisions[0]));
 }
 
 TEST(GrowthSgtTest, VanillaDecideChangesNothing) {
@@ -661,7 +662,7 @@ TEST(GrowthJsonTest, DecisionHasEveryKey) {
   const RunConfig c = SgtConfig();
   const EntropySnapshot e = Flat({0.9, 0.1, 0.5, 0.7, 0.3, 0.6});
   const GrowthDecision d = Decide(c, GrowthState::Initial(6), e, 10).decisions[0];
-  const nlohmann::json j = nlohmann::json::parse(GrowthDecisionToJson(d));
+  const nlohmann::json j = nlohmann::json::parse(events::DecisionRecordJson(d));
   EXPECT_EQ(j["step"], 10);
   EXPECT_EQ(j["action"], "activate");
   EXPECT_EQ(j["layer"], 5);
