@@ -6,11 +6,9 @@
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
 begin_worker_test
-# The lease is the worker's time to come back after the restart: about a second on an idle
-# machine (worker_rejoin_test), more on a loaded one; 12 s keeps this test about the replay.
 STEPS=800 write_real_sweep "$SCRATCH/sweep.yaml" "$SCRATCH/data" "train.seed: [7]"
 
-start_coordinator "$db" --lease-seconds 12
+start_coordinator "$db" --lease-seconds 6
 start_worker node-a
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
 wait_until sql_true "$db" "SELECT state = 'running' AND step > 50 FROM runs WHERE id = 1"
@@ -20,7 +18,7 @@ down_step=$(sqlite3 "$db" "SELECT step FROM runs WHERE id = 1")
 # The child trains on while the coordinator is away.
 log=$SCRATCH/node-a/runs/r1/attempt-1/events.jsonl
 wait_until python3 -c "import json,sys; s=[json.loads(l).get('step',0) for l in open('$log')]; sys.exit(max(s) < $down_step + 60)"
-COORD_LISTEN=${SGT_COORDINATOR} start_coordinator "$db" --lease-seconds 12
+COORD_LISTEN=${SGT_COORDINATOR} start_coordinator "$db" --lease-seconds 6
 timeout 300 "$BIN/sgtctl" watch r1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -3 "$SCRATCH/watch.txt")"
 [[ $(sqlite3 "$db" "SELECT attempt || ' ' || restarts FROM runs WHERE id = 1") == "1 0" ]] ||
   fail "the run did not go on in its first attempt: $(sqlite3 "$db" "SELECT * FROM run_events")"
@@ -32,7 +30,7 @@ check_store_matches_events "$db" "$SCRATCH/node-a"
 # SIGTERM while the coordinator does not answer (stopped): the worker still stops, at once and
 # cleanly, and does not come back to life when the coordinator does.
 kill -STOP "$COORD_PID"
-WAIT_S=90 wait_until grep -q "no word from the coordinator" "$SCRATCH/node-a.log"
+WAIT_S=30 wait_until grep -q "no word from the coordinator" "$SCRATCH/node-a.log"
 kill -TERM "$WORKER_PID"
 # A hang becomes a failure (137) rather than a stuck test; a loaded machine is slow, not hung.
 # The watchdog's output goes nowhere, so that its sleep, left behind when it is killed, does not
