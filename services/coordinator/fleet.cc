@@ -319,10 +319,6 @@ void Fleet::ExpireLeases(RunBook& book, Outbox& out) {
 // ---------------------------------------------------------------------------------------------
 // Attempts.
 
-void Fleet::Release(const std::string& worker_id, int64_t run_id) {
-  if (WorkerState* w = Find(worker_id)) w->held.erase(run_id);
-}
-
 void Fleet::Ended(WorkerState& w, int64_t run_id, int32_t attempt) {
   auto h = w.held.find(run_id);
   if (h != w.held.end() && h->second.attempt == attempt) w.held.erase(h);

@@ -93,7 +93,6 @@ class Fleet {
 
   // --- Attempts.
   void Hold(WorkerState& w, int64_t run_id, WorkerState::Held held) { w.held[run_id] = held; }
-  void Release(const std::string& worker_id, int64_t run_id);
   // The attempt ended on the worker (a final status): its devices are free.
   void Ended(WorkerState& w, int64_t run_id, int32_t attempt);
   // A pause, snapshot or cancel of the run's current attempt, to its worker.
