@@ -24,7 +24,9 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
   bool current = false;
   uint64_t seen = 0;
   bool unknown_run = false;
-  absl::Status refused;
+  // What a batch may hold, whoever sent it: checked before the lock, reported after the
+  // session's lease is renewed (a batch on a dead session is ABORTED whatever it holds).
+  absl::Status refused = telemetry::ValidateBatch(b);
   const int64_t rid = ParseId(b.run_id(), 'r');
   {
     absl::MutexLock lock(&mu_);
@@ -32,7 +34,6 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     if (!ws.ok()) return ws.status();
     const WorkerState& w = **ws;
     sink = w.sink;
-    refused = telemetry::ValidateBatch(b);  // what a batch may hold, whoever sent it
     const RunRow* r = book_.Find(rid);
     if (!refused.ok()) {
       // refused for what it is
