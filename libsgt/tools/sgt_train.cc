@@ -15,7 +15,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/dist_env.h"
 #include "libsgt/core/flops.h"
 #include "libsgt/torch/threads.h"
 #include "libsgt/torch/trainer.h"
@@ -43,6 +45,12 @@ achieved_gflops and peak_rss_mb.
   --events-fd FD    also write each events.jsonl line to descriptor FD (how sgt-worker reads)
   --stop-after S    stop after step S as if interrupted (for testing resume)
   SIGUSR1 / SIGUSR2 snapshot / pause at the next growth boundary
+
+Data-parallel: started once per rank with torchrun's environment (MASTER_ADDR, MASTER_PORT,
+RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE; SGT_DIST_TIMEOUT_S, SGT_DIST_BUCKET_MB), each
+rank trains its share of every global batch (docs/training.md). Rank 0 writes DIR and
+the checkpoints and reads --resume; the other ranks write nothing. --bench then prints rank 0's
+line only.
 
 exit status: 0 done (or paused), 1 training failed, 2 bad arguments, configuration or data
 )";
@@ -150,20 +158,33 @@ int main(int argc, char** argv) {
     std::cout << sgt::FlopsPlanToJson(*cfg, sgt::PlanFlops(*cfg)) << "\n";
     return 0;
   }
+  absl::StatusOr<sgt::DistEnv> dist = sgt::DistEnvFromEnvironment(
+      [](const char* name) -> const char* { return std::getenv(name); });
+  if (!dist.ok()) {
+    std::cerr << "sgt-train: " << dist.status().message() << "\n";
+    return kExitUsage;
+  }
+  // A rank count that cannot split the batch is bad input, found before any rendezvous.
+  if (absl::StatusOr<sgt::RankShare> share = sgt::ShareOfBatch(
+          cfg->train.batch_size, cfg->train.micro_batch_size, dist->rank, dist->world_size);
+      !share.ok()) {
+    std::cerr << "sgt-train: " << share.status().message() << "\n";
+    return kExitUsage;
+  }
   if (bench > 0) {
-    absl::StatusOr<std::vector<std::string>> r =
-        sgt::RunBenchmark({sgt::BenchArm{"", *cfg, train_entropy, probe}}, bench, bench_warmup);
+    absl::StatusOr<std::vector<std::string>> r = sgt::RunBenchmark(
+        {sgt::BenchArm{"", *cfg, train_entropy, probe}}, bench, bench_warmup, *dist);
     if (!r.ok()) {
       std::cerr << "sgt-train: " << r.status().message() << "\n";
       return kExitRuntime;
     }
-    std::cout << r->front() << "\n";
+    if (dist->is_rank0()) std::cout << r->front() << "\n";
     return 0;
   }
 
   if (out_dir.empty()) return Usage("--out is required to train");
   namespace fs = std::filesystem;
-  if (resume.empty() && fs::exists(fs::path(out_dir) / "events.jsonl")) {
+  if (dist->is_rank0() && resume.empty() && fs::exists(fs::path(out_dir) / "events.jsonl")) {
     std::cerr << "sgt-train: " << out_dir
               << " already holds a run (events.jsonl exists); nothing was changed. Pass "
                  "--resume CHECKPOINT to continue it, or choose another --out\n";
@@ -175,7 +196,8 @@ int main(int argc, char** argv) {
   opt.checkpoint_dir = checkpoint_dir;
   opt.events_fd = static_cast<int>(events_fd);
   opt.stop_after = stop_after;
-  opt.progress = progress < 0 ? isatty(STDERR_FILENO) != 0 : progress == 1;
+  opt.progress = dist->is_rank0() && (progress < 0 ? isatty(STDERR_FILENO) != 0 : progress == 1);
+  opt.dist = *dist;
   absl::StatusOr<sgt::TrainResult> r = sgt::RunTraining(*cfg, opt);
   if (!r.ok()) {
     std::cerr << "sgt-train: " << r.status().message() << "\n";
@@ -186,6 +208,9 @@ int main(int argc, char** argv) {
     return bad_input ? kExitUsage : kExitRuntime;
   }
   std::cout << "sgt-train: " << cfg->name << " " << r->status << " at step " << r->step << ", loss "
-            << r->final_loss << " (" << out_dir << ")\n";
+            << r->final_loss << " (" << out_dir
+            << (dist->distributed() ? absl::StrCat(", rank ", dist->rank, " of ", dist->world_size)
+                                    : std::string())
+            << ")\n";
   return 0;
 }

@@ -76,14 +76,8 @@ struct Parsed {
   std::string payload;
 };
 
-absl::StatusOr<Parsed> ParseFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("checkpoint ", path,
-                                            " does not exist or cannot be read; pass the path of "
-                                            "a .sgtckpt file written by sgt-train"));
-  }
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// `bytes` is the content of the checkpoint `path` (which only names it in errors).
+absl::StatusOr<Parsed> ParseBytes(const std::string& bytes, const std::string& path) {
   auto corrupt = [&](const std::string& what) {
     return absl::DataLossError(absl::StrCat(
         "checkpoint ", path, " is unusable: ", what,
@@ -128,7 +122,23 @@ absl::StatusOr<Parsed> ParseFile(const std::string& path) {
   return p;
 }
 
+absl::StatusOr<Parsed> ParseFile(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadCheckpointFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseBytes(*bytes, path);
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ReadCheckpointFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("checkpoint ", path,
+                                            " does not exist or cannot be read; pass the path of "
+                                            "a .sgtckpt file written by sgt-train"));
+  }
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 absl::StatusOr<CheckpointWritten> WriteCheckpoint(const std::string& path,
                                                   const CheckpointHeader& header,
@@ -176,7 +186,16 @@ absl::StatusOr<CheckpointHeader> ReadCheckpointHeader(const std::string& path) {
 
 absl::StatusOr<CheckpointHeader> LoadCheckpoint(const std::string& path, torch::nn::Module& model,
                                                 torch::optim::Optimizer& optimizer) {
-  absl::StatusOr<Parsed> p = ParseFile(path);
+  absl::StatusOr<std::string> bytes = ReadCheckpointFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return LoadCheckpointBytes(*bytes, path, model, optimizer);
+}
+
+absl::StatusOr<CheckpointHeader> LoadCheckpointBytes(const std::string& bytes,
+                                                     const std::string& path,
+                                                     torch::nn::Module& model,
+                                                     torch::optim::Optimizer& optimizer) {
+  absl::StatusOr<Parsed> p = ParseBytes(bytes, path);
   if (!p.ok()) return p.status();
   try {
     std::istringstream payload_stream(p->payload);

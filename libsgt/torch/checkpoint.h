@@ -46,6 +46,15 @@ absl::StatusOr<CheckpointHeader> ReadCheckpointHeader(const std::string& path);
 absl::StatusOr<CheckpointHeader> LoadCheckpoint(const std::string& path, torch::nn::Module& model,
                                                 torch::optim::Optimizer& optimizer);
 
+// The same in two halves, for a data-parallel run where rank 0 reads the file and every rank
+// loads the bytes it broadcast: the file's bytes (NotFound when it cannot be read), and the load
+// of such bytes (`path` only names them in errors).
+absl::StatusOr<std::string> ReadCheckpointFile(const std::string& path);
+absl::StatusOr<CheckpointHeader> LoadCheckpointBytes(const std::string& bytes,
+                                                     const std::string& path,
+                                                     torch::nn::Module& model,
+                                                     torch::optim::Optimizer& optimizer);
+
 }  // namespace sgt
 
 #endif  // SGT_TORCH_CHECKPOINT_H_

@@ -30,6 +30,7 @@
 #include "libsgt/core/sampler.h"
 #include "libsgt/core/token_file.h"
 #include "libsgt/torch/checkpoint.h"
+#include "libsgt/torch/dist.h"
 #include "libsgt/torch/entropy.h"
 #include "libsgt/torch/model.h"
 #include "libsgt/torch/threads.h"
@@ -107,7 +108,9 @@ class EventLog {
     fd_ = fd;
     return absl::OkStatus();
   }
+  // Writes nothing until opened: only rank 0 of a data-parallel run opens its log.
   void Write(const events::Event& e) {
+    if (!out_.is_open()) return;
     std::string line = events::EventLine(e);
     line += '\n';
     out_ << line;
@@ -142,21 +145,57 @@ events::EntropyEvent ReadingEvent(int64_t step, EntropySignal signal, const Entr
   return e;
 }
 
-// Everything a run holds between steps. The same object serves training and benchmarks.
+// The entropies of a reading, flattened in a fixed order (layer, pass, head), and back: how a
+// reading crosses ranks in one collective.
+std::vector<double> Flatten(const EntropyReading& r) {
+  std::vector<double> out;
+  for (const auto& layer : r.passes)
+    for (const auto& pass : layer) out.insert(out.end(), pass.begin(), pass.end());
+  return out;
+}
+void Unflatten(const double* v, EntropyReading& r) {
+  for (auto& layer : r.passes)
+    for (auto& pass : layer)
+      for (double& x : pass) x = *v++;
+}
+
+// Everything a run holds between steps. The same object serves training and benchmarks. In a
+// data-parallel run (dist.distributed()) every rank holds one: each trains on its share of every
+// global batch, gradients are summed across ranks before the optimizer step, and the loss and
+// entropy reading are the global batch's on every rank.
 class Session {
  public:
-  explicit Session(const RunConfig& cfg)
+  Session(const RunConfig& cfg, const DistEnv& dist)
       : cfg_(cfg),
+        dist_(dist),
         device_(cfg.train.device == Device::kCuda ? torch::kCUDA : torch::kCPU),
         state_(GrowthState::Initial(cfg.model.layers)),
         ema_(cfg.entropy.ema_decay) {}
 
-  absl::Status Init() {
-    if (cfg_.train.device == Device::kCuda && !torch::cuda::is_available()) {
-      return absl::FailedPreconditionError(
-          "train.device is cuda but no CUDA device is usable (or this sgt-train was built "
-          "against a CPU-only LibTorch); set train.device: cpu or run on a GPU node");
+  // Joins the other ranks (a no-op for one process). Before Init: the ranks then fail together.
+  absl::Status Connect() {
+    absl::StatusOr<RankShare> share = ShareOfBatch(
+        cfg_.train.batch_size, cfg_.train.micro_batch_size, dist_.rank, dist_.world_size);
+    if (!share.ok()) return share.status();
+    share_ = *share;
+    if (cfg_.train.device == Device::kCuda) {
+      if (!torch::cuda::is_available()) {
+        return absl::FailedPreconditionError(
+            "train.device is cuda but no CUDA device is usable (or this sgt-train was built "
+            "against a CPU-only LibTorch); set train.device: cpu or run on a GPU node");
+      }
+      // torchrun's convention: every process of a node sees its GPUs, LOCAL_RANK picks one.
+      device_ = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(
+                                                dist_.local_rank % torch::cuda::device_count()));
     }
+    if (!dist_.distributed()) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<Communicator>> comm = Communicator::Connect(dist_, device_);
+    if (!comm.ok()) return comm.status();
+    comm_ = std::move(*comm);
+    return absl::OkStatus();
+  }
+
+  absl::Status Init() {
     runtime_ = SetComputeThreads(static_cast<int>(cfg_.train.threads));
     torch::manual_seed(cfg_.train.seed);
     model_ = Transformer(cfg_.model);
@@ -176,12 +215,33 @@ class Session {
     nd.weight_decay(0.0);
     groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
     optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+    if (comm_) {
+      averager_ = std::make_unique<GradientAverager>(
+          comm_.get(), model_->parameters(),
+          static_cast<int64_t>(dist_.bucket_mb * 1024 * 1024));
+    }
     return absl::OkStatus();
   }
 
-  // One optimizer step over batch_size sequences from `next_micro(m)`. Returns the mean loss.
+  // Every rank's parameters and buffers become rank 0's (after Init, and after a resume).
+  absl::Status BroadcastModel() {
+    if (!comm_) return absl::OkStatus();
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> all;
+    for (const torch::Tensor& p : model_->parameters()) all.push_back(p);
+    for (const torch::Tensor& b : model_->buffers()) all.push_back(b);
+    for (torch::Tensor& t : all) {
+      std::vector<torch::Tensor> one = {t};
+      if (absl::Status s = comm_->Broadcast(one, 0); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // One optimizer step over the global batch: this rank's share of it, from
+  // `next_micro(first, count)` (sequences [first, first + count) of the step's batch_size).
+  // Returns the global batch's mean loss, the same on every rank.
   template <typename MicroBatchFn>
-  double TrainStep(int64_t step, MicroBatchFn next_micro, bool capture_entropy) {
+  absl::StatusOr<double> TrainStep(int64_t step, MicroBatchFn next_micro, bool capture_entropy) {
     step_ = step;
     plan_ = MakeLoopPlan(cfg_, state_, step, device_);
     const double lr = LearningRate(cfg_.train, step);
@@ -190,21 +250,49 @@ class Session {
     }
     lr_ = lr;
     optimizer_->zero_grad();
-    const int64_t micro = cfg_.train.micro_batch_size;
-    const int64_t n_micro = cfg_.train.batch_size / micro;
+    // Each micro-batch's mean loss weighs micro / batch_size in the global mean, whichever rank
+    // trains it; the ranks' gradients are then summed. With one process this is exactly the
+    // loss / n_micro of plain gradient accumulation.
+    const int64_t micro = share_.micro;
+    const int64_t local_micros = share_.count / micro;
+    const double global_micros = static_cast<double>(cfg_.train.batch_size / micro);
     EntropyAccumulator acc;
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
-    for (int64_t m = 0; m < n_micro; ++m) {
-      torch::Tensor window = next_micro(m).to(device_);
+    for (int64_t m = 0; m < local_micros; ++m) {
+      torch::Tensor window = next_micro(share_.first + m * micro, micro).to(device_);
       EntropyCapture capture;
       torch::Tensor loss;
       {
         AutocastScope autocast(device_.is_cuda());
         loss = model_->Loss(window, plan_, capture_entropy ? &capture : nullptr);
       }
-      (loss / static_cast<double>(n_micro)).backward();
+      if (averager_ && m + 1 == local_micros) averager_->Arm();
+      (loss / global_micros).backward();
       loss_sum += loss.detach().to(torch::kFloat);
       if (capture_entropy) acc.Add(capture);
+    }
+    if (!acc.empty()) reading_ = acc.Mean(plan_);
+    // The global loss and entropies: one sum over ranks of [loss sum, entropies...].
+    std::vector<double> local = {0.0};
+    if (!acc.empty()) {
+      std::vector<double> e = Flatten(reading_);
+      local.insert(local.end(), e.begin(), e.end());
+    }
+    comm_wait_s_ = 0;
+    if (averager_) {
+      if (absl::Status s = averager_->Finish(); !s.ok()) return s;
+      comm_wait_s_ = averager_->last_wait_seconds();
+      std::vector<torch::Tensor> t = {
+          torch::tensor(local, torch::kDouble).to(device_)};
+      t[0][0].copy_(loss_sum);
+      if (absl::Status s = comm_->AllReduceSum(t); !s.ok()) return s;
+      torch::Tensor host = t[0].cpu();
+      const double* v = host.data_ptr<double>();
+      local[0] = v[0];
+      for (size_t i = 1; i < local.size(); ++i) local[i] = v[i] / dist_.world_size;
+      if (!acc.empty()) Unflatten(local.data() + 1, reading_);
+    } else {
+      local[0] = loss_sum.item<double>();
     }
     grad_norm_ = 0.0;
     if (cfg_.train.grad_clip > 0) {
@@ -212,11 +300,8 @@ class Session {
     }
     optimizer_->step();
     flops_.AddTrainStep(cfg_, state_, step);
-    if (!acc.empty()) {
-      reading_ = acc.Mean(plan_);
-      ema_.Update(GrowthSignal(reading_, cfg_.entropy.looped_heads));
-    }
-    return loss_sum.item<double>() / static_cast<double>(n_micro);
+    if (!acc.empty()) ema_.Update(GrowthSignal(reading_, cfg_.entropy.looped_heads));
+    return local[0] / global_micros;
   }
 
   // Mean loss over `windows` without gradients, in chunks of micro_batch_size / divisor.
@@ -252,6 +337,11 @@ class Session {
                   {"eval", flops_.eval},
                   {"tokens", flops_.tokens}};
     j["train_seconds"] = train_seconds_;
+    // The global data cursor: the next step's batch is TrainWindowStarts(seed, step + 1, ...)
+    // over its batch_size sequences, whatever the number of ranks that reads it (sampler.h).
+    j["data"] = {{"seed", cfg_.train.seed},
+                 {"next_step", step_ + 1},
+                 {"sequences_per_step", cfg_.train.batch_size}};
     return j.dump();
   }
 
@@ -272,6 +362,11 @@ class Session {
   }
 
   const RunConfig& cfg() const { return cfg_; }
+  const DistEnv& dist() const { return dist_; }
+  Communicator* comm() { return comm_.get(); }  // null for one process
+  bool is_rank0() const { return dist_.is_rank0(); }
+  double comm_wait_seconds() const { return comm_wait_s_; }
+  int64_t buckets() const { return averager_ ? averager_->buckets() : 0; }
   Transformer& model() { return model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   GrowthState& state() { return state_; }
@@ -286,9 +381,14 @@ class Session {
 
  private:
   RunConfig cfg_;
+  DistEnv dist_;
+  RankShare share_{0, 0, 0};
   torch::Device device_;
+  std::unique_ptr<Communicator> comm_;
   Transformer model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<GradientAverager> averager_;  // destroyed first: it holds hooks on model_
+  double comm_wait_s_ = 0;
   GrowthState state_;
   EntropyEma ema_;
   FlopsTally flops_;
@@ -302,25 +402,43 @@ class Session {
 // The run itself: data, events, growth at boundaries, checkpoints, evaluation.
 class Run {
  public:
-  Run(const RunConfig& cfg, const TrainOptions& opt) : session_(cfg), cfg_(cfg), opt_(opt) {}
+  Run(const RunConfig& cfg, const TrainOptions& opt)
+      : session_(cfg, opt.dist), cfg_(cfg), opt_(opt), rank0_(opt.dist.is_rank0()) {}
 
   absl::StatusOr<TrainResult> Go() {
-    if (absl::Status s = Setup(); !s.ok()) return s;
+    if (absl::Status s = session_.Connect(); !s.ok()) return s;
+    // The ranks set up apart (data, directories, the checkpoint) and then agree, so that one
+    // rank's bad input ends every rank at once instead of leaving them waiting in a collective.
+    absl::Status setup = Setup();
+    if (Communicator* comm = session_.comm()) {
+      absl::StatusOr<bool> all_ok = comm->AllOk(setup.ok());
+      if (!all_ok.ok()) return all_ok.status();
+      if (setup.ok() && !*all_ok) {
+        return absl::FailedPreconditionError(
+            "another rank of this data-parallel run failed to set up (its log says why)");
+      }
+    }
+    if (!setup.ok()) return setup;
+    if (absl::Status s = Join(); !s.ok()) return s;
     const int64_t T = cfg_.model.context;
     int64_t step = start_step_;
     double last_loss = 0;
     while (step < cfg_.train.steps) {
       ++step;
       const Clock::time_point t0 = Clock::now();
-      last_loss = session_.TrainStep(
+      absl::StatusOr<double> loss = session_.TrainStep(
           step,
-          [&](int64_t m) {
-            const int64_t mb = cfg_.train.micro_batch_size;
+          [&](int64_t first, int64_t count) {
+            // Sequences [first, first + count) of the step's global batch: the same windows
+            // whatever the number of ranks (sampler.h).
             return LoadWindows(
                 *train_,
-                TrainWindowStarts(cfg_.train.seed, step, m * mb, mb, train_->size(), T + 1), T + 1);
+                TrainWindowStarts(cfg_.train.seed, step, first, count, train_->size(), T + 1),
+                T + 1);
           },
           /*capture_entropy=*/true);
+      if (!loss.ok()) return loss.status();
+      last_loss = *loss;
       const double dt = Seconds(t0, Clock::now());
       session_.train_seconds() += dt;
       if (!std::isfinite(last_loss)) {
@@ -376,6 +494,7 @@ class Run {
       }
     }
     if (absl::Status s = session_.Init(); !s.ok()) return s;
+    if (!rank0_) return absl::OkStatus();  // only rank 0 writes files and reads the checkpoint
 
     std::error_code ec;
     fs::create_directories(opt_.out_dir, ec);
@@ -390,8 +509,28 @@ class Run {
           "; make it writable or choose another place for checkpoints"));
     }
     if (!opt_.resume.empty()) {
-      absl::StatusOr<CheckpointHeader> h =
-          LoadCheckpoint(opt_.resume, *session_.model(), session_.optimizer());
+      absl::StatusOr<std::string> bytes = ReadCheckpointFile(opt_.resume);
+      if (!bytes.ok()) return bytes.status();
+      resume_bytes_ = std::move(*bytes);
+    }
+    return absl::OkStatus();
+  }
+
+  // After every rank has set up: rank 0's checkpoint (if resuming) and parameters reach every
+  // rank, and rank 0 opens the event log.
+  absl::Status Join() {
+    const int64_t T = cfg_.model.context;
+    Communicator* comm = session_.comm();
+    std::string resume_name = opt_.resume;
+    if (comm != nullptr) {
+      if (absl::Status s = comm->BroadcastString(resume_bytes_, 0); !s.ok()) return s;
+      if (absl::Status s = comm->BroadcastString(resume_name, 0); !s.ok()) return s;
+    }
+    if (!resume_bytes_.empty()) {
+      absl::StatusOr<CheckpointHeader> h = LoadCheckpointBytes(
+          resume_bytes_, resume_name, *session_.model(), session_.optimizer());
+      resume_bytes_.clear();
+      resume_bytes_.shrink_to_fit();
       if (!h.ok()) return h.status();
       absl::StatusOr<RunConfig> saved = RunConfigFromJson(h->config_json);
       if (!saved.ok()) return saved.status();
@@ -400,7 +539,7 @@ class Run {
       this_model.model = cfg_.model;
       if (CanonicalJson(saved_model) != CanonicalJson(this_model)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "checkpoint ", opt_.resume, " was written for a different model section than ",
+            "checkpoint ", resume_name, " was written for a different model section than ",
             cfg_.source, "; resume with the configuration the checkpoint was written with"));
       }
       absl::StatusOr<GrowthState> gs = GrowthStateFromJson(h->growth_json);
@@ -410,10 +549,12 @@ class Run {
       start_step_ = h->step;
       if (start_step_ >= cfg_.train.steps) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "checkpoint ", opt_.resume, " is at step ", start_step_, " but train.steps is ",
+            "checkpoint ", resume_name, " is at step ", start_step_, " but train.steps is ",
             cfg_.train.steps, "; raise train.steps to continue the run"));
       }
     }
+    if (absl::Status s = session_.BroadcastModel(); !s.ok()) return s;
+    if (!rank0_) return absl::OkStatus();
     if (absl::Status s = events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string(), opt_.events_fd);
         !s.ok()) {
       return s;
@@ -444,22 +585,28 @@ class Run {
           ReadingEvent(step, EntropySignal::kTrain, session_.reading(), session_.state()));
     }
     EntropyReading probe;
-    if (IsProbeStep(cfg_, step)) {
+    // The probe, evaluations, decisions and checkpoints are rank 0's: the others hold the same
+    // parameters, and take the growth state rank 0 decides at each boundary.
+    if (rank0_ && IsProbeStep(cfg_, step)) {
       probe = session_.Probe(probe_windows_);
       events_.Write(ReadingEvent(step, EntropySignal::kProbe, probe, session_.state()));
     }
     const int64_t ei = cfg_.train.eval_interval;
-    if (ei > 0 && step % ei == 0 && step != cfg_.train.steps) WriteEval(step);
+    if (rank0_ && ei > 0 && step % ei == 0 && step != cfg_.train.steps) WriteEval(step);
 
     const bool final_follows = step == cfg_.train.steps && cfg_.checkpoint.final;
     bool checkpoint_due =
         cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && !final_follows;
     std::string reason = events::checkpoint_reason::kInterval;
     if (boundary) {
-      EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
-                                   ? GrowthSignal(probe, cfg_.entropy.looped_heads)
-                                   : session_.ema().value();
-      GrowthOutcome out = Decide(cfg_, session_.state(), signal, step);
+      GrowthOutcome out;
+      if (rank0_) {
+        EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
+                                     ? GrowthSignal(probe, cfg_.entropy.looped_heads)
+                                     : session_.ema().value();
+        out = Decide(cfg_, session_.state(), signal, step);
+      }
+      if (absl::Status s = AgreeAtBoundary(out); !s.ok()) return s;
       session_.state() = out.state;
       for (const GrowthDecision& d : out.decisions) {
         events_.Write(events::DecisionEventOf(d, cfg_.entropy.signal));
@@ -479,7 +626,30 @@ class Run {
         paused_ = true;
       }
     }
-    if (checkpoint_due) return Checkpoint(step, reason);
+    if (checkpoint_due && rank0_) return Checkpoint(step, reason);
+    return absl::OkStatus();
+  }
+
+  // At a growth boundary of a data-parallel run: every rank takes rank 0's growth state (one
+  // decision, its record written once), and a snapshot or pause that reached any rank holds for
+  // all of them, so that every rank pauses at the same step.
+  absl::Status AgreeAtBoundary(GrowthOutcome& out) {
+    Communicator* comm = session_.comm();
+    if (comm == nullptr) return absl::OkStatus();
+    std::string state = rank0_ ? GrowthStateToJson(out.state) : "";
+    if (absl::Status s = comm->BroadcastString(state, 0); !s.ok()) return s;
+    if (!rank0_) {
+      absl::StatusOr<GrowthState> gs = GrowthStateFromJson(state);
+      if (!gs.ok()) return gs.status();
+      out.state = *gs;
+    }
+    std::vector<torch::Tensor> flags = {torch::tensor(
+        {g_snapshot_requested.exchange(0), g_pause_requested.exchange(0)}, torch::kInt)};
+    if (session_.device().is_cuda()) flags[0] = flags[0].to(session_.device());
+    if (absl::Status s = comm->AllReduceMax(flags); !s.ok()) return s;
+    torch::Tensor f = flags[0].cpu();
+    g_snapshot_requested.store(f[0].item<int>());
+    g_pause_requested.store(f[1].item<int>());
     return absl::OkStatus();
   }
 
@@ -513,6 +683,7 @@ class Run {
   }
 
   absl::StatusOr<TrainResult> Finish(int64_t step, const std::string& status, double last_loss) {
+    if (!rank0_) return TrainResult{status, step, last_loss, ""};
     events::RunSummary summary;
     const FlopsTally& f = session_.flops();
     if (status == events::kStatusSucceeded) {
@@ -585,6 +756,8 @@ class Run {
   Session session_;
   const RunConfig& cfg_;
   TrainOptions opt_;
+  const bool rank0_;
+  std::string resume_bytes_;  // the checkpoint rank 0 read, until every rank has loaded it
   std::unique_ptr<TokenFile> train_, val_;
   torch::Tensor eval_windows_, probe_windows_;
   EventLog events_;
@@ -620,14 +793,16 @@ namespace {
 // One arm of a benchmark: a session training on random tokens, timed step by step.
 class BenchRunner {
  public:
-  BenchRunner(const BenchArm& arm, int64_t warmup)
+  BenchRunner(const BenchArm& arm, int64_t warmup, const DistEnv& dist)
       : arm_(arm),
         warmup_(warmup),
-        session_(arm.cfg),
+        session_(arm.cfg, dist),
         gen_(at::detail::createCPUGenerator(arm.cfg.train.seed)) {}
 
   absl::Status Init() {
+    if (absl::Status s = session_.Connect(); !s.ok()) return s;
     if (absl::Status s = session_.Init(); !s.ok()) return s;
+    if (absl::Status s = session_.BroadcastModel(); !s.ok()) return s;
     probe_ = torch::randint(arm_.cfg.model.vocab_size,
                             {arm_.cfg.entropy.probe_sequences, arm_.cfg.model.context}, gen_,
                             torch::kLong);
@@ -635,19 +810,22 @@ class BenchRunner {
   }
 
   // Step `step` (1-based) of warm-up + timed steps; growth boundaries decide as in training.
-  void Step(int64_t step) {
+  absl::Status Step(int64_t step) {
     const RunConfig& cfg = arm_.cfg;
-    auto batch = [&](int64_t) {
-      return torch::randint(cfg.model.vocab_size,
-                            {cfg.train.micro_batch_size, cfg.model.context + 1}, gen_,
+    auto batch = [&](int64_t, int64_t count) {
+      return torch::randint(cfg.model.vocab_size, {count, cfg.model.context + 1}, gen_,
                             torch::kLong);
     };
     const bool timed = step > warmup_;
     if (step == warmup_ + 1) flops_before_ = session_.flops().train;
     const Clock::time_point t0 = Clock::now();
-    session_.TrainStep(step, batch, arm_.train_entropy);
+    absl::StatusOr<double> loss = session_.TrainStep(step, batch, arm_.train_entropy);
+    if (!loss.ok()) return loss.status();
     Sync();
-    if (timed) step_times_.push_back(Seconds(t0, Clock::now()));
+    if (timed) {
+      step_times_.push_back(Seconds(t0, Clock::now()));
+      comm_wait_ += session_.comm_wait_seconds();
+    }
     if (arm_.probe && timed) {
       const Clock::time_point p0 = Clock::now();
       session_.Probe(probe_);
@@ -658,8 +836,18 @@ class BenchRunner {
       EntropySnapshot signal = session_.ema().has_value()
                                    ? session_.ema().value()
                                    : GrowthSignal(session_.Probe(probe_), cfg.entropy.looped_heads);
-      session_.state() = Decide(cfg, session_.state(), signal, step).state;
+      GrowthOutcome out = Decide(cfg, session_.state(), signal, step);
+      // Rank 0's state everywhere, as in training.
+      if (Communicator* comm = session_.comm()) {
+        std::string state = GrowthStateToJson(out.state);
+        if (absl::Status s = comm->BroadcastString(state, 0); !s.ok()) return s;
+        absl::StatusOr<GrowthState> gs = GrowthStateFromJson(state);
+        if (!gs.ok()) return gs.status();
+        out.state = *gs;
+      }
+      session_.state() = out.state;
     }
+    return absl::OkStatus();
   }
 
   std::string Json() {
@@ -694,6 +882,14 @@ class BenchRunner {
       j["probe_sequences"] = cfg.entropy.probe_sequences;
     }
     j["growth"] = json::parse(GrowthStateToJson(session_.state()));
+    if (Communicator* comm = session_.comm()) {
+      j["ranks"] = comm->size();
+      j["backend"] = comm->backend();
+      j["buckets"] = session_.buckets();
+      j["bucket_mb"] = session_.dist().bucket_mb;
+      j["allreduce_ms"] = comm_wait_ / n * 1e3;
+      j["allreduce_share"] = comm_wait_ / timed;
+    }
     j["peak_rss_mb"] = PeakRssMb();  // the whole process's: all arms of an interleaved run
     return j.dump();
   }
@@ -710,15 +906,21 @@ class BenchRunner {
   torch::Tensor probe_;
   std::vector<double> step_times_;
   double probe_time_ = 0;
+  double comm_wait_ = 0;
   double flops_before_ = 0;
 };
 
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm>& arms,
-                                                      int64_t steps, int64_t warmup) {
+                                                      int64_t steps, int64_t warmup,
+                                                      const DistEnv& dist) {
   if (arms.empty() || steps < 1 || warmup < 0) {
     return absl::InvalidArgumentError("a benchmark needs at least one arm and one timed step");
+  }
+  if (dist.distributed() && arms.size() != 1) {
+    return absl::InvalidArgumentError(
+        "a data-parallel benchmark (WORLD_SIZE > 1) runs one arm: its ranks are the processes");
   }
   for (const BenchArm& arm : arms) {
     if (arm.cfg.train.threads != arms[0].cfg.train.threads ||
@@ -731,7 +933,7 @@ absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm
   try {
     std::vector<std::unique_ptr<BenchRunner>> runners;
     for (const BenchArm& arm : arms) {
-      runners.push_back(std::make_unique<BenchRunner>(arm, warmup));
+      runners.push_back(std::make_unique<BenchRunner>(arm, warmup, dist));
       if (absl::Status s = runners.back()->Init(); !s.ok()) return s;
     }
     // Every arm once per round, in an order shuffled each round (fixed seed), so that no arm
@@ -741,7 +943,9 @@ absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm
     std::mt19937 rng(12345);
     for (int64_t step = 1; step <= warmup + steps; ++step) {
       std::shuffle(order.begin(), order.end(), rng);
-      for (size_t i : order) runners[i]->Step(step);
+      for (size_t i : order) {
+        if (absl::Status s = runners[i]->Step(step); !s.ok()) return s;
+      }
     }
     std::vector<std::string> out;
     for (const auto& r : runners) out.push_back(r->Json());

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/dist_env.h"
 
 namespace sgt {
 
@@ -28,6 +29,10 @@ struct TrainOptions {
   int events_fd = -1;      // also write every event line to this descriptor (a worker's pipe)
   int64_t stop_after = 0;  // stop after this step as if interrupted (0: run to the end)
   bool progress = false;   // redraw a progress line on stderr
+  // This process's place in a data-parallel run (dist_env.h; one process by default). Rank 0
+  // alone writes events, checkpoints and summary.json and reads `resume`; the others write
+  // nothing and need no `resume` (rank 0 broadcasts the checkpoint).
+  DistEnv dist;
 };
 
 // What a finished (or paused) run reports; also written as summary.json.
@@ -39,7 +44,9 @@ struct TrainResult {
 };
 
 // Trains `cfg` from scratch or from opt.resume. Data files are validated first. SIGUSR1 asks for
-// a snapshot and SIGUSR2 for a pause, both honoured at the next growth boundary.
+// a snapshot and SIGUSR2 for a pause, both honoured at the next growth boundary (by every rank of
+// a data-parallel run when any rank got it). In a data-parallel run, the ranks return alike
+// ("succeeded", "paused") with the global loss; only rank 0's summary_json is set.
 absl::StatusOr<TrainResult> RunTraining(const RunConfig& cfg, const TrainOptions& opt);
 
 // One configuration of a benchmark.
@@ -50,6 +57,10 @@ struct BenchArm {
   bool probe = false;         // also run the probe after every timed step, timed apart
 };
 
+// `dist` makes the benchmark data-parallel: each rank trains its share of the global batch and
+// rank 0's object also gives ranks, backend, buckets and allreduce_ms (the mean time per step
+// spent waiting for gradient averaging after the backward pass) and allreduce_share.
+
 // Trains every arm on random tokens (no data files) for warmup + steps steps and returns one
 // JSON object per arm with step_ms (mean; step_ms_median and step_ms_min beside it),
 // tokens_per_second, achieved_gflops (sgt-method §6 FLOPs / time), flops_per_step, peak_rss_mb.
@@ -58,7 +69,8 @@ struct BenchArm {
 // meaningful; the arms must share train.threads and train.device, and peak_rss_mb is the whole
 // process's.
 absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm>& arms,
-                                                      int64_t steps, int64_t warmup);
+                                                      int64_t steps, int64_t warmup,
+                                                      const DistEnv& dist = {});
 
 }  // namespace sgt
 
