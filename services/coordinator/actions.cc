@@ -68,6 +68,7 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     r.reason = "submitted";
     r.priority = spec->priority;
     r.devices = spec->devices;
+    r.nodes = spec->nodes;
     r.steps = sr.config.train.steps;
     r.config_json = WorkerConfigJson(sr.config);
     r.config_hash = sr.config_hash;
@@ -365,6 +366,7 @@ absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
   r.state = v1::RUN_STATE_QUEUED;
   r.priority = parent.priority;
   r.devices = parent.devices;
+  r.nodes = parent.nodes;
   r.steps = cfg->train.steps;
   r.config_json = WorkerConfigJson(*cfg);
   r.config_hash = HashOf(CanonicalJson(*cfg));
