@@ -33,10 +33,9 @@
 namespace sgt {
 namespace {
 
-constexpr const char* kSweepKeys[] = {"name",           "description",  "base",
-                                      "grid",           "exclude",      "priority",
-                                      "max_concurrent", "max_restarts", "devices",
-                                      "nodes"};
+constexpr const char* kSweepKeys[] = {"name",    "description", "base",           "grid",
+                                      "exclude", "priority",    "max_concurrent", "max_restarts",
+                                      "devices", "nodes"};
 constexpr size_t kMaxNameLength = 100;
 constexpr char kExampleFile[] = "examples/quickstart.yaml";
 
@@ -551,9 +550,9 @@ class SweepParser {
     const int64_t below = cfg.train.batch_size / ranks * ranks;
     const int64_t above = below + ranks;
     return absl::InvalidArgumentError(absl::StrCat(
-        source(), ":", where, ": run ", cfg.name, ": train.batch_size: is ",
-        cfg.train.batch_size, ", not divisible by the run's ", ranks, " ranks (devices ",
-        spec_.devices, " x nodes ", spec_.nodes,
+        source(), ":", where, ": run ", cfg.name, ": train.batch_size: is ", cfg.train.batch_size,
+        ", not divisible by the run's ", ranks, " ranks (devices ", spec_.devices, " x nodes ",
+        spec_.nodes,
         "; each rank trains on batch_size / ranks sequences of every step); allowed: a multiple "
         "of ",
         ranks, "; set train.batch_size to ",

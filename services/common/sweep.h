@@ -43,7 +43,7 @@ struct SweepRun {
 
 struct SweepSpec {
   std::string name;
-  std::string source;          // file name used in messages
+  std::string source;  // file name used in messages
   std::string description;
   int32_t priority = 50;       // 0..1000, higher first
   int32_t max_concurrent = 0;  // runs of this sweep at once; 0 = no limit

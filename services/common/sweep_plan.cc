@@ -1,6 +1,6 @@
 // The plan of an expanded sweep (sgtctl plan): each run's training
-// FLOPs against vanilla and the resources each run asks for (devices x nodes = ranks), as a table for people and as JSON, without training anything
-// (docs/sweep.md, "Checking a sweep offline").
+// FLOPs against vanilla and the resources each run asks for (devices x nodes = ranks), as a table
+// for people and as JSON, without training anything (docs/sweep.md, "Checking a sweep offline").
 #include <algorithm>
 #include <string>
 #include <utility>

@@ -203,7 +203,8 @@ absl::StatusOr<v1::ActionResponse> Coordinator::Cancel(const v1::ActionRequest& 
       [&](RunRow& r, Outbox& out) {
         mu_.AssertHeld();
         const bool on_worker = IsActive(r.state);
-        // The worker keeps the devices until it reports the child gone (Fleet::Ended, on its final status).
+        // The worker keeps the devices until it reports the child gone (Fleet::Ended, on its final
+        // status).
         absl::Status s =
             book_.Transition(r, v1::RUN_STATE_CANCELLED, ReasonOr(req, "cancelled"), out);
         if (s.ok() && on_worker) fleet_.Command(r, v1::RunCommand::KIND_CANCEL, out);

@@ -88,11 +88,10 @@ void Coordinator::Schedule(Outbox& out) {
                          " each: reserved for it: ", absl::StrJoin(reservation.worker_ids, ", "),
                          " (no other run starts on them meanwhile)");
     } else if (why.empty() && q.nodes > 1 && reservation.run_id != 0) {
-      why = absl::StrCat("waiting for ", q.nodes, " workers with ", q.devices, " free ",
-                         q.device_kind, q.devices == 1 ? " device" : " devices",
-                         " each, after gang ", RunId(reservation.run_id),
-                         ", which holds the reservation of ",
-                         absl::StrJoin(reservation.worker_ids, ", "));
+      why = absl::StrCat(
+          "waiting for ", q.nodes, " workers with ", q.devices, " free ", q.device_kind,
+          q.devices == 1 ? " device" : " devices", " each, after gang ", RunId(reservation.run_id),
+          ", which holds the reservation of ", absl::StrJoin(reservation.worker_ids, ", "));
     }
     const RunRow& r = *book_.Find(q.run_id);
     const bool said_unschedulable = r.reason.rfind("waiting for a worker", 0) == 0 ||

@@ -89,8 +89,12 @@ absl::Status Fleet::Load(RunBook& book, double now) {
     for (size_t rank = 0; rank < nodes.size(); ++rank) {
       auto w = workers_.find(nodes[rank]);
       if (w == workers_.end()) continue;  // ExpireLeases finds it orphaned and re-queues it
-      w->second->held[id] = {r.attempt, r.devices, book.DeviceKind(r), now,
-                             static_cast<int32_t>(rank), rank == 0 ? r.master_port : 0};
+      w->second->held[id] = {r.attempt,
+                             r.devices,
+                             book.DeviceKind(r),
+                             now,
+                             static_cast<int32_t>(rank),
+                             rank == 0 ? r.master_port : 0};
     }
   }
   return absl::OkStatus();
@@ -409,8 +413,8 @@ void Fleet::CancelOtherNodes(const RunRow& run, const std::string& except, Outbo
   }
 }
 
-void Fleet::LoseAttempt(RunRow& run, const WorkerState& w, const std::string& reason,
-                        RunBook& book, Outbox& out) {
+void Fleet::LoseAttempt(RunRow& run, const WorkerState& w, const std::string& reason, RunBook& book,
+                        Outbox& out) {
   const int rank = NodeRank(run, w.row.id);
   CancelOtherNodes(run, w.row.id, out);
   (void)book.Requeue(run, v1::RUN_STATE_LOST,

@@ -109,12 +109,11 @@ std::vector<Assignment> FairScheduler::Plan(const std::vector<QueuedRun>& queued
   for (const QueuedRun& r : queued) {
     if (r.run_id == reservation_.run_id && r.nodes > 1) holder = &r;
   }
-  if (holder != nullptr &&
-      (!GangFeasible(*holder, cap) || sweep_full(holder->sweep_id) ||
-       std::any_of(queued.begin(), queued.end(), [&](const QueuedRun& r) {
-         return r.nodes > 1 && r.priority > holder->priority && GangFeasible(r, cap) &&
-                !sweep_full(r.sweep_id);
-       }))) {
+  if (holder != nullptr && (!GangFeasible(*holder, cap) || sweep_full(holder->sweep_id) ||
+                            std::any_of(queued.begin(), queued.end(), [&](const QueuedRun& r) {
+                              return r.nodes > 1 && r.priority > holder->priority &&
+                                     GangFeasible(r, cap) && !sweep_full(r.sweep_id);
+                            }))) {
     holder = nullptr;
   }
   const Reservation before = reservation_;
@@ -162,9 +161,8 @@ std::vector<Assignment> FairScheduler::Plan(const std::vector<QueuedRun>& queued
         // The first gang in order that cannot start reserves the workers it waits for.
         if (reservation_.run_id == 0 && GangFeasible(r, cap)) {
           reservation_.run_id = r.run_id;
-          reservation_.worker_ids =
-              ReserveFor(r, cap, before.run_id == r.run_id ? before.worker_ids
-                                                           : std::vector<std::string>{});
+          reservation_.worker_ids = ReserveFor(
+              r, cap, before.run_id == r.run_id ? before.worker_ids : std::vector<std::string>{});
           reserved.insert(reservation_.worker_ids.begin(), reservation_.worker_ids.end());
         }
         return false;

@@ -266,11 +266,10 @@ absl::Status Coordinator::HandleNodeStatus(WorkerState& w, int rank, RunRow& run
     }
     case v1::RUN_STATE_LOST:
       fleet_.CancelOtherNodes(run, w.row.id, out);
-      return book_.Requeue(
-          run, v1::RUN_STATE_LOST,
-          absl::StrCat(node, " gave the run up", reason.empty() ? "" : ": ", reason,
-                       "; the other nodes were told to cancel"),
-          /*count_restart=*/run.state != v1::RUN_STATE_ASSIGNED, out);
+      return book_.Requeue(run, v1::RUN_STATE_LOST,
+                           absl::StrCat(node, " gave the run up", reason.empty() ? "" : ": ",
+                                        reason, "; the other nodes were told to cancel"),
+                           /*count_restart=*/run.state != v1::RUN_STATE_ASSIGNED, out);
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),

@@ -570,8 +570,9 @@ TEST(SweepPlanTest, ResourcesAreDevicesTimesNodes) {
   EXPECT_EQ(j["devices"], 4);
   EXPECT_EQ(j["nodes"], 2);
   EXPECT_EQ(j["ranks"], 8);
-  EXPECT_TRUE(Contains(PlanSweepTable(spec), "1 run from 1 combination (0 excluded, 0 merged), "
-                                             "each on 4 devices x 2 nodes = 8 ranks;"));
+  EXPECT_TRUE(Contains(PlanSweepTable(spec),
+                       "1 run from 1 combination (0 excluded, 0 merged), "
+                       "each on 4 devices x 2 nodes = 8 ranks;"));
 }
 
 TEST(SweepPlanTest, TableListsEveryRun) {
@@ -580,8 +581,9 @@ TEST(SweepPlanTest, TableListsEveryRun) {
   EXPECT_TRUE(Contains(table, "RUN"));
   EXPECT_TRUE(Contains(table, "VS VANILLA"));
   for (const SweepRun& run : spec.runs) EXPECT_TRUE(Contains(table, run.config.name + " "));
-  EXPECT_TRUE(Contains(table, "15 runs from 18 combinations (3 excluded, 0 merged), each on 1 "
-                              "device x 1 node = 1 rank;"));
+  EXPECT_TRUE(Contains(table,
+                       "15 runs from 18 combinations (3 excluded, 0 merged), each on 1 "
+                       "device x 1 node = 1 rank;"));
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 1 + 15 + 2);
 }
 

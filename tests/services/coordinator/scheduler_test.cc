@@ -1,7 +1,7 @@
 // The scheduling policy of scheduler.h with plain numbers.
-#include <gtest/gtest.h>
-
 #include "services/coordinator/scheduler.h"
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <functional>
