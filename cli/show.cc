@@ -15,6 +15,23 @@ namespace sgt::cli {
 
 using Align = Table::Align;
 
+namespace {
+
+bool MultiNode(const v1::Run& run) { return run.nodes() > 1; }
+
+// "2 x 4": nodes x devices on each.
+std::string NodesByDevices(const v1::Run& run) {
+  return absl::StrCat(std::max(1, run.nodes()), " x ", run.devices());
+}
+
+// The run's workers: node 0's, or every node's joined by "+" for a multi-node attempt.
+std::string WorkersOf(const v1::Run& run) {
+  if (run.worker_ids_size() > 1) return absl::StrJoin(run.worker_ids(), "+");
+  return Dash(run.worker_id());
+}
+
+}  // namespace
+
 std::string SweepsText(const v1::ListSweepsResponse& response, absl::TimeZone tz) {
   if (response.sweeps_size() == 0) return "no sweeps yet; submit one with: sgtctl submit FILE\n";
   Table table({"ID", "NAME", "PRIORITY", "MAX CONC", "RUNS", "BY STATE", "CREATED"},
@@ -35,6 +52,12 @@ std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, b
   std::vector<Align> align = {Align::kLeft, Align::kLeft,  Align::kLeft,
                               Align::kLeft, Align::kRight, Align::kRight,
                               Align::kLeft, Align::kRight, Align::kRight};
+  // Runs over several workers add a column of nodes x devices (absent otherwise, as before).
+  const bool nodes = std::any_of(runs.begin(), runs.end(), MultiNode);
+  if (nodes) {
+    header.insert(header.begin() + 6, "NODES x DEV");
+    align.insert(align.begin() + 6, Align::kRight);
+  }
   if (with_sweep) {
     header.insert(header.begin() + 1, "SWEEP");
     align.insert(align.begin() + 1, Align::kLeft);
@@ -47,9 +70,10 @@ std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, b
                                     RunStateName(run.state()),
                                     StepOfSteps(run),
                                     absl::StrCat(run.attempt()),
-                                    Dash(run.worker_id()),
+                                    WorkersOf(run),
                                     FormatMetric(run.metrics().loss(), 3),
                                     FormatMetric(run.metrics().val_ppl(), 2)};
+    if (nodes) row.insert(row.begin() + 6, NodesByDevices(run));
     if (with_sweep) row.insert(row.begin() + 1, run.sweep_id());
     table.AddRow(row);
   }
@@ -74,6 +98,19 @@ std::string ShowRun(const v1::GetRunResponse& response, absl::TimeZone tz) {
   if (!run.parent_run_id().empty()) {
     parent = absl::StrCat(run.parent_run_id(), " at step ", run.parent_step());
   }
+  std::string devices = absl::StrCat(run.devices());
+  std::string workers = Dash(run.worker_id());
+  if (MultiNode(run)) {
+    devices = absl::StrCat(run.devices(), " on each of ", run.nodes(), " nodes (",
+                           int64_t{run.devices()} * run.nodes(), " ranks)");
+    if (run.worker_ids_size() > 0) {
+      std::vector<std::string> parts;
+      for (int i = 0; i < run.worker_ids_size(); ++i) {
+        parts.push_back(absl::StrCat(run.worker_ids(i), " (node ", i, ")"));
+      }
+      workers = absl::StrJoin(parts, ", ");
+    }
+  }
   auto flops = [](double v) {
     return absl::StrCat(FormatFlops(v), " (", FormatFlopsHuman(v), ")");
   };
@@ -84,11 +121,11 @@ std::string ShowRun(const v1::GetRunResponse& response, absl::TimeZone tz) {
       {"variant", run.variant()},
       {"state", state},
       {"priority", absl::StrCat(run.priority())},
-      {"devices", absl::StrCat(run.devices())},
+      {"devices", devices},
       {"step", StepOfSteps(run)},
       {"attempt", absl::StrCat(run.attempt())},
       {"restarts", absl::StrCat(run.restarts())},
-      {"worker", Dash(run.worker_id())},
+      {"worker", workers},
       {"settings", SettingsText(run)},
       {"forked from", parent},
       {"resume from",

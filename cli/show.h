@@ -23,7 +23,9 @@ std::string SweepsText(const v1::ListSweepsResponse& response,
 
 // The runs table of `ls SWEEP`, `ls --state S` and `show SWEEP`: ID [SWEEP] NAME VARIANT STATE
 // STEP ATTEMPT WORKER LOSS "VAL PPL", numbers right-aligned, "-" for no worker and for metrics
-// not reported yet. With `with_sweep`, the SWEEP column (runs of several sweeps).
+// not reported yet. With `with_sweep`, the SWEEP column (runs of several sweeps). When a run
+// spans several workers, a "NODES x DEV" column after ATTEMPT (nodes x devices on each), and
+// such a run's WORKER is every node's worker joined by "+", node 0 first.
 std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, bool with_sweep);
 
 // What `ls` prints for runs: the runs table (with the sweep column when `sweep_id` is empty), or
@@ -31,7 +33,8 @@ std::string RunsTable(const google::protobuf::RepeatedPtrField<v1::Run>& runs, b
 std::string RunsText(const v1::ListRunsResponse& response, const std::string& sweep_id,
                      bool states_asked);
 
-// `show RUN`: every field of the run (aligned "key  value" lines), its config and summary JSON
+// `show RUN`: every field of the run (aligned "key  value" lines; a multi-node run's devices as
+// "D on each of N nodes (R ranks)" and its workers by node), its config and summary JSON
 // indented, then its state transitions and its checkpoints as tables ("none" when empty).
 std::string ShowRun(const v1::GetRunResponse& response, absl::TimeZone tz = absl::LocalTimeZone());
 

@@ -33,9 +33,9 @@
 namespace sgt {
 namespace {
 
-constexpr const char* kSweepKeys[] = {"name",           "description",  "base",
-                                      "grid",           "exclude",      "priority",
-                                      "max_concurrent", "max_restarts", "devices"};
+constexpr const char* kSweepKeys[] = {"name",    "description", "base",           "grid",
+                                      "exclude", "priority",    "max_concurrent", "max_restarts",
+                                      "devices", "nodes"};
 constexpr size_t kMaxNameLength = 100;
 constexpr char kExampleFile[] = "examples/quickstart.yaml";
 
@@ -242,7 +242,7 @@ class SweepParser {
       return ErrorAt(source(), root_mark_, "(top level)",
                      absl::StrCat("expected a mapping of sweep keys, got ", Shown(root),
                                   "; keys name, description, base, grid, exclude, priority, "
-                                  "max_concurrent, max_restarts, devices; start from ",
+                                  "max_concurrent, max_restarts, devices, nodes; start from ",
                                   kExampleFile));
     }
     std::map<std::string, std::string> seen;  // key -> "line:col"
@@ -291,7 +291,10 @@ class SweepParser {
       } else if (key == "max_restarts") {
         s = ReadInt(source(), value, mark, key, 0, 100, "", spec_.max_restarts);
       } else if (key == "devices") {
-        s = ReadInt(source(), value, mark, key, 1, 64, " (devices per run)", spec_.devices);
+        s = ReadInt(source(), value, mark, key, 1, 64, " (devices per node of a run)",
+                    spec_.devices);
+      } else if (key == "nodes") {
+        s = ReadInt(source(), value, mark, key, 1, 64, " (workers per run)", spec_.nodes);
       } else if (IsRunConfigKey(key) || IsRunConfigSection(key)) {
         s = ErrorAt(source(), mark, key,
                     absl::StrCat("is a run configuration key, not a sweep key; a sweep's run "
@@ -531,6 +534,32 @@ class SweepParser {
     return absl::StrCat(source(), ": run ", run_name, ": ", message);
   }
 
+  // Every rank of a data-parallel run takes batch_size / ranks sequences of each step, so the
+  // ranks (devices x nodes) must divide train.batch_size. Points at where batch_size was set:
+  // the grid value, the base key, or the base's train section.
+  absl::Status CheckRanks(const RunConfig& cfg) const {
+    const int64_t ranks = int64_t{spec_.devices} * spec_.nodes;
+    if (ranks <= 1 || cfg.train.batch_size % ranks == 0) return absl::OkStatus();
+    std::string where = LineCol(base_mark_);
+    for (const char* key : {"train.batch_size", "train"}) {
+      if (auto it = cfg.locations.find(key); it != cfg.locations.end()) {
+        where = it->second;
+        break;
+      }
+    }
+    const int64_t below = cfg.train.batch_size / ranks * ranks;
+    const int64_t above = below + ranks;
+    return absl::InvalidArgumentError(absl::StrCat(
+        source(), ":", where, ": run ", cfg.name, ": train.batch_size: is ", cfg.train.batch_size,
+        ", not divisible by the run's ", ranks, " ranks (devices ", spec_.devices, " x nodes ",
+        spec_.nodes,
+        "; each rank trains on batch_size / ranks sequences of every step); allowed: a multiple "
+        "of ",
+        ranks, "; set train.batch_size to ",
+        below > 0 ? absl::StrCat(below, " or ", above) : absl::StrCat(above),
+        ", or change devices or nodes so that devices x nodes divides it"));
+  }
+
   absl::Status Expand() {
     std::map<std::string, size_t> by_json;  // canonical JSON -> index in spec_.runs
     std::vector<size_t> index(axes_.size(), 0);
@@ -565,6 +594,7 @@ class SweepParser {
       if (!valid.ok()) {
         return absl::InvalidArgumentError(InRun(std::string(valid.message()), cfg.name));
       }
+      if (absl::Status ranks = CheckRanks(cfg); !ranks.ok()) return ranks;
       std::string json = CanonicalJson(cfg);
       if (auto it = by_json.find(json); it != by_json.end()) {
         spec_.runs[it->second].combinations.push_back(combination);

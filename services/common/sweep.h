@@ -43,12 +43,13 @@ struct SweepRun {
 
 struct SweepSpec {
   std::string name;
-  std::string source;          // file name used in messages
+  std::string source;  // file name used in messages
   std::string description;
   int32_t priority = 50;       // 0..1000, higher first
   int32_t max_concurrent = 0;  // runs of this sweep at once; 0 = no limit
   int32_t max_restarts = 3;    // re-queues after a lost worker, per run
-  int32_t devices = 1;         // devices each run needs
+  int32_t devices = 1;         // devices each run needs on each of its nodes (one rank each)
+  int32_t nodes = 1;           // workers each run spans (gang-scheduled); ranks = devices x nodes
   RunConfig base;              // the base section, not validated alone
   std::vector<GridAxis> grid;
   std::vector<std::vector<std::pair<std::string, std::string>>> exclude;
@@ -62,7 +63,8 @@ struct SweepSpec {
 // YAML, unknown keys (with the nearest known key), a missing name or base, out-of-range
 // settings, grid keys that are not configuration keys or sections, empty or duplicate axis
 // values, exclude entries naming keys or values not in the grid, more than kMaxSweepRuns runs,
-// and any combination whose configuration is invalid (the error names that combination and
+// train.batch_size not divisible by the ranks (devices x nodes), and any combination whose
+// configuration is invalid (the error names that combination and
 // points at the grid value or base key to fix).
 absl::StatusOr<SweepSpec> ParseSweep(const std::string& yaml_text, const std::string& source);
 absl::StatusOr<SweepSpec> LoadSweep(const std::string& path);
@@ -71,10 +73,14 @@ inline constexpr int64_t kMaxSweepRuns = 10000;
 
 // The libsgt planner over every run: one JSON object
 // {"sweep": name, "runs": [{"name", "settings": {key: value}, "variant", "config": {canonical},
-//   "plan": {FlopsPlanToJson}}], "combinations", "excluded", "merged"}.
+//   "plan": {FlopsPlanToJson}}], "combinations", "excluded", "merged", "devices", "nodes",
+//   "ranks"}.
 std::string PlanSweepJson(const SweepSpec& spec);
-// The same as an aligned text table: run name, variant, steps, train FLOPs, overhead vs vanilla.
+// The same as an aligned text table: run name, variant, steps, train FLOPs, overhead vs vanilla;
+// its last lines give the totals and what each run asks for (PlanResources).
 std::string PlanSweepTable(const SweepSpec& spec);
+// What each run of the sweep asks of the workers: "2 devices x 3 nodes = 6 ranks".
+std::string PlanResources(const SweepSpec& spec);
 
 }  // namespace sgt
 

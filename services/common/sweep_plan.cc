@@ -1,6 +1,6 @@
 // The plan of an expanded sweep (sgtctl plan): each run's training
-// FLOPs against vanilla, as a table for people and as JSON, without training anything
-// (docs/sweep.md, "Checking a sweep offline").
+// FLOPs against vanilla and the resources each run asks for (devices x nodes = ranks), as a table
+// for people and as JSON, without training anything (docs/sweep.md, "Checking a sweep offline").
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -13,6 +13,13 @@
 #include "services/common/sweep.h"
 
 namespace sgt {
+
+std::string PlanResources(const SweepSpec& spec) {
+  const int64_t ranks = int64_t{spec.devices} * spec.nodes;
+  return absl::StrCat(spec.devices, spec.devices == 1 ? " device" : " devices", " x ", spec.nodes,
+                      spec.nodes == 1 ? " node" : " nodes", " = ", ranks,
+                      ranks == 1 ? " rank" : " ranks");
+}
 
 std::string PlanSweepJson(const SweepSpec& spec) {
   using Json = nlohmann::ordered_json;
@@ -42,6 +49,10 @@ std::string PlanSweepJson(const SweepSpec& spec) {
   j["combinations"] = spec.combinations;
   j["excluded"] = spec.excluded;
   j["merged"] = spec.merged;
+  // What each run asks of the workers: `devices` on each of `nodes` workers, one rank a device.
+  j["devices"] = spec.devices;
+  j["nodes"] = spec.nodes;
+  j["ranks"] = int64_t{spec.devices} * spec.nodes;
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -80,9 +91,10 @@ std::string PlanSweepTable(const SweepSpec& spec) {
   std::string out = line(header);
   for (const auto& row : rows) out += line(row);
   out += absl::StrFormat(
-      "%d run%s from %d combination%s (%d excluded, %d merged); %.3e training FLOPs in all\n",
+      "%d run%s from %d combination%s (%d excluded, %d merged), each on %s; %.3e training FLOPs "
+      "in all\n",
       spec.runs.size(), spec.runs.size() == 1 ? "" : "s", spec.combinations,
-      spec.combinations == 1 ? "" : "s", spec.excluded, spec.merged, total);
+      spec.combinations == 1 ? "" : "s", spec.excluded, spec.merged, PlanResources(spec), total);
   if (any_sgt) {
     out += "SGT overheads assume every growth boundary acts: an upper bound.\n";
   }

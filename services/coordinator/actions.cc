@@ -68,6 +68,7 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     r.reason = "submitted";
     r.priority = spec->priority;
     r.devices = spec->devices;
+    r.nodes = spec->nodes;
     r.steps = sr.config.train.steps;
     r.config_json = WorkerConfigJson(sr.config);
     r.config_hash = sr.config_hash;
@@ -202,7 +203,8 @@ absl::StatusOr<v1::ActionResponse> Coordinator::Cancel(const v1::ActionRequest& 
       [&](RunRow& r, Outbox& out) {
         mu_.AssertHeld();
         const bool on_worker = IsActive(r.state);
-        // The worker keeps the devices until it reports the child gone (Fleet::Ended, on its final status).
+        // The worker keeps the devices until it reports the child gone (Fleet::Ended, on its final
+        // status).
         absl::Status s =
             book_.Transition(r, v1::RUN_STATE_CANCELLED, ReasonOr(req, "cancelled"), out);
         if (s.ok() && on_worker) fleet_.Command(r, v1::RunCommand::KIND_CANCEL, out);
@@ -365,6 +367,7 @@ absl::StatusOr<v1::ForkResponse> Coordinator::Fork(const v1::ForkRequest& req) {
   r.state = v1::RUN_STATE_QUEUED;
   r.priority = parent.priority;
   r.devices = parent.devices;
+  r.nodes = parent.nodes;
   r.steps = cfg->train.steps;
   r.config_json = WorkerConfigJson(*cfg);
   r.config_hash = HashOf(CanonicalJson(*cfg));

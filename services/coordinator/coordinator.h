@@ -125,6 +125,11 @@ class Coordinator {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status HandleStatus(WorkerState& w, const v1::RunStatus& st, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The status of a multi-node attempt from node `rank` > 0 of it: a success or a pause frees
+  // that worker's devices only (node 0's status decides the run); a failure, a cancel or a loss
+  // ends the attempt on every node.
+  absl::Status HandleNodeStatus(WorkerState& w, int rank, RunRow& run, const v1::RunStatus& st,
+                                Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Places queued runs on workers with room (StartRun messages into `out`), and says why the

@@ -40,6 +40,34 @@ std::map<std::string, int32_t> WorkerState::Free() const {
   return f;
 }
 
+bool WorkerState::Rendezvous() const {
+  return !row.rendezvous_host.empty() && row.rendezvous_port_base > 0 &&
+         row.rendezvous_port_count > 0;
+}
+
+int32_t WorkerState::FreePort() const {
+  if (!Rendezvous()) return 0;
+  std::set<int32_t> used;
+  for (const auto& [id, h] : held) used.insert(h.master_port);
+  for (const auto& [key, h] : stopping) used.insert(h.master_port);
+  for (int32_t i = 0; i < row.rendezvous_port_count; ++i) {
+    if (!used.count(row.rendezvous_port_base + i)) return row.rendezvous_port_base + i;
+  }
+  return 0;
+}
+
+int32_t WorkerState::FreePorts() const {
+  if (!Rendezvous()) return 0;
+  std::set<int32_t> used;
+  for (const auto& [id, h] : held) used.insert(h.master_port);
+  for (const auto& [key, h] : stopping) used.insert(h.master_port);
+  int32_t n = 0;
+  for (int32_t i = 0; i < row.rendezvous_port_count; ++i) {
+    n += used.count(row.rendezvous_port_base + i) ? 0 : 1;
+  }
+  return n;
+}
+
 Fleet::Fleet(Store* store, int32_t lease_seconds, std::function<double()> clock)
     : store_(store), lease_seconds_(lease_seconds), clock_(std::move(clock)) {}
 
@@ -57,9 +85,17 @@ absl::Status Fleet::Load(RunBook& book, double now) {
   }
   for (auto& [id, r] : book.runs()) {
     if (!IsActive(r.state)) continue;
-    auto w = workers_.find(r.worker_id);
-    if (w == workers_.end()) continue;  // ExpireLeases finds it orphaned and re-queues it
-    w->second->held[id] = {r.attempt, r.devices, book.DeviceKind(r), now};
+    const std::vector<std::string> nodes = NodesOf(r);
+    for (size_t rank = 0; rank < nodes.size(); ++rank) {
+      auto w = workers_.find(nodes[rank]);
+      if (w == workers_.end()) continue;  // ExpireLeases finds it orphaned and re-queues it
+      w->second->held[id] = {r.attempt,
+                             r.devices,
+                             book.DeviceKind(r),
+                             now,
+                             static_cast<int32_t>(rank),
+                             rank == 0 ? r.master_port : 0};
+    }
   }
   return absl::OkStatus();
 }
@@ -97,6 +133,16 @@ absl::StatusOr<WorkerState*> Fleet::Register(const v1::RegisterRequest& req) {
           "devices: device id '", d.id(), "' is empty or repeated; ids like cpu:0, cuda:1"));
     }
   }
+  if (!req.rendezvous_host().empty() || req.rendezvous_port_base() != 0 ||
+      req.rendezvous_port_count() != 0) {
+    const int64_t base = req.rendezvous_port_base(), count = req.rendezvous_port_count();
+    if (req.rendezvous_host().empty() || base < 1 || count < 1 || base + count - 1 > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rendezvous: host '", req.rendezvous_host(), "', ports [", base, ", ", base + count,
+          "): a host and a port range within 1..65535 are needed for multi-node runs, or none "
+          "of them for a worker that runs one-node runs only (docs/worker.md)"));
+    }
+  }
   const double now = Now();
   WorkerState* existing = nullptr;
   for (auto& [id, w] : workers_) {
@@ -110,6 +156,9 @@ absl::StatusOr<WorkerState*> Fleet::Register(const v1::RegisterRequest& req) {
   row.name = req.name();
   row.hostname = req.hostname();
   row.devices.assign(req.devices().begin(), req.devices().end());
+  row.rendezvous_host = req.rendezvous_host();
+  row.rendezvous_port_base = req.rendezvous_port_base();
+  row.rendezvous_port_count = req.rendezvous_port_count();
   row.last_seen = now;
   if (absl::Status s = store_->UpsertWorker(row); !s.ok()) return FromStore(s);
   if (!existing) {
@@ -170,30 +219,37 @@ void Fleet::Reconcile(WorkerState& w, const std::vector<v1::RunRef>& held, RunBo
   for (int64_t rid : gone) {
     w.held.erase(rid);
     RunRow* r = book.Find(rid);
-    if (r != nullptr && IsActive(r->state) && r->worker_id == w.row.id) {
-      (void)book.Requeue(
-          *r, v1::RUN_STATE_LOST,
-          absl::StrCat("worker ", w.row.id, " reconnected without attempt ", r->attempt),
-          /*count_restart=*/true, out);
+    if (r != nullptr && IsActive(r->state) && NodeRank(*r, w.row.id) >= 0) {
+      LoseAttempt(*r, w,
+                  absl::StrCat("worker ", w.row.id, " reconnected without attempt ", r->attempt),
+                  book, out);
     }
   }
   // Attempts the worker runs that are no longer wanted (cancelled, superseded): stop them.
-  w.stopping.clear();
+  // Those it no longer lists have ended.
+  for (auto it = w.stopping.begin(); it != w.stopping.end();) {
+    auto rep = reported.find(it->first.first);
+    const bool listed = rep != reported.end() && rep->second == it->first.second;
+    it = listed ? std::next(it) : w.stopping.erase(it);
+  }
   for (const v1::RunRef& ref : held) {
     if (!Wants(book, w, ref)) {
       StopUnwanted(book, w, ref, out);
       continue;
     }
     RunRow& r = *book.Find(ParseId(ref.run_id(), 'r'));
-    // A pause asked for while the worker was away has not reached it yet.
-    if (r.state == v1::RUN_STATE_PAUSING) Command(r, v1::RunCommand::KIND_PAUSE, out);
+    // A pause asked for while the worker was away has not reached it yet (this node of it).
+    if (r.state == v1::RUN_STATE_PAUSING) {
+      out.Add(w.sink, CommandMessage(v1::RunCommand::KIND_PAUSE, RunId(r.id), r.attempt));
+    }
     LearnRunning(w, r, "its hello", book, out);
   }
 }
 
 void Fleet::LearnRunning(const WorkerState& w, RunRow& r, const char* source, RunBook& book,
                          Outbox& out) {
-  if (r.state != v1::RUN_STATE_ASSIGNED) return;
+  // Node 0 speaks for a multi-node attempt; the other nodes' listings say nothing of the run.
+  if (r.state != v1::RUN_STATE_ASSIGNED || NodeRank(r, w.row.id) != 0) return;
   (void)book.Transition(
       r, v1::RUN_STATE_RUNNING,
       absl::StrCat("running on ", w.row.id, " (attempt ", r.attempt, "; ", source, " lists it)"),
@@ -254,11 +310,12 @@ absl::StatusOr<bool> Fleet::Heartbeat(WorkerState& w, const v1::Heartbeat& hb, R
     const int32_t attempt = w.held[rid].attempt;
     w.held.erase(rid);
     RunRow* r = book.Find(rid);
-    if (r != nullptr && IsActive(r->state) && r->worker_id == w.row.id && r->attempt == attempt) {
-      (void)book.Requeue(*r, v1::RUN_STATE_LOST,
-                         absl::StrCat("worker ", w.row.id, " no longer lists attempt ", attempt,
-                                      " in its heartbeats"),
-                         /*count_restart=*/true, out);
+    if (r != nullptr && IsActive(r->state) && NodeRank(*r, w.row.id) >= 0 &&
+        r->attempt == attempt) {
+      LoseAttempt(*r, w,
+                  absl::StrCat("worker ", w.row.id, " no longer lists attempt ", attempt,
+                               " in its heartbeats"),
+                  book, out);
     }
   }
   // Stop attempts the worker still runs that the coordinator no longer wants; those it no
@@ -296,22 +353,24 @@ void Fleet::ExpireLeases(RunBook& book, Outbox& out) {
     w.stopping.clear();
     for (const auto& [rid, h] : held) {
       RunRow* r = book.Find(rid);
-      if (r != nullptr && IsActive(r->state) && r->worker_id == w.row.id &&
+      if (r != nullptr && IsActive(r->state) && NodeRank(*r, w.row.id) >= 0 &&
           r->attempt == h.attempt) {
-        (void)book.Requeue(*r, v1::RUN_STATE_LOST,
-                           absl::StrCat("worker ", w.row.id, " stopped renewing its lease"),
-                           /*count_restart=*/true, out);
+        LoseAttempt(*r, w, absl::StrCat("worker ", w.row.id, " stopped renewing its lease"), book,
+                    out);
       }
     }
     (void)store_->UpsertWorker(w.row);
   }
   // Active runs whose worker is unknown (a store from an older coordinator): lost as well.
   for (auto& [rid, r] : book.runs()) {
-    if (IsActive(r.state) && !workers_.count(r.worker_id)) {
-      (void)book.Requeue(
-          r, v1::RUN_STATE_LOST,
-          absl::StrCat("its worker '", r.worker_id, "' is not known to this coordinator"),
-          /*count_restart=*/true, out);
+    if (!IsActive(r.state)) continue;
+    for (const std::string& id : NodesOf(r)) {
+      if (workers_.count(id)) continue;
+      CancelOtherNodes(r, id, out);
+      (void)book.Requeue(r, v1::RUN_STATE_LOST,
+                         absl::StrCat("its worker '", id, "' is not known to this coordinator"),
+                         /*count_restart=*/true, out);
+      break;
     }
   }
 }
@@ -325,15 +384,49 @@ void Fleet::Ended(WorkerState& w, int64_t run_id, int32_t attempt) {
   w.stopping.erase({run_id, attempt});
 }
 
+void Fleet::Hold(WorkerState& w, int64_t run_id, WorkerState::Held held) {
+  if (auto old = w.held.find(run_id); old != w.held.end() && old->second.attempt != held.attempt) {
+    w.stopping[{run_id, old->second.attempt}] = old->second;
+  }
+  w.held[run_id] = held;
+}
+
 void Fleet::Command(const RunRow& run, v1::RunCommand::Kind kind, Outbox& out) {
-  WorkerState* w = Find(run.worker_id);
-  if (w == nullptr) return;
-  out.Add(w->sink, CommandMessage(kind, RunId(run.id), run.attempt));
+  for (const std::string& id : NodesOf(run)) {
+    WorkerState* w = Find(id);
+    if (w != nullptr) out.Add(w->sink, CommandMessage(kind, RunId(run.id), run.attempt));
+  }
+}
+
+void Fleet::CancelOtherNodes(const RunRow& run, const std::string& except, Outbox& out) {
+  const std::vector<std::string> nodes = NodesOf(run);
+  if (nodes.size() < 2) return;
+  for (const std::string& id : nodes) {
+    WorkerState* w = Find(id);
+    if (id == except || w == nullptr) continue;
+    // No longer wanted there: its devices (and port) stay busy, as `stopping`, until it ends.
+    if (auto h = w->held.find(run.id); h != w->held.end() && h->second.attempt == run.attempt) {
+      w->stopping[{run.id, run.attempt}] = h->second;
+      w->held.erase(h);
+    }
+    out.Add(w->sink, CommandMessage(v1::RunCommand::KIND_CANCEL, RunId(run.id), run.attempt));
+  }
+}
+
+void Fleet::LoseAttempt(RunRow& run, const WorkerState& w, const std::string& reason, RunBook& book,
+                        Outbox& out) {
+  const int rank = NodeRank(run, w.row.id);
+  CancelOtherNodes(run, w.row.id, out);
+  (void)book.Requeue(run, v1::RUN_STATE_LOST,
+                     run.nodes > 1 ? absl::StrCat(reason, " (node ", rank, " of ", run.nodes,
+                                                  "; the other nodes were told to cancel)")
+                                   : reason,
+                     /*count_restart=*/true, out);
 }
 
 bool Fleet::Wants(const RunBook& book, const WorkerState& w, const v1::RunRef& ref) const {
   const RunRow* r = book.Find(ParseId(ref.run_id(), 'r'));
-  return r != nullptr && IsActive(r->state) && r->worker_id == w.row.id &&
+  return r != nullptr && IsActive(r->state) && NodeRank(*r, w.row.id) >= 0 &&
          r->attempt == ref.attempt();
 }
 
@@ -344,6 +437,7 @@ void Fleet::StopUnwanted(RunBook& book, WorkerState& w, const v1::RunRef& ref, O
   if (r == nullptr) return;
   // A cancelled run's attempt is still held (its devices counted) until its status comes.
   if (auto h = w.held.find(rid); h != w.held.end() && h->second.attempt == ref.attempt()) return;
+  if (w.stopping.count({rid, ref.attempt()})) return;  // known, with its port
   w.stopping[{rid, ref.attempt()}] = {ref.attempt(), r->devices, book.DeviceKind(*r), Now()};
 }
 
@@ -352,7 +446,10 @@ std::vector<WorkerCapacity> Fleet::Capacity() const {
   std::vector<WorkerCapacity> capacity;
   for (const auto& [id, w] : workers_) {
     if (w->sink == nullptr || w->lease_expires < now || w->draining) continue;
-    capacity.push_back({id, w->Free(), w->Total()});
+    WorkerCapacity c{id, w->Free(), w->Total()};
+    c.rendezvous = w->Rendezvous();
+    c.free_ports = w->FreePorts();
+    capacity.push_back(std::move(c));
   }
   return capacity;
 }

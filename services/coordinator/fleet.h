@@ -2,6 +2,10 @@
 // attempts each holds (and so its free devices), and what happens to a worker's runs when it
 // reconnects without them, stops listing them or lets its lease expire.
 //
+// A multi-node attempt (a gang) is held on each of its workers, one node each. Losing any node
+// (its worker's lease, a reconnect or heartbeats without it) loses the attempt on all of them:
+// the other nodes are told to cancel it and the run is re-queued, as for a one-node run.
+//
 // Not thread-safe: the coordinator owns one and calls it with its lock held. Run changes go
 // through the RunBook; messages to workers are left in the caller's Outbox.
 #ifndef SGT_SERVICES_COORDINATOR_FLEET_H_
@@ -47,6 +51,8 @@ struct WorkerState {
     int32_t devices = 0;
     std::string kind;
     double since = 0;  // when it was assigned (or, after a restart, loaded)
+    int32_t node_rank = 0;
+    int32_t master_port = 0;  // node 0 of a multi-node attempt: its rendezvous port here
   };
   std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
   bool draining = false;         // shutting down (its heartbeat says): nothing new for it
@@ -57,6 +63,12 @@ struct WorkerState {
 
   std::map<std::string, int32_t> Total() const;
   std::map<std::string, int32_t> Free() const;
+  // Whether it takes part in multi-node runs (it announced a rendezvous address and ports).
+  bool Rendezvous() const;
+  // The lowest of its rendezvous ports that no attempt it holds (or still stops) as node 0
+  // uses, or 0 when none is free; and how many are free.
+  int32_t FreePort() const;
+  int32_t FreePorts() const;
 };
 
 class Fleet {
@@ -92,11 +104,21 @@ class Fleet {
   void ExpireLeases(RunBook& book, Outbox& out);
 
   // --- Attempts.
-  void Hold(WorkerState& w, int64_t run_id, WorkerState::Held held) { w.held[run_id] = held; }
+  // `w` holds (a node of) the run's attempt. An older attempt of the run it still held is being
+  // stopped: its devices stay busy until it ends.
+  void Hold(WorkerState& w, int64_t run_id, WorkerState::Held held);
   // The attempt ended on the worker (a final status): its devices are free.
   void Ended(WorkerState& w, int64_t run_id, int32_t attempt);
-  // A pause, snapshot or cancel of the run's current attempt, to its worker.
+  // A pause, snapshot or cancel of the run's current attempt, to each of its workers.
   void Command(const RunRow& run, v1::RunCommand::Kind kind, Outbox& out);
+  // A cancel of the run's current attempt to every node's worker but `except` (the one that
+  // reported the attempt's end; "" for none): the attempt cannot go on without all its ranks.
+  // Their devices count busy until those workers report the attempt ended or stop listing it.
+  void CancelOtherNodes(const RunRow& run, const std::string& except, Outbox& out);
+  // The run's attempt is lost on `w` (a node of it): cancelled on its other nodes, and the run
+  // re-queued (RunBook::Requeue, via LOST).
+  void LoseAttempt(RunRow& run, const WorkerState& w, const std::string& reason, RunBook& book,
+                   Outbox& out);
 
   // What the scheduler may place runs on: connected, live, not draining workers.
   std::vector<WorkerCapacity> Capacity() const;

@@ -43,7 +43,15 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
       // Only the worker that holds the current attempt may speak for it; older attempts' late
       // batches are history (stored, the run untouched); a future attempt does not exist.
       const bool owner = r->worker_id == w.row.id;
-      if (b.attempt() > r->attempt || (b.attempt() == r->attempt && !owner && IsActive(r->state))) {
+      const int rank = NodeRank(*r, w.row.id);
+      if (b.attempt() == r->attempt && rank > 0) {
+        // Node 0 reports a multi-node run's progress; the other ranks train the same model.
+        refused = absl::InvalidArgumentError(
+            absl::StrCat("telemetry of ", b.run_id(), " attempt ", b.attempt(), ": worker ",
+                         w.row.id, " is node ", rank, " of the run; only node 0 (", r->worker_id,
+                         ") sends its telemetry; batch refused"));
+      } else if (b.attempt() > r->attempt ||
+                 (b.attempt() == r->attempt && !owner && IsActive(r->state))) {
         refused = absl::InvalidArgumentError(
             absl::StrCat("telemetry of ", b.run_id(), " attempt ", b.attempt(), ": worker ",
                          w.row.id, " does not hold that attempt; batch refused"));

@@ -68,6 +68,25 @@ void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
   }
 }
 
+std::vector<std::string> NodesOf(const RunRow& run) {
+  if (!run.worker_ids.empty()) return run.worker_ids;
+  if (run.worker_id.empty()) return {};
+  return {run.worker_id};
+}
+
+int NodeRank(const RunRow& run, const std::string& worker_id) {
+  if (worker_id.empty()) return -1;
+  if (run.worker_ids.empty()) return run.worker_id == worker_id ? 0 : -1;
+  auto it = std::find(run.worker_ids.begin(), run.worker_ids.end(), worker_id);
+  return it == run.worker_ids.end() ? -1 : static_cast<int>(it - run.worker_ids.begin());
+}
+
+void ClearWorkers(RunRow& run) {
+  run.worker_id.clear();
+  run.worker_ids.clear();
+  run.master_port = 0;
+}
+
 absl::Status FromStore(const absl::Status& s) {
   if (s.ok()) return s;
   if (s.code() == absl::StatusCode::kUnavailable) return s;
@@ -179,7 +198,7 @@ absl::Status RunBook::Requeue(RunRow& run, v1::RunState via, const std::string& 
                               bool count_restart, Outbox& out) {
   const bool was_pausing = run.state == v1::RUN_STATE_PAUSING;
   if (absl::Status s = Transition(run, via, reason, out); !s.ok()) return s;
-  run.worker_id.clear();
+  ClearWorkers(run);
   return AfterLoss(run, was_pausing, reason, count_restart, out);
 }
 
@@ -324,6 +343,8 @@ v1::Run RunBook::ToProto(const RunRow& r) const {
   p.set_reason(r.reason);
   p.set_priority(r.priority);
   p.set_devices(r.devices);
+  p.set_nodes(r.nodes);
+  for (const std::string& w : r.worker_ids) p.add_worker_ids(w);
   p.set_step(r.step);
   p.set_steps(r.steps);
   p.set_attempt(r.attempt);

@@ -93,6 +93,14 @@ class RunBook {
   std::map<int64_t, std::pair<std::string, std::string>> device_kind_;  // run -> (hash, kind)
 };
 
+// The workers of a run's current attempt by node rank: worker_ids for a multi-node run, else
+// {worker_id} (empty when the run is on no worker).
+std::vector<std::string> NodesOf(const RunRow& run);
+// The node rank `worker_id` has in the run's current attempt, or -1 when it holds no node.
+int NodeRank(const RunRow& run, const std::string& worker_id);
+// Forgets the workers of the run's attempt (it left them).
+void ClearWorkers(RunRow& run);
+
 // A store failure as the caller should see it: the coordinator's own trouble (INTERNAL, or
 // UNAVAILABLE when SQLite is busy), never a code that means something else on the wire
 // (FAILED_PRECONDITION from a constraint, PERMISSION_DENIED from a read-only file).

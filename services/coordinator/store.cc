@@ -177,6 +177,18 @@ CREATE TABLE scalars (
 );
 CREATE INDEX scalars_by_run_step ON scalars(run_id, step, attempt);
 )sql",
+    // 2: runs across several workers (gang-scheduled data-parallel runs). A run's nodes (1: one
+    // worker), the workers of its current attempt by node rank (a JSON array of ids, [] for a
+    // one-node run) and the rendezvous port it was given on node 0's worker; each worker's
+    // rendezvous address and port range, from its registration.
+    R"sql(
+ALTER TABLE runs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE runs ADD COLUMN worker_ids TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE runs ADD COLUMN master_port INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN rendezvous_host TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN rendezvous_port_base INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN rendezvous_port_count INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
               "one migration per schema version");
@@ -375,14 +387,15 @@ absl::Status Store::Impl::PrepareStatements() {
        "INSERT INTO runs(sweep_id, name, variant, state, reason, priority, devices, steps, step, "
        "attempt, restarts, worker_id, config_json, config_hash, settings, parent_run_id, "
        "parent_step, resume_checkpoint, resume_step, metrics, summary_json, created_at, "
-       "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-       "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"},
+       "updated_at, nodes, worker_ids, master_port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+       "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"},
       {&update_run,
        "UPDATE runs SET name = ?2, variant = ?3, state = ?4, reason = ?5, priority = ?6, "
        "devices = ?7, steps = ?8, step = ?9, attempt = ?10, restarts = ?11, worker_id = ?12, "
        "config_json = ?13, config_hash = ?14, settings = ?15, parent_run_id = ?16, "
        "parent_step = ?17, resume_checkpoint = ?18, resume_step = ?19, metrics = ?20, "
-       "summary_json = ?21, updated_at = ?22 WHERE id = ?1"},
+       "summary_json = ?21, updated_at = ?22, nodes = ?23, worker_ids = ?24, master_port = ?25 "
+       "WHERE id = ?1"},
       {&update_progress,
        "UPDATE runs SET step = ?2, resume_checkpoint = ?3, resume_step = ?4, metrics = ?5, "
        "updated_at = ?6 WHERE id = ?1"},
@@ -393,10 +406,14 @@ absl::Status Store::Impl::PrepareStatements() {
        "INSERT OR REPLACE INTO run_attempts(run_id, attempt, start_step, worker_id, started_at) "
        "VALUES (?1, ?2, ?3, ?4, ?5)"},
       {&upsert_worker,
-       "INSERT INTO workers(id, name, hostname, devices, registered_at, last_seen) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-       "hostname = excluded.hostname, devices = excluded.devices, "
-       "registered_at = excluded.registered_at, last_seen = excluded.last_seen"},
+       "INSERT INTO workers(id, name, hostname, devices, registered_at, last_seen, "
+       "rendezvous_host, rendezvous_port_base, rendezvous_port_count) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO UPDATE SET "
+       "name = excluded.name, hostname = excluded.hostname, devices = excluded.devices, "
+       "registered_at = excluded.registered_at, last_seen = excluded.last_seen, "
+       "rendezvous_host = excluded.rendezvous_host, "
+       "rendezvous_port_base = excluded.rendezvous_port_base, "
+       "rendezvous_port_count = excluded.rendezvous_port_count"},
       {&insert_batch,
        "INSERT INTO telemetry_batches(run_id, attempt, sequence, rows, received_at) "
        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(run_id, attempt, sequence) DO NOTHING"},
@@ -429,12 +446,13 @@ absl::Status Store::Impl::PrepareStatements() {
        "SELECT id, sweep_id, name, variant, state, reason, priority, devices, steps, step, "
        "attempt, restarts, worker_id, config_json, config_hash, settings, parent_run_id, "
        "parent_step, resume_checkpoint, resume_step, metrics, summary_json, created_at, "
-       "updated_at FROM runs ORDER BY id"},
+       "updated_at, nodes, worker_ids, master_port FROM runs ORDER BY id"},
       {&run_events,
        "SELECT time, attempt, from_state, to_state, reason FROM run_events WHERE run_id = ?1 "
        "ORDER BY id"},
       {&load_workers,
-       "SELECT id, name, hostname, devices, registered_at, last_seen FROM workers ORDER BY rowid"},
+       "SELECT id, name, hostname, devices, registered_at, last_seen, rendezvous_host, "
+       "rendezvous_port_base, rendezvous_port_count FROM workers ORDER BY rowid"},
       {&checkpoints,
        "SELECT attempt, step, path, bytes, sha256, reason, time FROM checkpoints "
        "WHERE run_id = ?1 ORDER BY id"},

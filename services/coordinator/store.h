@@ -30,7 +30,7 @@ struct sqlite3;
 namespace sgt::coord {
 
 // Schema version this build writes. Older files are migrated forward at Open.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct SweepRow {
   int64_t id = 0;  // assigned by InsertSweep
@@ -56,7 +56,12 @@ struct RunRow {
   int64_t step = 0;  // newest step reported
   int32_t attempt = 0;
   int32_t restarts = 0;
-  std::string worker_id;  // "w3", or "" when not on a worker
+  std::string worker_id;  // "w3", or "" when not on a worker; node 0's for a multi-node run
+  int32_t nodes = 1;      // workers one attempt spans (gang-scheduled)
+  // A multi-node attempt's workers by node rank (worker_ids[0] == worker_id); empty for a
+  // one-node run and whenever worker_id is "".
+  std::vector<std::string> worker_ids;
+  int32_t master_port = 0;  // a multi-node attempt's rendezvous port on node 0's worker
   std::string config_json;
   std::string config_hash;
   std::vector<std::pair<std::string, std::string>> settings;  // grid key -> YAML value text
@@ -87,6 +92,12 @@ struct WorkerRow {
   std::vector<v1::Device> devices;
   double registered_at = 0;
   double last_seen = 0;
+  // Where the ranks of a multi-node run meet when its node 0 is this worker: host, and the
+  // ports [base, base + count) the coordinator may hand out. "" / 0: the worker takes no part
+  // in multi-node runs (it did not announce them).
+  std::string rendezvous_host;
+  int32_t rendezvous_port_base = 0;
+  int32_t rendezvous_port_count = 0;
 };
 
 // Rows stored for a run, over every attempt.

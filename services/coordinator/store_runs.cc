@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -48,6 +49,19 @@ bool ParseSettings(const std::string& text, std::vector<std::pair<std::string, s
   return true;
 }
 
+// A multi-node attempt's workers: a JSON array of worker ids.
+std::string WorkerIdsJson(const std::vector<std::string>& ids) { return json(ids).dump(); }
+
+bool ParseWorkerIds(const std::string& text, std::vector<std::string>* out) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return false;
+  for (const json& id : j) {
+    if (!id.is_string()) return false;
+    out->push_back(id.get<std::string>());
+  }
+  return true;
+}
+
 google::protobuf::util::JsonPrintOptions PrintOptions() {
   google::protobuf::util::JsonPrintOptions o;
   o.always_print_primitive_fields = true;  // every metric present, so json_extract never misses
@@ -76,7 +90,8 @@ absl::Status Store::Impl::WriteRun(const RunRow& r) {
   BindAll(s.get(), r.id, r.name, r.variant, RunStateName(r.state), r.reason, r.priority, r.devices,
           r.steps, r.step, r.attempt, r.restarts, r.worker_id, r.config_json, r.config_hash,
           SettingsJson(r.settings), NullIfZero{r.parent_run_id}, r.parent_step, r.resume_checkpoint,
-          r.resume_step, metrics, r.summary_json, r.updated_at);
+          r.resume_step, metrics, r.summary_json, r.updated_at, r.nodes,
+          WorkerIdsJson(r.worker_ids), r.master_port);
   SGT_STORE_RETURN_IF_ERROR(Execute(wdb, s.get(), absl::StrCat("updating run ", r.id)));
   if (sqlite3_changes(wdb) != 1) {
     return absl::NotFoundError(absl::StrCat("store ", path, ": updating run ", r.id,
@@ -116,7 +131,8 @@ absl::StatusOr<int64_t> Store::Impl::InsertRunRow(const RunRow& r, int64_t sweep
   BindAll(s.get(), NullIfZero{sweep_id}, r.name, r.variant, RunStateName(r.state), r.reason,
           r.priority, r.devices, r.steps, r.step, r.attempt, r.restarts, r.worker_id, r.config_json,
           r.config_hash, SettingsJson(r.settings), NullIfZero{r.parent_run_id}, r.parent_step,
-          r.resume_checkpoint, r.resume_step, metrics, r.summary_json, r.created_at, r.updated_at);
+          r.resume_checkpoint, r.resume_step, metrics, r.summary_json, r.created_at, r.updated_at,
+          r.nodes, WorkerIdsJson(r.worker_ids), r.master_port);
   SGT_STORE_RETURN_IF_ERROR(Execute(wdb, s.get(),
                                     absl::StrCat("inserting run \"", r.name, "\" (sweep ", sweep_id,
                                                  ", parent run ", r.parent_run_id, ")")));
@@ -262,7 +278,8 @@ absl::Status Store::UpsertWorker(const WorkerRow& w) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
   Impl::WriteTimer timer(*impl_, "worker");
   Scoped s(impl_->upsert_worker);
-  BindAll(s.get(), w.id, w.name, w.hostname, devices, w.registered_at, w.last_seen);
+  BindAll(s.get(), w.id, w.name, w.hostname, devices, w.registered_at, w.last_seen,
+          w.rendezvous_host, w.rendezvous_port_base, w.rendezvous_port_count);
   return impl_->Execute(impl_->wdb, s.get(), absl::StrCat("storing worker ", w.id));
 }
 
@@ -323,6 +340,11 @@ absl::StatusOr<RunRow> Store::Impl::ReadRun(sqlite3_stmt* s) const {
   r.summary_json = Text(s, 21);
   r.created_at = Real(s, 22);
   r.updated_at = Real(s, 23);
+  r.nodes = std::max(1, Int32(s, 24));
+  if (!ParseWorkerIds(Text(s, 25), &r.worker_ids)) {
+    return Corrupt(absl::StrCat("run ", r.id, " worker_ids (a JSON array of worker ids)"));
+  }
+  r.master_port = Int32(s, 26);
   return r;
 }
 
@@ -382,6 +404,9 @@ absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() const {
     w.devices.assign(parsed.devices().begin(), parsed.devices().end());
     w.registered_at = Real(s.get(), 4);
     w.last_seen = Real(s.get(), 5);
+    w.rendezvous_host = Text(s.get(), 6);
+    w.rendezvous_port_base = Int32(s.get(), 7);
+    w.rendezvous_port_count = Int32(s.get(), 8);
     out.push_back(std::move(w));
   }
   if (rc != SQLITE_DONE) return impl_->Error(impl_->rdb, rc, "loading workers");

@@ -151,13 +151,15 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
   }
   const bool ended_on_worker =
       st.state() == v1::RUN_STATE_PAUSED || st.state() == v1::RUN_STATE_LOST || IsEnded(st.state());
-  const bool current = run.attempt == st.attempt() && run.worker_id == w.row.id;
+  const int rank = NodeRank(run, w.row.id);
+  const bool current = run.attempt == st.attempt() && rank >= 0;
   if (ended_on_worker) fleet_.Ended(w, rid, st.attempt());
   if (!current || IsEnded(run.state)) {
     log::Debug(kLog, "status of ", st.run_id(), " attempt ", st.attempt(), " ignored (",
                current ? "run already ended" : "not its current attempt", ")");
     return absl::OkStatus();
   }
+  if (rank > 0) return HandleNodeStatus(w, rank, run, st, out);
   // Changes go to a copy; the book's Transition stores it and only then replaces its row.
   RunRow r = run;
   if (st.step() > r.step) r.step = std::min(st.step(), r.steps);
@@ -207,6 +209,7 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
       break;
     case v1::RUN_STATE_LOST:  // the worker gave it up (shutting down): back to the queue now;
                               // one that never ran (still assigned) costs no restart
+      fleet_.CancelOtherNodes(run, w.row.id, out);
       return book_.Requeue(run, v1::RUN_STATE_LOST,
                            reason.empty() ? absl::StrCat(w.row.id, " gave the run up") : reason,
                            /*count_restart=*/run.state != v1::RUN_STATE_ASSIGNED, out);
@@ -215,12 +218,63 @@ absl::Status Coordinator::HandleStatus(WorkerState& w, const v1::RunStatus& st, 
           "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),
           " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED or LOST"));
   }
-  if (to != v1::RUN_STATE_RUNNING) r.worker_id.clear();
+  if (to != v1::RUN_STATE_RUNNING) ClearWorkers(r);
   // The copy's state is still the run's: the book checks and stores the change, then the row
   // with every other change of the status replaces the run's.
   if (absl::Status s = book_.Transition(r, to, reason, out); !s.ok()) return s;
+  // A multi-node attempt that failed or was cancelled on node 0 cannot go on elsewhere (its
+  // other ranks would wait in a collective): they are told to stop. A success or a pause ends
+  // on every node by itself.
+  if (to == v1::RUN_STATE_FAILED || to == v1::RUN_STATE_CANCELLED) {
+    fleet_.CancelOtherNodes(run, w.row.id, out);
+  }
   run = std::move(r);
   return absl::OkStatus();
+}
+
+absl::Status Coordinator::HandleNodeStatus(WorkerState& w, int rank, RunRow& run,
+                                           const v1::RunStatus& st, Outbox& out) {
+  const std::string node = absl::StrCat("node ", rank, " of ", run.nodes, " (", w.row.id, ")");
+  std::string reason = st.reason();
+  switch (st.state()) {
+    case v1::RUN_STATE_RUNNING:    // node 0's status says the run runs
+    case v1::RUN_STATE_SUCCEEDED:  // node 0's status decides the outcome; this node's devices
+    case v1::RUN_STATE_PAUSED:     // are free (Fleet::Ended)
+      return absl::OkStatus();
+    case v1::RUN_STATE_FAILED: {
+      std::string why = absl::StrCat(node, " failed", reason.empty() ? "" : ": ", reason);
+      if (!st.stderr_tail().empty()) absl::StrAppend(&why, "\nstderr tail:\n", st.stderr_tail());
+      RunRow r = run;
+      ClearWorkers(r);
+      if (absl::Status s = book_.Transition(r, v1::RUN_STATE_FAILED, why, out); !s.ok()) return s;
+      fleet_.CancelOtherNodes(run, w.row.id, out);
+      run = std::move(r);
+      return absl::OkStatus();
+    }
+    case v1::RUN_STATE_CANCELLED: {
+      RunRow r = run;
+      ClearWorkers(r);
+      if (absl::Status s = book_.Transition(
+              r, v1::RUN_STATE_CANCELLED,
+              absl::StrCat("cancelled on ", node, reason.empty() ? "" : ": ", reason), out);
+          !s.ok()) {
+        return s;
+      }
+      fleet_.CancelOtherNodes(run, w.row.id, out);
+      run = std::move(r);
+      return absl::OkStatus();
+    }
+    case v1::RUN_STATE_LOST:
+      fleet_.CancelOtherNodes(run, w.row.id, out);
+      return book_.Requeue(run, v1::RUN_STATE_LOST,
+                           absl::StrCat(node, " gave the run up", reason.empty() ? "" : ": ",
+                                        reason, "; the other nodes were told to cancel"),
+                           /*count_restart=*/run.state != v1::RUN_STATE_ASSIGNED, out);
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),
+          " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED or LOST"));
+  }
 }
 
 }  // namespace sgt::coord

@@ -56,6 +56,40 @@ TEST(RunsTableTest, TheSweepColumnComesSecond) {
       "r12  s2     s/longer-name  vanilla  queued       0/?        0  -           -        -\n");
 }
 
+TEST(RunsTableTest, AMultiNodeRunAddsNodesByDevicesAndListsItsWorkers) {
+  google::protobuf::RepeatedPtrField<v1::Run> runs = TwoRuns();
+  v1::Run* gang = runs.Add();
+  *gang = MakeRun("r13", "s2", "s/dp", "sgt", v1::RUN_STATE_RUNNING, 5, 100);
+  gang->set_attempt(1);
+  gang->set_nodes(2);
+  gang->set_devices(4);
+  gang->set_worker_id("w1");
+  gang->add_worker_ids("w1");
+  gang->add_worker_ids("w3");
+  EXPECT_EQ(RunsTable(runs, /*with_sweep=*/false),
+            "ID   NAME           VARIANT  STATE       STEP  ATTEMPT  NODES x DEV  WORKER   LOSS  "
+            "VAL PPL\n"
+            "r1   s/a            sgt      running  120/300        1        1 x 0  w2      5.123   "
+            "170.31\n"
+            "r12  s/longer-name  vanilla  queued       0/?        0        1 x 0  -           -   "
+            "     -\n"
+            "r13  s/dp           sgt      running    5/100        1        2 x 4  w1+w3       -   "
+            "     -\n");
+}
+
+TEST(ShowRunTest, AMultiNodeRunShowsItsRanksAndItsWorkersByNode) {
+  v1::GetRunResponse response;
+  *response.mutable_run() = MakeRun("r13", "s2", "s/dp", "sgt", v1::RUN_STATE_RUNNING, 5, 100);
+  response.mutable_run()->set_nodes(2);
+  response.mutable_run()->set_devices(4);
+  response.mutable_run()->set_worker_id("w1");
+  response.mutable_run()->add_worker_ids("w1");
+  response.mutable_run()->add_worker_ids("w3");
+  const std::string text = ShowRun(response, absl::UTCTimeZone());
+  EXPECT_TRUE(absl::StrContains(text, "devices        4 on each of 2 nodes (8 ranks)\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "worker         w1 (node 0), w3 (node 1)\n")) << text;
+}
+
 TEST(RunsTextTest, TheTableOrWhyThereIsNone) {
   v1::ListRunsResponse response;
   EXPECT_EQ(RunsText(response, "", false), "no runs\n");

@@ -223,13 +223,15 @@ TEST(SweepExpandTest, SettingsTakeDefaultsAndDocumentedValues) {
   EXPECT_EQ(defaults.base.source, "s.yaml");
 
   SweepSpec set = Parsed(std::string("name: d\ndescription: a test\npriority: 1000\n"
-                                     "max_concurrent: 7\nmax_restarts: 0\ndevices: 64\n") +
+                                     "max_concurrent: 7\nmax_restarts: 0\ndevices: 8\nnodes: 2\n") +
                          kBase);
   EXPECT_EQ(set.description, "a test");
   EXPECT_EQ(set.priority, 1000);
   EXPECT_EQ(set.max_concurrent, 7);
   EXPECT_EQ(set.max_restarts, 0);
-  EXPECT_EQ(set.devices, 64);
+  EXPECT_EQ(set.devices, 8);
+  EXPECT_EQ(set.nodes, 2);
+  EXPECT_EQ(defaults.nodes, 1);
 }
 
 TEST(SweepExpandTest, ListValuedGridValues) {
@@ -354,11 +356,43 @@ TEST(SweepErrorTest, OutOfRangeSettings) {
            {"max_restarts: 101", "max_restarts", "at most 100"},
            {"devices: 0", "devices", "[1, 64]"},
            {"devices: 65", "devices", "[1, 64]"},
+           {"nodes: 0", "nodes", "[1, 64]"},
+           {"nodes: 65", "nodes", "[1, 64]"},
+           {"nodes: two", "nodes", "expected an integer"},
            {"description: [a]", "description", "expected text"},
        }) {
     const std::string text = std::string("name: x\n") + kBase + c.line + "\n";
     ExpectErrorAt(text, Pos(text, c.line), c.key, c.piece);
   }
+}
+
+// The ranks (devices x nodes) must divide train.batch_size (16 in kBase); the error points at
+// where batch_size was set and names the run and the fix.
+TEST(SweepErrorTest, BatchSizeMustDivideAmongTheRanks) {
+  EXPECT_EQ(Parsed(std::string("name: x\nnodes: 4\ndevices: 4\n") + kBase).runs.size(), 1u);
+  EXPECT_EQ(Parsed(std::string("name: x\nnodes: 16\n") + kBase).runs.size(), 1u);
+
+  const std::string base = std::string("name: x\nnodes: 3\n") + kBase;
+  const std::string message = ErrorOf(base);
+  EXPECT_TRUE(Contains(message, "s.yaml:" + Pos(base, "batch_size: 16") +
+                                    ": run x: train.batch_size: is 16, not divisible by the "
+                                    "run's 3 ranks (devices 1 x nodes 3"));
+  EXPECT_TRUE(Contains(message, "allowed: a multiple of 3"));
+  EXPECT_TRUE(Contains(message, "set train.batch_size to 15 or 18, or change devices or nodes"));
+
+  // From the grid: the error names the run and points at the grid value.
+  const std::string grid = std::string("name: x\ndevices: 2\nnodes: 2\n") + kBase +
+                           "grid:\n  train.batch_size: [16, 6]\n  train.micro_batch_size: [2]\n";
+  const std::string from_grid = ErrorOf(grid);
+  EXPECT_TRUE(Contains(from_grid, "s.yaml:" + Pos(grid, "6]") +
+                                      ": run x/train.batch_size=6,train.micro_batch_size=2: "
+                                      "train.batch_size: is 6, not "
+                                      "divisible by the run's 4 ranks (devices 2 x nodes 2"));
+  EXPECT_TRUE(Contains(from_grid, "set train.batch_size to 4 or 8"));
+
+  // A batch smaller than the ranks: the smallest multiple is the fix.
+  const std::string small = std::string("name: x\ndevices: 32\n") + kBase;
+  EXPECT_TRUE(Contains(ErrorOf(small), "set train.batch_size to 32, or change devices or nodes"));
 }
 
 TEST(SweepErrorTest, GridNotAMapping) {
@@ -529,13 +563,27 @@ TEST(SweepPlanTest, JsonNumbersAreThePlannersOnEveryRun) {
   EXPECT_NE(settings, std::string::npos);
 }
 
+TEST(SweepPlanTest, ResourcesAreDevicesTimesNodes) {
+  SweepSpec spec = Parsed(std::string("name: dp\ndevices: 4\nnodes: 2\n") + kBase);
+  EXPECT_EQ(PlanResources(spec), "4 devices x 2 nodes = 8 ranks");
+  nlohmann::json j = nlohmann::json::parse(PlanSweepJson(spec));
+  EXPECT_EQ(j["devices"], 4);
+  EXPECT_EQ(j["nodes"], 2);
+  EXPECT_EQ(j["ranks"], 8);
+  EXPECT_TRUE(Contains(PlanSweepTable(spec),
+                       "1 run from 1 combination (0 excluded, 0 merged), "
+                       "each on 4 devices x 2 nodes = 8 ranks;"));
+}
+
 TEST(SweepPlanTest, TableListsEveryRun) {
   SweepSpec spec = Parsed(kIssue);
   const std::string table = PlanSweepTable(spec);
   EXPECT_TRUE(Contains(table, "RUN"));
   EXPECT_TRUE(Contains(table, "VS VANILLA"));
   for (const SweepRun& run : spec.runs) EXPECT_TRUE(Contains(table, run.config.name + " "));
-  EXPECT_TRUE(Contains(table, "15 runs from 18 combinations (3 excluded, 0 merged)"));
+  EXPECT_TRUE(Contains(table,
+                       "15 runs from 18 combinations (3 excluded, 0 merged), each on 1 "
+                       "device x 1 node = 1 rank;"));
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 1 + 15 + 2);
 }
 

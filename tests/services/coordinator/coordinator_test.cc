@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <set>
+#include <utility>
 
 #include "services/common/ids.h"
 
@@ -121,6 +123,43 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status();
     return *s;
   }
+  // A worker that takes part in multi-node runs: rendezvous at <name>.lan, ports 29500-29501.
+  uint64_t ConnectDp(const std::string& name, int cpus, std::shared_ptr<RecordingSink> sink) {
+    v1::RegisterRequest reg;
+    reg.set_name(name);
+    reg.set_rendezvous_host(name + ".lan");
+    reg.set_rendezvous_port_base(29500);
+    reg.set_rendezvous_port_count(2);
+    for (int i = 0; i < cpus; ++i) {
+      v1::Device* d = reg.add_devices();
+      d->set_id("cpu:" + std::to_string(i));
+      d->set_kind("cpu");
+    }
+    auto r = coord_->Register(reg);
+    EXPECT_TRUE(r.ok()) << r.status();
+    v1::Hello hello;
+    hello.set_worker_id(r->worker_id());
+    auto s = coord_->OpenSession(hello, sink);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *s;
+  }
+  absl::Status Heartbeat(uint64_t session, const std::vector<std::pair<std::string, int>>& runs) {
+    v1::WorkerMessage m;
+    for (const auto& [run, attempt] : runs) {
+      v1::RunRef* ref = m.mutable_heartbeat()->add_runs();
+      ref->set_run_id(run);
+      ref->set_attempt(attempt);
+    }
+    m.mutable_heartbeat();
+    return coord_->HandleWorkerMessage(session, m);
+  }
+  int32_t FreeDevices(const std::string& worker_id) {
+    const v1::ListWorkersResponse workers = coord_->ListWorkers();
+    for (const v1::Worker& w : workers.workers()) {
+      if (w.id() == worker_id) return w.free_devices();
+    }
+    return -1;
+  }
   v1::Run Get(const std::string& id) {
     v1::GetRunRequest req;
     req.set_run_id(id);
@@ -163,7 +202,9 @@ TEST_F(CoordinatorTest, SubmitQueuesRunsAndAWorkerGetsThem) {
   ASSERT_EQ(sink->Starts().size(), 1u);
   const v1::StartRun start = sink->Starts()[0];
   EXPECT_EQ(start.attempt(), 1);
+  EXPECT_FALSE(start.has_rendezvous());  // a one-node run picks its own
   EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_ASSIGNED);
+  EXPECT_EQ(Get(start.run_id()).worker_ids_size(), 0);
   ASSERT_TRUE(Status(session, start.run_id(), 1, v1::RUN_STATE_RUNNING).ok());
   EXPECT_EQ(Get(start.run_id()).state(), v1::RUN_STATE_RUNNING);
   ASSERT_TRUE(Status(session, start.run_id(), 1, v1::RUN_STATE_SUCCEEDED,
@@ -782,6 +823,273 @@ TEST_F(CoordinatorTest, ARunAFailedStoreWriteLeftHalfWayIsFinishedLater) {
   EXPECT_EQ(Get(run).restarts(), 1);
   coord_->Tick();
   EXPECT_EQ(Get(run).restarts(), 1);
+}
+
+// --- Runs across several workers (gangs).
+
+// kSweep's SGT run alone, over `nodes` workers (batch_size 16 splits into 2 ranks).
+std::string GangSweep(int nodes, const std::string& variants = "[sgt]") {
+  std::string y = kSweep;
+  y.replace(y.find("[vanilla, sgt]"), 14, variants);
+  return y + "nodes: " + std::to_string(nodes) + "\n";
+}
+
+class GangTest : public CoordinatorTest {
+ protected:
+  // The gang of GangSweep(2) started on a (node 0, w1) and b (node 1, w2) and reported running
+  // by node 0.
+  void StartGang() {
+    Submit(GangSweep(2));
+    sa_ = ConnectDp("a", 1, a_);
+    sb_ = ConnectDp("b", 1, b_);
+    ASSERT_EQ(a_->Starts().size(), 1u);
+    ASSERT_EQ(b_->Starts().size(), 1u);
+    run_ = a_->Starts()[0].run_id();
+    ASSERT_TRUE(Status(sa_, run_, 1, v1::RUN_STATE_RUNNING).ok());
+    ASSERT_EQ(Get(run_).state(), v1::RUN_STATE_RUNNING);
+  }
+  std::vector<v1::RunCommand> CancelsOf(const std::shared_ptr<RecordingSink>& sink) {
+    std::vector<v1::RunCommand> out;
+    for (const v1::RunCommand& c : sink->Commands()) {
+      if (c.kind() == v1::RunCommand::KIND_CANCEL && c.run_id() == run_) out.push_back(c);
+    }
+    return out;
+  }
+  std::shared_ptr<RecordingSink> a_ = std::make_shared<RecordingSink>();
+  std::shared_ptr<RecordingSink> b_ = std::make_shared<RecordingSink>();
+  uint64_t sa_ = 0, sb_ = 0;
+  std::string run_;
+};
+
+TEST_F(GangTest, AGangStartsOnEveryWorkerWithNodeZerosRendezvous) {
+  Submit(GangSweep(2));
+  sa_ = ConnectDp("a", 1, a_);
+  // One worker is not enough: nothing starts, and the run says why.
+  EXPECT_TRUE(a_->Starts().empty());
+  const std::string run = "r1";
+  EXPECT_NE(Get(run).reason().find("needs 2 workers with 1 free cpu device each; 1 connected "
+                                   "worker has 1 cpu device"),
+            std::string::npos)
+      << Get(run).reason();
+  // A worker without a rendezvous address cannot be a node.
+  auto plain = std::make_shared<RecordingSink>();
+  Connect("plain", 1, plain);
+  EXPECT_TRUE(plain->Starts().empty());
+  EXPECT_TRUE(a_->Starts().empty());
+  EXPECT_NE(Get(run).reason().find("1 more without one cannot join a multi-node run"),
+            std::string::npos)
+      << Get(run).reason();
+
+  sb_ = ConnectDp("b", 1, b_);
+  ASSERT_EQ(a_->Starts().size(), 1u);
+  ASSERT_EQ(b_->Starts().size(), 1u);
+  const v1::StartRun s0 = a_->Starts()[0], s1 = b_->Starts()[0];
+  for (const v1::StartRun& s : {s0, s1}) {
+    EXPECT_EQ(s.run_id(), run);
+    EXPECT_EQ(s.attempt(), 1);
+    EXPECT_EQ(s.devices(), 1);
+    ASSERT_TRUE(s.has_rendezvous());
+    EXPECT_EQ(s.rendezvous().nodes(), 2);
+    EXPECT_EQ(s.rendezvous().master_addr(), "a.lan");
+    EXPECT_EQ(s.rendezvous().master_port(), 29500);
+  }
+  EXPECT_EQ(s0.rendezvous().node_rank(), 0);
+  EXPECT_EQ(s1.rendezvous().node_rank(), 1);
+  v1::Run r = Get(run);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_ASSIGNED);
+  EXPECT_EQ(r.nodes(), 2);
+  EXPECT_EQ(r.worker_id(), "w1");
+  EXPECT_EQ(std::vector<std::string>(r.worker_ids().begin(), r.worker_ids().end()),
+            std::vector<std::string>({"w1", "w3"}));
+  EXPECT_EQ(FreeDevices("w1"), 0);
+  EXPECT_EQ(FreeDevices("w3"), 0);
+  // Node 1's RUNNING says nothing of the run; node 0's does.
+  ASSERT_TRUE(Status(sb_, run, 1, v1::RUN_STATE_RUNNING).ok());
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_ASSIGNED);
+  ASSERT_TRUE(Status(sa_, run, 1, v1::RUN_STATE_RUNNING).ok());
+  EXPECT_EQ(Get(run).state(), v1::RUN_STATE_RUNNING);
+}
+
+TEST_F(GangTest, TwoGangsWithTheSameNodeZeroGetDifferentPorts) {
+  Submit(GangSweep(2, "[vanilla, sgt]"));
+  sa_ = ConnectDp("a", 2, a_);
+  sb_ = ConnectDp("b", 2, b_);
+  ASSERT_EQ(a_->Starts().size(), 2u);
+  std::set<int32_t> ports;
+  for (const v1::StartRun& s : a_->Starts()) {
+    EXPECT_EQ(s.rendezvous().node_rank(), 0);
+    ports.insert(s.rendezvous().master_port());
+  }
+  EXPECT_EQ(ports, std::set<int32_t>({29500, 29501}));
+}
+
+TEST_F(GangTest, NodeOneSucceededFreesItsDevicesOnly) {
+  StartGang();
+  ASSERT_TRUE(Status(sb_, run_, 1, v1::RUN_STATE_SUCCEEDED, R"({"step": 100})").ok());
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(FreeDevices("w2"), 1);
+  EXPECT_EQ(FreeDevices("w1"), 0);
+  EXPECT_TRUE(CancelsOf(a_).empty());
+  ASSERT_TRUE(Status(sa_, run_, 1, v1::RUN_STATE_SUCCEEDED, R"({"step": 100})").ok());
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(Get(run_).worker_ids_size(), 0);
+  EXPECT_EQ(FreeDevices("w1"), 1);
+}
+
+TEST_F(GangTest, NodeOneFailedFailsTheRunAndCancelsNodeZero) {
+  StartGang();
+  v1::WorkerMessage m;
+  m.mutable_status()->set_run_id(run_);
+  m.mutable_status()->set_attempt(1);
+  m.mutable_status()->set_state(v1::RUN_STATE_FAILED);
+  m.mutable_status()->set_reason("sgt-train exited with code 1");
+  m.mutable_status()->set_stderr_tail("NCCL error");
+  ASSERT_TRUE(coord_->HandleWorkerMessage(sb_, m).ok());
+  const v1::Run r = Get(run_);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_FAILED);
+  EXPECT_NE(r.reason().find("node 1 of 2 (w2) failed: sgt-train exited with code 1"),
+            std::string::npos)
+      << r.reason();
+  EXPECT_NE(r.reason().find("NCCL error"), std::string::npos);
+  ASSERT_EQ(CancelsOf(a_).size(), 1u);
+  EXPECT_EQ(CancelsOf(a_)[0].attempt(), 1);
+  EXPECT_TRUE(CancelsOf(b_).empty());
+  // Node 0's devices are busy until its worker says the attempt stopped.
+  EXPECT_EQ(FreeDevices("w1"), 0);
+  ASSERT_TRUE(Status(sa_, run_, 1, v1::RUN_STATE_CANCELLED).ok());
+  EXPECT_EQ(FreeDevices("w1"), 1);
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_FAILED);
+}
+
+TEST_F(GangTest, NodeOneLostRequeuesFromTheCheckpointAndCancelsNodeZero) {
+  StartGang();
+  ASSERT_TRUE(Status(sb_, run_, 1, v1::RUN_STATE_LOST).ok());
+  v1::Run r = Get(run_);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(r.restarts(), 1);
+  EXPECT_EQ(r.worker_ids_size(), 0);
+  ASSERT_EQ(CancelsOf(a_).size(), 1u);
+  // Not started again while node 0 still stops the old attempt.
+  EXPECT_EQ(a_->Starts().size(), 1u);
+  ASSERT_TRUE(Status(sa_, run_, 1, v1::RUN_STATE_CANCELLED).ok());
+  ASSERT_EQ(a_->Starts().size(), 2u);
+  ASSERT_EQ(b_->Starts().size(), 2u);
+  EXPECT_EQ(a_->Starts()[1].attempt(), 2);
+  EXPECT_EQ(a_->Starts()[1].rendezvous().master_port(), 29500);  // the old attempt's, freed
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_ASSIGNED);
+}
+
+TEST_F(GangTest, NodeOnesLeaseExpiryLosesTheAttemptOnEveryNode) {
+  StartGang();
+  now_ += 11;  // b's lease is past; a renews its own
+  ASSERT_TRUE(Heartbeat(sa_, {{run_, 1}}).ok());
+  coord_->Tick();
+  const v1::Run r = Get(run_);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(r.restarts(), 1);
+  // Re-queued; with b gone it now says what it waits for.
+  EXPECT_NE(r.reason().find("needs 2 workers"), std::string::npos) << r.reason();
+  ASSERT_EQ(CancelsOf(a_).size(), 1u);
+  // a's heartbeat no longer lists it once stopped: its devices are free again.
+  ASSERT_TRUE(Heartbeat(sa_, {}).ok());
+  EXPECT_EQ(FreeDevices("w1"), 1);
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_QUEUED);  // b is gone: one worker is not enough
+}
+
+TEST_F(GangTest, NodeZerosLeaseExpiryCancelsNodeOne) {
+  StartGang();
+  now_ += 11;
+  ASSERT_TRUE(Heartbeat(sb_, {{run_, 1}}).ok());
+  coord_->Tick();
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_QUEUED);
+  ASSERT_EQ(CancelsOf(b_).size(), 1u);
+}
+
+TEST_F(GangTest, CommandsGoToEveryNodeAndTelemetryOnlyFromNodeZero) {
+  StartGang();
+  // Telemetry from node 1 is refused with a reason.
+  v1::WorkerMessage m;
+  v1::TelemetryBatch* b = m.mutable_telemetry();
+  b->set_run_id(run_);
+  b->set_attempt(1);
+  b->set_sequence(1);
+  v1::ScalarRow* s = b->add_scalars();
+  s->set_step(10);
+  s->set_name("loss");
+  s->set_value(4.5);
+  EXPECT_EQ(coord_->HandleWorkerMessage(sb_, m).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(b_->Acks().size(), 1u);
+  EXPECT_NE(b_->Acks()[0].error().find("is node 1 of the run; only node 0 (w1) sends"),
+            std::string::npos)
+      << b_->Acks()[0].error();
+  EXPECT_TRUE(coord_->HandleWorkerMessage(sa_, m).ok());
+  EXPECT_EQ(Get(run_).step(), 10);
+
+  v1::ActionRequest cancel;
+  cancel.set_target(run_);
+  ASSERT_TRUE(coord_->Cancel(cancel).ok());
+  EXPECT_EQ(CancelsOf(a_).size(), 1u);
+  EXPECT_EQ(CancelsOf(b_).size(), 1u);
+}
+
+TEST_F(GangTest, NodeOneReconnectingWithoutTheAttemptLosesIt) {
+  StartGang();
+  auto again = std::make_shared<RecordingSink>();
+  ConnectDp("b", 1, again);  // a restarted worker: its hello lists nothing
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(CancelsOf(a_).size(), 1u);
+}
+
+TEST_F(GangTest, AGangSurvivesACoordinatorRestart) {
+  StartGang();
+  Reopen();
+  const v1::Run r = Get(run_);
+  EXPECT_EQ(r.state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(r.nodes(), 2);
+  EXPECT_EQ(std::vector<std::string>(r.worker_ids().begin(), r.worker_ids().end()),
+            std::vector<std::string>({"w1", "w2"}));
+  // Both come back listing it: nothing is lost, and the port stays taken on a.
+  auto a2 = std::make_shared<RecordingSink>(), b2 = std::make_shared<RecordingSink>();
+  v1::RunRef ref;
+  ref.set_run_id(run_);
+  ref.set_attempt(1);
+  v1::RegisterRequest reg;
+  for (auto [name, sink] : {std::pair{"a", a2}, std::pair{"b", b2}}) {
+    reg.Clear();
+    reg.set_name(name);
+    reg.set_rendezvous_host(std::string(name) + ".lan");
+    reg.set_rendezvous_port_base(29500);
+    reg.set_rendezvous_port_count(1);
+    v1::Device* d = reg.add_devices();
+    d->set_id("cpu:0");
+    d->set_kind("cpu");
+    auto w = coord_->Register(reg);
+    ASSERT_TRUE(w.ok()) << w.status();
+    v1::Hello hello;
+    hello.set_worker_id(w->worker_id());
+    *hello.add_runs() = ref;
+    ASSERT_TRUE(coord_->OpenSession(hello, sink).ok());
+  }
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_TRUE(CancelsOf(a2).empty());
+  EXPECT_TRUE(CancelsOf(b2).empty());
+}
+
+TEST_F(CoordinatorTest, RegisterRefusesAHalfGivenRendezvous) {
+  v1::RegisterRequest reg;
+  reg.set_name("x");
+  v1::Device* d = reg.add_devices();
+  d->set_id("cpu:0");
+  d->set_kind("cpu");
+  reg.set_rendezvous_host("x.lan");  // no ports
+  auto r = coord_->Register(reg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("a host and a port range"), std::string::npos);
+  reg.set_rendezvous_port_base(65535);
+  reg.set_rendezvous_port_count(2);
+  EXPECT_FALSE(coord_->Register(reg).ok());
+  reg.set_rendezvous_port_count(1);
+  EXPECT_TRUE(coord_->Register(reg).ok());
 }
 
 }  // namespace

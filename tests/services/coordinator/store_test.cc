@@ -220,6 +220,9 @@ void ExpectSameRun(const RunRow& a, const RunRow& b) {
   EXPECT_EQ(a.summary_json, b.summary_json);
   EXPECT_EQ(a.created_at, b.created_at);
   EXPECT_EQ(a.updated_at, b.updated_at);
+  EXPECT_EQ(a.nodes, b.nodes);
+  EXPECT_EQ(a.worker_ids, b.worker_ids);
+  EXPECT_EQ(a.master_port, b.master_port);
 }
 
 TEST(RunStateNames, RoundTripEveryState) {
@@ -267,12 +270,71 @@ TEST_F(StoreTest, MigratesAnEmptyFile) {
   EXPECT_EQ(SqlInt(path_, "PRAGMA user_version"), kSchemaVersion);
 }
 
+// A file written by a version-1 coordinator (before multi-node runs): made here by taking the
+// version-2 columns away again, as a version-1 file has the same tables without them. It opens,
+// is migrated to the current version in place, and keeps its rows: runs on one node, workers
+// without a rendezvous address.
+TEST_F(StoreTest, MigratesAVersion1File) {
+  {
+    auto store = OpenOrDie(path_);
+    ASSERT_NE(store, nullptr);
+    Submit(*store, 2);
+    WorkerRow w;
+    w.id = "w1";
+    w.name = "old";
+    ASSERT_TRUE(store->UpsertWorker(w).ok());
+  }
+  SqlExec(path_,
+          "ALTER TABLE runs DROP COLUMN nodes; ALTER TABLE runs DROP COLUMN worker_ids; "
+          "ALTER TABLE runs DROP COLUMN master_port; "
+          "ALTER TABLE workers DROP COLUMN rendezvous_host; "
+          "ALTER TABLE workers DROP COLUMN rendezvous_port_base; "
+          "ALTER TABLE workers DROP COLUMN rendezvous_port_count; PRAGMA user_version = 1");
+  ASSERT_EQ(SqlInt(path_, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'nodes'"),
+            0);
+
+  auto store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SchemaVersion(), kSchemaVersion);
+  auto runs = store->LoadRuns();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  ASSERT_EQ(runs->size(), 2u);
+  for (const RunRow& r : *runs) {
+    EXPECT_EQ(r.nodes, 1);
+    EXPECT_TRUE(r.worker_ids.empty());
+    EXPECT_EQ(r.master_port, 0);
+    EXPECT_EQ(r.devices, 2);
+  }
+  auto workers = store->LoadWorkers();
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_EQ((*workers)[0].name, "old");
+  EXPECT_EQ((*workers)[0].rendezvous_host, "");
+  EXPECT_EQ((*workers)[0].rendezvous_port_count, 0);
+  // The new columns are written from now on.
+  RunRow gang = (*runs)[0];
+  gang.nodes = 2;
+  gang.worker_ids = {"w1", "w2"};
+  gang.worker_id = "w1";
+  gang.master_port = 29500;
+  ASSERT_TRUE(store->UpdateRun(gang).ok());
+  auto again = store->LoadRuns();
+  ASSERT_TRUE(again.ok()) << again.status();
+  ExpectSameRun((*again)[0], gang);
+  store.reset();
+  EXPECT_EQ(SqlInt(path_, "PRAGMA user_version"), kSchemaVersion);
+}
+
 TEST_F(StoreTest, SweepsAndRunsRoundTrip) {
   auto store = OpenOrDie(path_);
   ASSERT_NE(store, nullptr);
   SweepRow sweep = MakeSweep("grid");
   std::vector<RunRow> runs = {MakeRun("a"), MakeRun("b")};
   runs[1].state = v1::RUN_STATE_PAUSED;  // the event records whatever state it was stored in
+  runs[1].nodes = 2;  // a gang on two workers, with its rendezvous port on node 0's
+  runs[1].worker_id = "w3";
+  runs[1].worker_ids = {"w3", "w1"};
+  runs[1].master_port = 29400;
   ASSERT_TRUE(store->InsertSweep(sweep, runs, 1700000009.5).ok());
   EXPECT_GT(sweep.id, 0);
   EXPECT_GT(runs[0].id, 0);
@@ -437,6 +499,9 @@ TEST_F(StoreTest, WorkersUpsertAndRoundTrip) {
   w.devices.push_back(d);
   w.registered_at = 1700000000;
   w.last_seen = 1700000010;
+  w.rendezvous_host = "10.0.0.7";
+  w.rendezvous_port_base = 29400;
+  w.rendezvous_port_count = 16;
   ASSERT_TRUE(store->UpsertWorker(w).ok());
   WorkerRow cpu;
   cpu.id = "w2";
@@ -457,7 +522,12 @@ TEST_F(StoreTest, WorkersUpsertAndRoundTrip) {
   EXPECT_EQ(got.registered_at, 1700000000);
   ASSERT_EQ(got.devices.size(), 1u);
   EXPECT_EQ(got.devices[0].SerializeAsString(), w.devices[0].SerializeAsString());
+  EXPECT_EQ(got.rendezvous_host, "10.0.0.7");
+  EXPECT_EQ(got.rendezvous_port_base, 29400);
+  EXPECT_EQ(got.rendezvous_port_count, 16);
   EXPECT_EQ((*workers)[1].id, "w2");
+  EXPECT_EQ((*workers)[1].rendezvous_host, "");
+  EXPECT_EQ((*workers)[1].rendezvous_port_count, 0);
   EXPECT_TRUE((*workers)[1].devices.empty());
 
   WorkerRow nameless;
