@@ -301,8 +301,40 @@ print(f"r{rid}: losses of steps {steps[0]}-{steps[-1]} and the final loss {end['
 PY
 }
 
-# Runs the configuration of run $2 (store $1) with sgt-train alone, uninterrupted, in $3.
+# Runs the configuration of run $2 (store $1) with sgt-train alone, uninterrupted, in $3; on
+# $RANKS data-parallel ranks (run_ranks) when that is above 1.
 run_alone() {
   sqlite3 "$1" "SELECT config_json FROM runs WHERE id = ${2#r}" > "$3.json"
-  "$BIN/sgt-train" --config "$3.json" --out "$3" --no-progress > /dev/null
+  if (( ${RANKS:-1} > 1 )); then
+    run_ranks "$RANKS" "$3.json" "$3" --set train.threads=1
+  else
+    "$BIN/sgt-train" --config "$3.json" --out "$3" --no-progress > /dev/null
+  fi
+}
+
+# A loopback port nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# run_ranks N CONFIG OUT [sgt-train args...]: the N ranks of one data-parallel run on loopback,
+# all waited for; fails when any fails (its log is printed). Logs: OUT.rankR.log.
+# RANK0_ARGS (an array) go to rank 0 only, as --resume does.
+RANK0_ARGS=()
+run_ranks() {
+  local n=$1 config=$2 out=$3; shift 3
+  local port pids=() rc=0 r
+  port=$(free_port)
+  for ((r = 0; r < n; r++)); do
+    local extra=()
+    ((r == 0)) && extra=("${RANK0_ARGS[@]}")
+    MASTER_ADDR=127.0.0.1 MASTER_PORT=$port RANK=$r WORLD_SIZE=$n LOCAL_RANK=$r LOCAL_WORLD_SIZE=$n \
+      "$BIN/sgt-train" --config "$config" --out "$out" --no-progress "$@" "${extra[@]}" \
+      > "$out.rank$r.log" 2>&1 &
+    pids+=($!)
+  done
+  for r in "${!pids[@]}"; do
+    wait "${pids[$r]}" || { rc=$?; cat "$out.rank$r.log" >&2; }
+  done
+  return $rc
 }

@@ -16,29 +16,10 @@ write_tiny_config "$SCRATCH/run.yaml" "$SCRATCH/data"
 export OMP_NUM_THREADS=1 SGT_DIST_TIMEOUT_S=120
 unset MASTER_ADDR MASTER_PORT RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# ranks N OUT [sgt-train args...]: N ranks of one run, all waited for; fails when any fails.
-# RANK0_ARGS (an array) go to rank 0 only, as --resume does.
-RANK0_ARGS=()
+# ranks N OUT [sgt-train args...]: the N ranks of a run of $SCRATCH/run.yaml (lib.sh's run_ranks).
 ranks() {
   local n=$1 out=$2; shift 2
-  local port pids=() rc=0 r
-  port=$(free_port)
-  for ((r = 0; r < n; r++)); do
-    local extra=()
-    ((r == 0)) && extra=("${RANK0_ARGS[@]}")
-    MASTER_ADDR=127.0.0.1 MASTER_PORT=$port RANK=$r WORLD_SIZE=$n LOCAL_RANK=$r LOCAL_WORLD_SIZE=$n \
-      "$BIN/sgt-train" --config "$SCRATCH/run.yaml" --out "$out" --no-progress "$@" "${extra[@]}" \
-      > "$SCRATCH/logs/$(basename "$out").rank$r.log" 2>&1 &
-    pids+=($!)
-  done
-  for r in "${!pids[@]}"; do
-    wait "${pids[$r]}" || { rc=$?; cat "$SCRATCH/logs/$(basename "$out").rank$r.log" >&2; }
-  done
-  return $rc
+  run_ranks "$n" "$SCRATCH/run.yaml" "$out" "$@"
 }
 
 # compare A B FIRST TOL: losses of steps FIRST..24 of events A and B within relative TOL;
@@ -83,7 +64,7 @@ assert abs(a["val_loss"] - b["val_loss"]) <= 1e-6 * abs(a["val_loss"]), (a["val_
 PY
 # Rank 0 alone wrote: one start event, one summary; rank 1 said which rank it was.
 [[ $(grep -c '"event":"start"' "$SCRATCH/two/events.jsonl") == 1 ]] || fail "more than one start event"
-grep -q "succeeded at step 24.*rank 1 of 2" "$SCRATCH/logs/two.rank1.log" || fail "rank 1 did not finish"
+grep -q "succeeded at step 24.*rank 1 of 2" "$SCRATCH/two.rank1.log" || fail "rank 1 did not finish"
 
 echo "== Block Loop: the same pick"
 sed 's/^variant: sgt/variant: block_loop/' "$SCRATCH/run.yaml" > "$SCRATCH/bl.yaml"
