@@ -35,9 +35,6 @@ constexpr int64_t kBatchRows = 4096;   // a batch is sent once it has this many 
 constexpr double kBatchSeconds = 0.5;  // or once its first row is this old
 constexpr double kResendSeconds = 10;  // an unacknowledged final status goes again
 constexpr double kDrainSeconds = 5;    // on shutdown, for the last acknowledgements
-// Ranks still running this long after rank 0 exited are stopped: they have nothing left to do,
-// and a hung one would otherwise hold the attempt (and its devices) forever.
-constexpr double kStragglerSeconds = 30;
 
 double Mono() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -258,9 +255,9 @@ void Supervisor::Tick() {
           a->killed = true;
         }
         if (a->rank0_exited_at > 0 && a->term_at == 0 && a->alive > 0 &&
-            now - a->rank0_exited_at >= kStragglerSeconds) {
+            now - a->rank0_exited_at >= o_.straggler_s) {
           log::Warn(kLog, a->run_id, " attempt ", a->attempt, ": ", a->alive, " rank(s) still run ",
-                    kStragglerSeconds, " s after rank 0 exited; stopping them (SIGTERM)");
+                    o_.straggler_s, " s after rank 0 exited; stopping them (SIGTERM)");
           a->term_at = now;
           a->SignalAll(SIGTERM);
         }

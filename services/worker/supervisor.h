@@ -34,6 +34,10 @@ struct SupervisorOptions {
   std::vector<sgt::v1::Device> devices;  // this worker's
   AttemptOptions attempt;
   WorkerMetrics* metrics = nullptr;  // null: none; outlives the supervisor
+  // Ranks still running this long after global rank 0 exited are stopped (SIGTERM, SIGKILL
+  // after the cancel grace period): they have nothing left to do, and a hung one would otherwise
+  // hold the attempt and its devices for ever.
+  double straggler_s = 30;
 };
 
 class Supervisor : public LinkHandler {

@@ -187,7 +187,7 @@ class SupervisorTest : public ::testing::Test {
   }
 
   // The supervisor of `cpus` CPU slots, its session open as w1.
-  void Make(int cpus = 1, double grace_s = 30) {
+  void Make(int cpus = 1, double grace_s = 30, double straggler_s = 30) {
     SupervisorOptions o;
     for (int i = 0; i < cpus; ++i) {
       v1::Device d;
@@ -199,6 +199,7 @@ class SupervisorTest : public ::testing::Test {
     o.attempt.checkpoint_root = dir_ + "/ck";
     o.attempt.train_program = dir_ + "/train.sh";
     o.attempt.cancel_grace_s = grace_s;
+    o.straggler_s = straggler_s;
     sup_ = std::make_unique<Supervisor>(o, *spool_, link_);
     link_.Open(*sup_, "w1");
   }
@@ -635,6 +636,19 @@ TEST_F(SupervisorTest, PauseReachesEveryRank) {
   EXPECT_EQ(ReadFile(run_dir + "/stdout.log"), "rank 0: SIGUSR2\n");
   EXPECT_EQ(ReadFile(run_dir + "/rank-1.stdout.log"), "rank 1: SIGUSR2\n");
   EXPECT_EQ(ReadFile(run_dir + "/rank-2.stdout.log"), "rank 2: SIGUSR2\n");
+}
+
+// Rank 0 succeeded; a rank that then hangs is stopped after the straggler time, and the outcome
+// is rank 0's.
+TEST_F(SupervisorTest, ARankLeftRunningAfterRankZeroIsStopped) {
+  Train("[ \"$RANK\" = 0 ] || exec sleep 1000\n" + kStart +
+        Event(R"({"event":"end","time":3,"status":"succeeded","step":2})"));
+  Make(/*cpus=*/2, /*grace_s=*/30, /*straggler_s=*/0.2);
+  StartRanks("r29", 2);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r29", v1::RUN_STATE_SUCCEEDED)));
+  EXPECT_EQ(Status("r29", v1::RUN_STATE_SUCCEEDED).summary_json(),
+            R"({"status":"succeeded","step":2})");
+  EXPECT_EQ(Children(), 0);
 }
 
 TEST_F(SupervisorTest, CancelReachesEveryRank) {
