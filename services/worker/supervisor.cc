@@ -48,9 +48,7 @@ struct Supervisor::Rank {
   std::unique_ptr<Child> child;
   std::string stderr_path;
   std::thread waiter;
-  // Guarded by Supervisor::mu_.
-  bool exited = false;
-  int wait_status = 0;
+  int wait_status = 0;  // once it exited; guarded by Supervisor::mu_
 };
 
 struct Supervisor::Attempt {
@@ -422,7 +420,6 @@ void Supervisor::WaitRank(std::shared_ptr<Attempt> a, size_t i) {
   Rank& r = a->ranks[i];
   const int st = r.child->Wait();
   std::lock_guard<std::mutex> lock(mu_);
-  r.exited = true;
   r.wait_status = st;
   --a->alive;
   const bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
@@ -436,9 +433,6 @@ void Supervisor::WaitRank(std::shared_ptr<Attempt> a, size_t i) {
     }
   } else if (r.rank == 0 && a->alive > 0 && a->term_at == 0) {
     a->rank0_exited_at = Mono();
-  } else if (!clean && r.rank != 0) {
-    log::Debug(kLog, a->run_id, " attempt ", a->attempt, ": rank ", r.rank, " ",
-               Child::DescribeExit(st));
   }
   cv_.notify_all();
 }
