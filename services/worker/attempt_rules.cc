@@ -1,5 +1,5 @@
-// The rules of an attempt as pure functions: run ids, device picking, the child's launch, the
-// final status (attempt_rules.h).
+// The rules of an attempt as pure functions: run ids, the StartRun's shape, device picking, the
+// launch of its ranks, the final status (attempt_rules.h).
 #include "services/worker/attempt_rules.h"
 
 #include <sys/wait.h>
@@ -47,8 +47,48 @@ std::vector<std::string> PickDevices(const std::vector<v1::Device>& devices,
   return picked;
 }
 
+Ranks RanksOf(const v1::StartRun& s) {
+  Ranks r;
+  r.local = std::max(1, s.devices());
+  if (s.rendezvous().nodes() > 1) {
+    r.nodes = s.rendezvous().nodes();
+    r.node_rank = s.rendezvous().node_rank();
+  }
+  return r;
+}
+
+absl::Status CheckStartRun(const v1::StartRun& s) {
+  auto bad = [](auto&&... why) {
+    return absl::InvalidArgumentError(absl::StrCat("bad StartRun from the coordinator: ", why...));
+  };
+  if (s.devices() < 1) return bad("devices is ", s.devices(), "; a run needs at least 1");
+  const v1::Rendezvous& r = s.rendezvous();
+  if (r.nodes() < 0) return bad("rendezvous nodes is ", r.nodes(), "; it needs at least 1");
+  if (r.nodes() <= 1) {
+    if (r.node_rank() != 0) {
+      return bad("rendezvous node_rank ", r.node_rank(), " of a run on one node; it must be 0");
+    }
+    return absl::OkStatus();
+  }
+  if (r.node_rank() < 0 || r.node_rank() >= r.nodes()) {
+    return bad("rendezvous node_rank ", r.node_rank(), " is not in [0, ", r.nodes(), ")");
+  }
+  if (static_cast<int64_t>(r.nodes()) * s.devices() > kMaxWorldSize) {
+    return bad(r.nodes(), " nodes of ", s.devices(), " devices are more than ", kMaxWorldSize,
+               " ranks");
+  }
+  if (absl::StripAsciiWhitespace(r.master_addr()).empty()) {
+    return bad("rendezvous of ", r.nodes(), " nodes has no master_addr");
+  }
+  if (r.master_port() < 1 || r.master_port() > 65535) {
+    return bad("rendezvous master_port ", r.master_port(), " is not in 1..65535");
+  }
+  return absl::OkStatus();
+}
+
 AttemptLaunch PlanLaunch(const v1::StartRun& s, const AttemptOptions& o,
-                         const std::vector<std::string>& devices, const std::string& resume) {
+                         const std::vector<std::string>& devices, const std::string& resume,
+                         int local_master_port) {
   const std::string tag = absl::StrCat("attempt-", s.attempt());
   const fs::path dir = fs::path(o.work_dir) / "runs" / s.run_id() / tag;
   const fs::path ckdir = fs::path(o.checkpoint_root) / s.run_id() / tag;
@@ -56,22 +96,78 @@ AttemptLaunch PlanLaunch(const v1::StartRun& s, const AttemptOptions& o,
   l.dir = dir.string();
   l.checkpoint_dir = ckdir.string();
   l.config_path = (dir / "config.json").string();
-  ChildSpec& spec = l.child;
-  spec.argv = {o.train_program,    "--config",       l.config_path, "--out",       l.dir,
-               "--checkpoint-dir", l.checkpoint_dir, "--events-fd", "{events_fd}", "--no-progress"};
-  if (!resume.empty()) spec.argv.insert(spec.argv.end(), {"--resume", resume});
-  if (sgt::BriefOfConfigJson(s.config_json()).device == "cpu") {
-    spec.argv.insert(spec.argv.end(),
-                     {"--set", absl::StrCat("train.threads=", std::max(1, s.devices()))});
-  } else {
-    std::vector<std::string> idx;
-    for (const std::string& d : devices) idx.push_back(d.substr(d.find(':') + 1));
-    spec.env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(idx, ",")));
+  l.ranks = RanksOf(s);
+  const Ranks& r = l.ranks;
+  const bool cpu = sgt::BriefOfConfigJson(s.config_json()).device == "cpu";
+  std::vector<std::string> gpus;
+  for (const std::string& d : devices) gpus.push_back(d.substr(d.find(':') + 1));
+  for (int local = 0; local < r.local; ++local) {
+    const int rank = r.first() + local;
+    ChildSpec spec;
+    spec.argv = {o.train_program, "--config",         l.config_path,   "--out",
+                 l.dir,           "--checkpoint-dir", l.checkpoint_dir};
+    // Rank 0 alone writes events and checkpoints, and reads the checkpoint it then broadcasts.
+    if (rank == 0) spec.argv.insert(spec.argv.end(), {"--events-fd", "{events_fd}"});
+    spec.argv.push_back("--no-progress");
+    if (rank == 0 && !resume.empty()) spec.argv.insert(spec.argv.end(), {"--resume", resume});
+    if (cpu) {
+      spec.argv.insert(spec.argv.end(), {"--set", "train.threads=1"});
+    } else {
+      spec.env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(gpus, ",")));
+    }
+    if (!r.single()) {
+      const bool remote = r.nodes > 1;
+      spec.env.insert(
+          spec.env.end(),
+          {absl::StrCat("MASTER_ADDR=", remote ? s.rendezvous().master_addr() : "127.0.0.1"),
+           absl::StrCat("MASTER_PORT=", remote ? s.rendezvous().master_port() : local_master_port),
+           absl::StrCat("RANK=", rank), absl::StrCat("WORLD_SIZE=", r.world()),
+           absl::StrCat("LOCAL_RANK=", local), absl::StrCat("LOCAL_WORLD_SIZE=", r.local)});
+    }
+    const std::string prefix = rank == 0 ? "" : absl::StrCat("rank-", rank, ".");
+    spec.stdout_path = (dir / (prefix + "stdout.log")).string();
+    spec.stderr_path = (dir / (prefix + "stderr.log")).string();
+    l.children.push_back(std::move(spec));
   }
-  spec.stdout_path = (dir / "stdout.log").string();
-  spec.stderr_path = (dir / "stderr.log").string();
   return l;
 }
+
+namespace {
+
+// The last non-empty line of a stderr tail, without sgt-train's "sgt-train: ": why it exited,
+// in its words.
+std::string LastLine(const std::string& stderr_tail) {
+  std::string last;
+  for (absl::string_view line : absl::StrSplit(stderr_tail, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty()) last = std::string(line);
+  }
+  return std::string(absl::StripPrefix(last, "sgt-train: "));
+}
+
+bool Clean(int wait_status) { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+
+// "rank 1 exited with status 1 on w2: WHY" or "rank 1 was killed by signal 9 (Killed) at step 5
+// on w2".
+std::string RankFailure(int rank, int st, const std::string& stderr_tail, int64_t step,
+                        const std::string& worker_id) {
+  if (WIFEXITED(st)) {
+    const std::string why = LastLine(stderr_tail);
+    return absl::StrCat("rank ", rank, " exited with status ", WEXITSTATUS(st), " on ", worker_id,
+                        why.empty() ? "" : ": ", why);
+  }
+  std::string how = Child::DescribeExit(st);  // "killed by signal 9 (Killed)"
+  if (WIFSIGNALED(st)) how = absl::StrCat("was ", how, " at step ", step);
+  return absl::StrCat("rank ", rank, " ", how, " on ", worker_id);
+}
+
+// "rank 2" or "ranks 2-3".
+std::string RankRange(const Ranks& r) {
+  if (r.local == 1) return absl::StrCat("rank ", r.first());
+  return absl::StrCat("ranks ", r.first(), "-", r.first() + r.local - 1);
+}
+
+}  // namespace
 
 v1::RunStatus FinalStatus(const AttemptEnd& e, const EventTranslator& t) {
   const int st = e.wait_status;
@@ -79,8 +175,16 @@ v1::RunStatus FinalStatus(const AttemptEnd& e, const EventTranslator& t) {
   s.set_run_id(e.run_id);
   s.set_attempt(e.attempt);
   s.set_step(t.step());
-  const bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (e.shutting_down && !e.cancelled && !(clean && t.ended())) {
+  const bool has_rank0 = e.ranks.node_rank == 0;
+  // Rank 0 defines a clean end where it runs; elsewhere every rank exiting 0 does.
+  const bool clean =
+      has_rank0 ? Clean(st) && t.ended() : Clean(st) && e.others_clean && e.failed_rank < 0;
+  auto failed = [&](std::string reason, const std::string& tail) {
+    s.set_state(v1::RUN_STATE_FAILED);
+    s.set_reason(std::move(reason));
+    s.set_stderr_tail(tail);
+  };
+  if (e.shutting_down && !e.cancelled && !clean) {
     s.set_state(v1::RUN_STATE_LOST);
     s.set_reason(absl::StrCat(e.worker_id, " shut down; the run goes back to the queue"));
   } else if (e.cancelled) {
@@ -88,33 +192,47 @@ v1::RunStatus FinalStatus(const AttemptEnd& e, const EventTranslator& t) {
     s.set_reason(e.killed
                      ? absl::StrCat("cancelled (killed after ", e.cancel_grace_s, " s of SIGTERM)")
                      : "cancelled");
-  } else if (clean && t.end_status() == events::kStatusPaused) {
+  } else if (!has_rank0) {
+    if (clean) {
+      s.set_state(v1::RUN_STATE_SUCCEEDED);
+      s.set_reason(absl::StrCat("node ", e.ranks.node_rank, " of ", e.ranks.nodes, ": ",
+                                RankRange(e.ranks), " exited cleanly on ", e.worker_id));
+    } else if (e.failed_rank >= 0) {
+      failed(RankFailure(e.failed_rank, e.failed_wait_status, e.failed_stderr_tail, t.step(),
+                         e.worker_id),
+             e.failed_stderr_tail);
+    } else {
+      // Only a rank the worker signalled exits uncleanly without failing first; that is a cancel
+      // or a shutdown, above. Kept for completeness.
+      failed(RankFailure(e.ranks.first(), st, e.stderr_tail, t.step(), e.worker_id), e.stderr_tail);
+    }
+  } else if (Clean(st) && t.end_status() == events::kStatusPaused) {
     s.set_state(v1::RUN_STATE_PAUSED);
     s.set_summary_json(t.summary_json());
     s.set_reason(absl::StrCat("paused at step ", t.step(), " on ", e.worker_id));
-  } else if (clean && t.end_status() == events::kStatusSucceeded) {
+  } else if (Clean(st) && t.end_status() == events::kStatusSucceeded) {
     s.set_state(v1::RUN_STATE_SUCCEEDED);
     s.set_summary_json(t.summary_json());
+  } else if (e.failed_rank > 0 && t.error().empty()) {
+    // Another rank failed first; rank 0 then failed because of it (or was stopped).
+    failed(RankFailure(e.failed_rank, e.failed_wait_status, e.failed_stderr_tail, t.step(),
+                       e.worker_id),
+           e.failed_stderr_tail);
   } else {
-    s.set_state(v1::RUN_STATE_FAILED);
     // The last line sgt-train printed says why, in its words ("sgt-train: token file ...").
-    std::string last;
-    for (absl::string_view line : absl::StrSplit(e.stderr_tail, '\n')) {
-      line = absl::StripAsciiWhitespace(line);
-      if (!line.empty()) last = std::string(line);
-    }
+    const std::string last = LastLine(e.stderr_tail);
     std::string reason;
     if (!t.error().empty()) {
       reason = absl::StrCat(t.error(), " at step ", t.step());
-    } else if (clean) {
+    } else if (Clean(st)) {
       reason = "sgt-train exited without reporting an end";
     } else if (!last.empty() && WIFEXITED(st)) {
-      reason = std::string(absl::StripPrefix(last, "sgt-train: "));
+      reason = last;
     } else {
       reason = absl::StrCat("sgt-train crashed at step ", t.step());
     }
-    s.set_reason(absl::StrCat(reason, " (", Child::DescribeExit(st), " on ", e.worker_id, ")"));
-    s.set_stderr_tail(e.stderr_tail);
+    failed(absl::StrCat(reason, " (", Child::DescribeExit(st), " on ", e.worker_id, ")"),
+           e.stderr_tail);
   }
   return s;
 }

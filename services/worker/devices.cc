@@ -1,7 +1,8 @@
-// The devices a worker offers (devices.h): parsing --devices, and CUDA discovery when built
-// with SGT_WORKER_CUDA.
+// What a worker offers (devices.h): parsing --devices, and CUDA discovery when built with
+// SGT_WORKER_CUDA; parsing --rendezvous-ports and checking --rendezvous-host.
 #include "services/worker/devices.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -80,6 +81,39 @@ absl::StatusOr<std::vector<sgt::v1::Device>> ParseDevices(const std::string& spe
     out.push_back(Make("cuda", i));
   }
   return out;
+}
+
+absl::Status ParseRendezvousPorts(const std::string& spec, RendezvousOffer* offer) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rendezvous-ports ", spec, ": ", why,
+                     "; use BASE-END, e.g. 29500-29599 (the ports other ",
+                     "nodes may reach a data-parallel run's rank 0 on, both included)"));
+  };
+  const std::vector<std::string> parts = absl::StrSplit(spec, '-');
+  int base = 0, end = 0;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &base) ||
+      !absl::SimpleAtoi(parts[1], &end)) {
+    return bad("not two port numbers joined by '-'");
+  }
+  if (base < 1 || end > 65535) return bad("ports are 1 to 65535");
+  if (end < base) return bad(absl::StrCat("END ", end, " is below BASE ", base));
+  offer->port_base = base;
+  offer->port_count = end - base + 1;
+  return absl::OkStatus();
+}
+
+absl::Status CheckRendezvousHost(const std::string& host) {
+  const bool odd = std::any_of(host.begin(), host.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= ' ' || c == 0x7f;
+  });
+  if (host.empty() || host.size() > 253 || odd) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rendezvous-host '", host,
+                     "': not a host name or IP address; give the name or address other nodes "
+                     "reach this worker at"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sgt::worker

@@ -163,6 +163,9 @@ std::shared_ptr<GrpcLink::Conn> GrpcLink::Connect(std::string* error) {
   reg.set_hostname(o_.hostname);
   reg.set_version("sgt-worker");
   for (const v1::Device& d : o_.devices) *reg.add_devices() = d;
+  reg.set_rendezvous_host(o_.rendezvous.host);
+  reg.set_rendezvous_port_base(o_.rendezvous.port_base);
+  reg.set_rendezvous_port_count(o_.rendezvous.port_count);
   v1::RegisterResponse rr;
   grpc::Status s = c->stub->Register(&rctx, reg, &rr);
   {

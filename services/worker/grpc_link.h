@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "services/worker/devices.h"
 #include "services/worker/link.h"
 #include "services/worker/metrics.h"
 #include "services/worker/spool.h"
@@ -28,6 +29,7 @@ struct LinkOptions {
   std::string coordinator;               // host:port
   std::string name, hostname;            // name: stable across restarts (keeps the worker id)
   std::vector<sgt::v1::Device> devices;  // offered at Register
+  RendezvousOffer rendezvous;            // offered at Register (data-parallel runs)
   std::string token;                     // bearer token ("" = none)
   std::string tls_ca_pem;                // root certificates ("" = plaintext)
   double max_backoff_s = 5;              // reconnect backoff ceiling

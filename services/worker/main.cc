@@ -47,6 +47,10 @@ constexpr char kUsage[] = R"(usage: sgt-worker --checkpoint-root DIR --work-dir 
   --token-file F            bearer token for the coordinator's worker API
   --tls-ca F                talk TLS, trusting these root certificates (PEM)
   --cancel-grace-seconds S  SIGTERM, then SIGKILL after S seconds (default 10)
+  --rendezvous-host H       where other workers reach a data-parallel run whose rank 0 runs
+                            here (default: the host name)
+  --rendezvous-ports B-E    the ports the coordinator may give such a run, both included
+                            (default 29500-29599)
   --spool-max-mb N          telemetry kept on disk while the coordinator is away before the
                             children are made to wait (default 256)
   --log-level LEVEL         debug, info, warn, error (default info)
@@ -128,6 +132,16 @@ int main(int argc, char** argv) {
           !std::isfinite(o.cancel_grace_s) || o.cancel_grace_s < 0 || o.cancel_grace_s > 3600) {
         return Usage("--cancel-grace-seconds needs seconds from 0 to 3600");
       }
+    } else if (args.Is("--rendezvous-host")) {
+      if (!args.Value(&o.rendezvous.host)) return Usage("--rendezvous-host needs a host name");
+      if (absl::Status s = sgt::worker::CheckRendezvousHost(o.rendezvous.host); !s.ok()) {
+        return Usage(std::string(s.message()));
+      }
+    } else if (args.Is("--rendezvous-ports")) {
+      if (!args.Value(&v)) return Usage("--rendezvous-ports needs BASE-END, e.g. 29500-29599");
+      if (absl::Status s = sgt::worker::ParseRendezvousPorts(v, &o.rendezvous); !s.ok()) {
+        return Usage(std::string(s.message()));
+      }
     } else if (args.Is("--spool-max-mb")) {
       if (!args.Value(&v) || !absl::SimpleAtoi(v, &spool_mb) || spool_mb < 1 ||
           spool_mb > (1 << 20)) {
@@ -178,6 +192,7 @@ int main(int argc, char** argv) {
   }
   o.hostname = HostName();
   if (o.name.empty()) o.name = o.hostname;
+  if (o.rendezvous.host.empty()) o.rendezvous.host = o.hostname;
   if (!token_file.empty()) {
     if (!ReadFile(token_file, &o.token)) {
       return Fatal("--token-file " + token_file + ": not a readable file; check the path");

@@ -1,14 +1,20 @@
-// The supervisor of a worker's attempts: start, commands, the relay of a child's events as
-// telemetry, its end and final status, the shutdown of the children (supervisor.h).
+// The supervisor of a worker's attempts: start, commands, the relay of rank 0's events as
+// telemetry, the ranks' ends and the attempt's final status, the shutdown of the children
+// (supervisor.h).
 #include "services/worker/supervisor.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -36,27 +42,48 @@ double Mono() {
 
 }  // namespace
 
+// One local rank of an attempt: one sgt-train child, and the thread that waits for its exit.
+struct Supervisor::Rank {
+  int rank = 0;  // global
+  std::unique_ptr<Child> child;
+  std::string stderr_path;
+  std::thread waiter;
+  int wait_status = 0;  // once it exited; guarded by Supervisor::mu_
+};
+
 struct Supervisor::Attempt {
-  // The status acknowledgement and the shutdown may both want the relay thread finished.
+  // The status acknowledgement and the shutdown may both want the threads finished.
   void JoinRelay() {
     std::lock_guard<std::mutex> lock(join_mu);
     if (relay.joinable()) relay.join();
+    for (Rank& r : ranks) {
+      if (r.waiter.joinable()) r.waiter.join();
+    }
+  }
+  // Sends `sig` to every rank not yet reaped. Under Supervisor::mu_ (the ranks are fixed).
+  void SignalAll(int sig) {
+    for (Rank& r : ranks) r.child->Signal(sig);
   }
 
   std::string run_id, key;
   int32_t attempt = 0;
   std::vector<std::string> devices;
-  std::unique_ptr<Child> child;
-  std::string stderr_path;
+  Ranks shape;
+  std::vector<Rank> ranks;  // local rank 0 first; fixed once the threads start
   std::atomic<int64_t> step{0};
   int64_t next_sequence = 1;  // the relay thread's
-  std::thread relay;
+  std::thread relay;          // reads local rank 0's events pipe
   std::mutex join_mu;
   // Guarded by Supervisor::mu_.
   bool cancel = false;  // the coordinator cancelled it
-  double term_at = 0;   // SIGTERM sent (cancel or shutdown); SIGKILL after the grace period
+  // SIGTERM sent to every rank (cancel, shutdown, a failed rank, stragglers); SIGKILL after the
+  // grace period.
+  double term_at = 0;
   bool killed = false;
-  bool ended = false;  // the child is gone; final_status says how
+  int alive = 0;               // ranks not yet exited
+  int failed = -1;             // the local rank that failed first on its own, or -1
+  double rank0_exited_at = 0;  // global rank 0 exited (cleanly) while others ran
+  bool ended = false;          // every rank is gone; final_status says how
   v1::WorkerMessage final_status;
   double final_sent_at = -1;  // < 0: not sent on the current session
   // The RUNNING status goes again (each new session, and every kResendSeconds) until the
@@ -200,7 +227,7 @@ Supervisor::Load Supervisor::CurrentLoad() {
   Load l;
   std::lock_guard<std::mutex> lock(mu_);
   for (const v1::Device& d : o_.devices) l.devices.emplace_back(d.kind(), busy_.count(d.id()) > 0);
-  for (const auto& [key, a] : attempts_) l.children += a->ended ? 0 : 1;
+  for (const auto& [key, a] : attempts_) l.children += a->alive;
   return l;
 }
 
@@ -222,8 +249,15 @@ void Supervisor::Tick() {
         if (a->term_at > 0 && !a->ended && !a->killed && now - a->term_at >= grace) {
           log::Warn(kLog, a->run_id, " attempt ", a->attempt, " still runs ", grace,
                     " s after SIGTERM; sending SIGKILL");
-          a->child->Signal(SIGKILL);
+          a->SignalAll(SIGKILL);
           a->killed = true;
+        }
+        if (a->rank0_exited_at > 0 && a->term_at == 0 && a->alive > 0 &&
+            now - a->rank0_exited_at >= o_.straggler_s) {
+          log::Warn(kLog, a->run_id, " attempt ", a->attempt, ": ", a->alive, " rank(s) still run ",
+                    o_.straggler_s, " s after rank 0 exited; stopping them (SIGTERM)");
+          a->term_at = now;
+          a->SignalAll(SIGTERM);
         }
         if (a->ended && a->final_sent_at >= 0 && now - a->final_sent_at > kResendSeconds) {
           a->final_sent_at = -1;
@@ -254,6 +288,30 @@ void Supervisor::Reject(const v1::StartRun& s, v1::RunState state, const std::st
   link_.Send(m);
 }
 
+namespace {
+
+// A port on 127.0.0.1 that is free now: the rendezvous of a run whose ranks are all on this
+// worker. Another process may take it before rank 0 listens on it; the attempt then fails.
+absl::StatusOr<int> FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("bind 127.0.0.1:0: ", std::strerror(err)));
+  }
+  ::close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
+}  // namespace
+
 void Supervisor::Start(const v1::StartRun& s) {
   if (!ValidRunId(s.run_id()) || s.attempt() < 1) {
     log::Warn(kLog, "StartRun for run '", s.run_id(), "' attempt ", s.attempt(),
@@ -267,10 +325,13 @@ void Supervisor::Start(const v1::StartRun& s) {
     id = worker_id_;
   }
   if (stopping_) return Reject(s, v1::RUN_STATE_LOST, absl::StrCat(id, " is shutting down"));
+  if (absl::Status c = CheckStartRun(s); !c.ok()) {
+    return Reject(s, v1::RUN_STATE_FAILED, std::string(c.message()));
+  }
   absl::StatusOr<std::string> kind = RunDeviceKind(s.config_json());
   if (!kind.ok()) return Reject(s, v1::RUN_STATE_FAILED, std::string(kind.status().message()));
   // Devices: the coordinator's bookkeeping says they are free; check.
-  const int want = std::max(1, s.devices());
+  const int want = s.devices();
   std::vector<std::string> picked;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -282,44 +343,98 @@ void Supervisor::Start(const v1::StartRun& s) {
                                " device(s), the run needs ", want, "; back to the queue"));
   }
   const AttemptOptions& o = o_.attempt;
+  const Ranks shape = RanksOf(s);
+  // Only rank 0 reads the checkpoint; a node without it has nothing to resolve.
   std::string resume;
-  if (!s.resume_checkpoint().empty()) {
+  if (!s.resume_checkpoint().empty() && shape.node_rank == 0) {
     absl::StatusOr<std::string> p = ResolveResume(o.checkpoint_root, s.resume_checkpoint(), id);
     if (!p.ok()) return Reject(s, v1::RUN_STATE_FAILED, std::string(p.status().message()));
     resume = *p;
   }
-  const AttemptLaunch launch = PlanLaunch(s, o, picked, resume);
+  int port = 0;
+  if (!shape.single() && shape.nodes == 1) {
+    absl::StatusOr<int> p = FreeLoopbackPort();
+    if (!p.ok()) {
+      return Reject(
+          s, v1::RUN_STATE_FAILED,
+          absl::StrCat("cannot pick a rendezvous port on ", id, ": ", p.status().message()));
+    }
+    port = *p;
+  }
+  const AttemptLaunch launch = PlanLaunch(s, o, picked, resume, port);
   if (absl::Status f = PrepareAttemptFiles(launch, s.config_json(), o.checkpoint_root, id);
       !f.ok()) {
     return Reject(s, v1::RUN_STATE_FAILED, std::string(f.message()));
-  }
-  absl::StatusOr<std::unique_ptr<Child>> child = Child::Spawn(launch.child);
-  if (!child.ok()) {
-    return Reject(
-        s, v1::RUN_STATE_FAILED,
-        absl::StrCat("cannot start ", o.train_program, " on ", id, ": ", child.status().message()));
   }
   auto a = std::make_shared<Attempt>();
   a->run_id = s.run_id();
   a->attempt = s.attempt();
   a->key = AttemptKey(s.run_id(), s.attempt());
   a->devices = picked;
-  a->child = std::move(*child);
-  a->stderr_path = launch.child.stderr_path;
+  a->shape = shape;
+  // Every rank or none: a rank that cannot start takes the started ones down with it (the
+  // Child destructor kills and reaps).
+  for (size_t i = 0; i < launch.children.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<Child>> child = Child::Spawn(launch.children[i]);
+    if (!child.ok()) {
+      return Reject(
+          s, v1::RUN_STATE_FAILED,
+          absl::StrCat("cannot start ", o.train_program,
+                       shape.single() ? "" : absl::StrCat(" (rank ", shape.first() + i, ")"),
+                       " on ", id, ": ", child.status().message()));
+    }
+    Rank r;
+    r.rank = shape.first() + static_cast<int>(i);
+    r.child = std::move(*child);
+    r.stderr_path = launch.children[i].stderr_path;
+    a->ranks.push_back(std::move(r));
+  }
+  a->alive = static_cast<int>(a->ranks.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::string& d : picked) busy_[d] = a->key;
     attempts_[a->key] = a;
   }
+  std::vector<std::string> pids;
+  for (const Rank& r : a->ranks) pids.push_back(absl::StrCat(r.child->pid()));
   log::Info(kLog, s.run_id(), " attempt ", s.attempt(), " (", s.name(), ") started as pid ",
-            a->child->pid(), " on ", absl::StrJoin(picked, ","),
+            absl::StrJoin(pids, ","), " on ", absl::StrJoin(picked, ","),
+            shape.single() ? std::string()
+                           : absl::StrCat(", ranks ", shape.first(), "-",
+                                          shape.first() + shape.local - 1, " of ", shape.world()),
             resume.empty() ? std::string() : absl::StrCat(", resuming ", resume));
   {
     std::lock_guard<std::mutex> lock(mu_);
     a->running_sent_at = Mono();
   }
   link_.Send(RunningStatus(a->run_id, a->attempt));
+  for (size_t i = 0; i < a->ranks.size(); ++i) {
+    a->ranks[i].waiter = std::thread([this, a, i] { WaitRank(a, i); });
+  }
   a->relay = std::thread([this, a] { Relay(a); });
+}
+
+// Waits for one rank's exit. The first rank to fail on its own ends the attempt: the others are
+// stopped (SIGTERM, SIGKILL after the grace period), and the final status names it.
+void Supervisor::WaitRank(std::shared_ptr<Attempt> a, size_t i) {
+  Rank& r = a->ranks[i];
+  const int st = r.child->Wait();
+  std::lock_guard<std::mutex> lock(mu_);
+  r.wait_status = st;
+  --a->alive;
+  const bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (!clean && a->term_at == 0 && a->failed < 0) {
+    a->failed = static_cast<int>(i);
+    if (a->alive > 0) {
+      log::Warn(kLog, a->run_id, " attempt ", a->attempt, ": rank ", r.rank, " ended (",
+                Child::DescribeExit(st), "); stopping the other ranks (SIGTERM)");
+      a->term_at = Mono();
+      a->SignalAll(SIGTERM);
+    }
+  } else if (r.rank == 0 && a->alive > 0 && a->term_at == 0) {
+    a->rank0_exited_at = Mono();
+  }
+  cv_.notify_all();
 }
 
 void Supervisor::Command(const v1::RunCommand& c) {
@@ -330,14 +445,15 @@ void Supervisor::Command(const v1::RunCommand& c) {
     return;
   }
   Attempt& a = *it->second;
+  // Every rank gets the signal: the ranks agree on it at the boundary.
   switch (c.kind()) {
     case v1::RunCommand::KIND_PAUSE:
       log::Info(kLog, a.run_id, ": pause at the next growth boundary (SIGUSR2)");
-      a.child->Signal(SIGUSR2);
+      a.SignalAll(SIGUSR2);
       break;
     case v1::RunCommand::KIND_SNAPSHOT:
       log::Info(kLog, a.run_id, ": snapshot at the next growth boundary (SIGUSR1)");
-      a.child->Signal(SIGUSR1);
+      a.SignalAll(SIGUSR1);
       break;
     case v1::RunCommand::KIND_CANCEL:
       if (a.cancel) break;
@@ -345,21 +461,23 @@ void Supervisor::Command(const v1::RunCommand& c) {
                 " s)");
       a.cancel = true;
       a.term_at = Mono();
-      a.child->Signal(SIGTERM);
+      a.SignalAll(SIGTERM);
       break;
     default:
       log::Warn(kLog, "unknown command kind ", static_cast<int>(c.kind()), " for ", a.run_id);
   }
 }
 
-// Reads the child's events until it is gone, sending them as batches through the spool.
+// Reads local rank 0's events until it is gone, sending them as batches through the spool; then
+// waits for every rank to exit, and reports the attempt's end. (A node without global rank 0
+// has an events pipe that stays silent.)
 void Supervisor::Relay(std::shared_ptr<Attempt> a) {
   EventTranslator t(o_.attempt.checkpoint_root);
   v1::TelemetryBatch batch;
   double first_row_at = 0;
   std::string buf;
   std::vector<char> chunk(1 << 16);
-  const int fd = a->child->events_fd();
+  const int fd = a->ranks.front().child->events_fd();
   auto add = [&](std::string_view line) {
     if (line.empty()) return;
     if (absl::Status s = t.Add(line, &batch); !s.ok()) {
@@ -400,8 +518,11 @@ void Supervisor::Relay(std::shared_ptr<Attempt> a) {
   }
   add(buf);  // a last line without its newline
   Flush(*a, batch);
-  const int status = a->child->Wait();
-  Ended(*a, status, t);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return a->alive == 0; });
+  }
+  Ended(*a, t);
   MaybeSendFinal(a->key);
 }
 
@@ -427,14 +548,32 @@ void Supervisor::Flush(Attempt& a, v1::TelemetryBatch& batch) {
   batch.Clear();
 }
 
-void Supervisor::Ended(Attempt& a, int st, const EventTranslator& t) {
+void Supervisor::Ended(Attempt& a, const EventTranslator& t) {
   AttemptEnd e;
   e.run_id = a.run_id;
   e.attempt = a.attempt;
-  e.wait_status = st;
   e.cancel_grace_s = o_.attempt.cancel_grace_s;
-  e.stderr_tail = Child::Tail(a.stderr_path, kStderrTailBytes);
+  e.ranks = a.shape;
+  e.stderr_tail = Child::Tail(a.ranks.front().stderr_path, kStderrTailBytes);
+  int failed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed = a.failed;
+  }
+  if (failed >= 0) {
+    e.failed_stderr_tail =
+        Child::Tail(a.ranks[static_cast<size_t>(failed)].stderr_path, kStderrTailBytes);
+  }
   std::lock_guard<std::mutex> lock(mu_);
+  e.wait_status = a.ranks.front().wait_status;
+  for (size_t i = 1; i < a.ranks.size(); ++i) {
+    const int w = a.ranks[i].wait_status;
+    e.others_clean = e.others_clean && WIFEXITED(w) && WEXITSTATUS(w) == 0;
+  }
+  if (failed >= 0) {
+    e.failed_rank = a.ranks[static_cast<size_t>(failed)].rank;
+    e.failed_wait_status = a.ranks[static_cast<size_t>(failed)].wait_status;
+  }
   for (const std::string& d : a.devices) busy_.erase(d);
   e.worker_id = worker_id_;
   e.cancelled = a.cancel;
@@ -443,9 +582,15 @@ void Supervisor::Ended(Attempt& a, int st, const EventTranslator& t) {
   v1::WorkerMessage m;
   *m.mutable_status() = FinalStatus(e, t);
   if (o_.metrics) o_.metrics->Exit(m.status().state());
+  std::vector<std::string> exits;
+  for (const Rank& r : a.ranks) {
+    exits.push_back(a.shape.single()
+                        ? Child::DescribeExit(r.wait_status)
+                        : absl::StrCat("rank ", r.rank, ": ", Child::DescribeExit(r.wait_status)));
+  }
   log::Info(kLog, a.run_id, " attempt ", a.attempt,
             " ended: ", v1::RunState_Name(m.status().state()), " at step ", t.step(), " (",
-            Child::DescribeExit(st), ")");
+            absl::StrJoin(exits, ", "), ")");
   a.final_status = std::move(m);
   a.ended = true;
   cv_.notify_all();
@@ -483,7 +628,7 @@ void Supervisor::StopChildren() {
       if (a->ended) continue;
       log::Info(kLog, "stopping ", a->run_id, " attempt ", a->attempt, " (SIGTERM)");
       a->term_at = Mono();
-      a->child->Signal(SIGTERM);
+      a->SignalAll(SIGTERM);
     }
   }
   auto wait_for = [&](double seconds, const std::function<bool()>& done) {
@@ -497,7 +642,7 @@ void Supervisor::StopChildren() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, a] : attempts_) {
-      if (!a->ended) a->child->Signal(SIGKILL);
+      if (!a->ended) a->SignalAll(SIGKILL);
     }
   }
   wait_for(kDrainSeconds, [&] { return attempts_.empty() || !session_open_; });

@@ -1,8 +1,10 @@
-// The supervisor of a worker's attempts (docs/worker.md, "Running an attempt"): starts each
-// attempt a StartRun gives as an sgt-train child, passes the coordinator's commands on as
-// signals, relays the child's event pipe as telemetry batches through the spool, and reports
-// how the attempt ended, again until the coordinator acknowledges it. It knows the coordinator
-// only through a Link (link.h): it sends WorkerMessages on it and is its LinkHandler.
+// The supervisor of a worker's attempts (docs/worker.md, "Running an attempt" and "Data-parallel
+// runs"): starts each attempt a StartRun gives as a group of sgt-train children, one per rank,
+// passes the coordinator's commands on as signals to every rank, relays rank 0's event pipe as
+// telemetry batches through the spool, ends the whole group when one rank fails, and reports how
+// the attempt ended once every rank has exited, again until the coordinator acknowledges it. It
+// knows the coordinator only through a Link (link.h): it sends WorkerMessages on it and is its
+// LinkHandler.
 //
 //   Supervisor s(options, spool, link);
 //   link.Run(s);             // on the main thread: s.Handle starts the children there
@@ -32,6 +34,10 @@ struct SupervisorOptions {
   std::vector<sgt::v1::Device> devices;  // this worker's
   AttemptOptions attempt;
   WorkerMetrics* metrics = nullptr;  // null: none; outlives the supervisor
+  // Ranks still running this long after global rank 0 exited are stopped (SIGTERM, SIGKILL
+  // after the cancel grace period): they have nothing left to do, and a hung one would otherwise
+  // hold the attempt and its devices for ever.
+  double straggler_s = 30;
 };
 
 class Supervisor : public LinkHandler {
@@ -62,7 +68,7 @@ class Supervisor : public LinkHandler {
   // Joins every relay. Blocks up to grace + 5 s.
   void StopChildren();
 
-  // For the state gauges: every device (kind, busy), and the children alive.
+  // For the state gauges: every device (kind, busy), and the children (ranks) alive.
   struct Load {
     std::vector<std::pair<std::string, bool>> devices;
     int children = 0;
@@ -70,13 +76,15 @@ class Supervisor : public LinkHandler {
   Load CurrentLoad();
 
  private:
+  struct Rank;
   struct Attempt;
 
   void Start(const sgt::v1::StartRun& s);
   void Command(const sgt::v1::RunCommand& c);
+  void WaitRank(std::shared_ptr<Attempt> a, size_t i);
   void Relay(std::shared_ptr<Attempt> a);
   void Flush(Attempt& a, sgt::v1::TelemetryBatch& batch);
-  void Ended(Attempt& a, int wait_status, const EventTranslator& t);
+  void Ended(Attempt& a, const EventTranslator& t);
   void MaybeSendFinal(const std::string& key);
   void Reject(const sgt::v1::StartRun& s, sgt::v1::RunState state, const std::string& reason);
   void Tick();

@@ -14,6 +14,8 @@ LinkOptions LinkOptionsOf(const WorkerOptions& o, WorkerMetrics* metrics) {
   l.name = o.name;
   l.hostname = o.hostname;
   l.devices = o.devices;
+  l.rendezvous = o.rendezvous;
+  if (l.rendezvous.host.empty()) l.rendezvous.host = o.hostname;
   l.token = o.token;
   l.tls_ca_pem = o.tls_ca_pem;
   l.max_backoff_s = o.max_backoff_s;

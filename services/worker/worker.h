@@ -15,6 +15,7 @@
 
 #include "prometheus/metric_family.h"
 #include "services/worker/attempt_files.h"
+#include "services/worker/devices.h"
 #include "services/worker/grpc_link.h"
 #include "services/worker/metrics.h"
 #include "services/worker/spool.h"
@@ -30,6 +31,7 @@ struct WorkerOptions {
   std::string coordinator;     // host:port
   std::string name, hostname;  // name: stable across restarts (keeps the worker id)
   std::vector<sgt::v1::Device> devices;
+  RendezvousOffer rendezvous;   // --rendezvous-host (default: hostname), --rendezvous-ports
   std::string checkpoint_root;  // absolute, resolved, writable
   std::string work_dir;         // absolute: runs/ (per attempt) and spool/
   std::string train_program;    // sgt-train

@@ -1,5 +1,6 @@
 // Tests for the worker's --devices parsing: CPU slots, every GPU or listed GPUs, and the errors
-// (each names the value given and the accepted forms); and CudaDeviceCount in a CUDA-less build.
+// (each names the value given and the accepted forms); CudaDeviceCount in a CUDA-less build; and
+// --rendezvous-ports and --rendezvous-host.
 #include "services/worker/devices.h"
 
 #include <string>
@@ -141,6 +142,56 @@ TEST(CudaDeviceCountTest, AnswersWithACountOrAReason) {
   // Its answer feeds ParseDevices as the worker's main does.
   if (n < 0) {
     ExpectBad("cuda", -1, why, why);
+  }
+}
+
+TEST(RendezvousPortsTest, BaseToEndIncluded) {
+  RendezvousOffer o;
+  EXPECT_EQ(o.port_base, 29500);  // the defaults: 29500-29599
+  EXPECT_EQ(o.port_count, 100);
+  ASSERT_TRUE(ParseRendezvousPorts("30000-30009", &o).ok());
+  EXPECT_EQ(o.port_base, 30000);
+  EXPECT_EQ(o.port_count, 10);
+  ASSERT_TRUE(ParseRendezvousPorts("1-65535", &o).ok());
+  EXPECT_EQ(o.port_base, 1);
+  EXPECT_EQ(o.port_count, 65535);
+  ASSERT_TRUE(ParseRendezvousPorts("29500-29500", &o).ok());
+  EXPECT_EQ(o.port_count, 1);
+}
+
+TEST(RendezvousPortsTest, BadRangesAreRefusedNamingTheValue) {
+  struct Case {
+    std::string spec, why;
+  };
+  const Case cases[] = {
+      {"", "not two port numbers joined by '-'"},
+      {"29500", "not two port numbers joined by '-'"},
+      {"29500-", "not two port numbers joined by '-'"},
+      {"a-b", "not two port numbers joined by '-'"},
+      {"1-2-3", "not two port numbers joined by '-'"},
+      {"-5-10", "not two port numbers joined by '-'"},
+      {"0-10", "ports are 1 to 65535"},
+      {"65000-65536", "ports are 1 to 65535"},
+      {"29600-29500", "END 29500 is below BASE 29600"},
+  };
+  for (const Case& c : cases) {
+    RendezvousOffer o;
+    const absl::Status s = ParseRendezvousPorts(c.spec, &o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.spec;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("--rendezvous-ports " + c.spec + ": " + c.why +
+                                                    "; use BASE-END, e.g. 29500-29599"));
+    EXPECT_EQ(o.port_base, 29500) << "changed by a refused value";
+  }
+}
+
+TEST(RendezvousHostTest, NamesAndAddressesPass) {
+  for (const std::string h : {"w1", "w1.cluster.lan", "10.0.0.5", "fe80::1"}) {
+    EXPECT_TRUE(CheckRendezvousHost(h).ok()) << h;
+  }
+  for (const std::string& h : std::vector<std::string>{"", "w 1", "w1\n", std::string(254, 'a')}) {
+    const absl::Status s = CheckRendezvousHost(h);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << h;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("--rendezvous-host '" + h + "'"));
   }
 }
 

@@ -5,8 +5,11 @@
 // Covered: a run that succeeds (RUNNING, telemetry batches, acknowledgements, then SUCCEEDED with
 // its summary, then forgotten once acknowledged), a failure with its stderr, cancel (SIGTERM;
 // SIGKILL after the grace period), StartRuns refused as the worker refuses them, a final status
-// kept for the next session, and the shutdown (draining heartbeat, LOST). Every wait is for a
-// condition with a generous deadline, never a fixed sleep.
+// kept for the next session, and the shutdown (draining heartbeat, LOST). Data-parallel attempts
+// (one script per rank, telling its rank by $RANK): every rank started with its environment, a
+// failing rank ending the others and named in FAILED, commands reaching every rank, a node
+// without rank 0 reporting its ranks, bad rendezvous refused. Every wait is for a condition with a
+// generous deadline, never a fixed sleep; the test directory's path has a space in it.
 #include "services/worker/supervisor.h"
 
 #include <stdlib.h>
@@ -37,6 +40,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = sgt::v1;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 using Messages = std::vector<v1::WorkerMessage>;
 
@@ -154,7 +158,7 @@ const std::string kStart = Event(R"({"event":"start","time":1,"step":0})");
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = "/tmp/sgt_supervisor_test.XXXXXX";
+    std::string tmpl = "/tmp/sgt supervisor_test.XXXXXX";  // a space: paths are never split
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     fs::create_directories(dir_ + "/work");
@@ -183,7 +187,7 @@ class SupervisorTest : public ::testing::Test {
   }
 
   // The supervisor of `cpus` CPU slots, its session open as w1.
-  void Make(int cpus = 1, double grace_s = 30) {
+  void Make(int cpus = 1, double grace_s = 30, double straggler_s = 30) {
     SupervisorOptions o;
     for (int i = 0; i < cpus; ++i) {
       v1::Device d;
@@ -195,6 +199,7 @@ class SupervisorTest : public ::testing::Test {
     o.attempt.checkpoint_root = dir_ + "/ck";
     o.attempt.train_program = dir_ + "/train.sh";
     o.attempt.cancel_grace_s = grace_s;
+    o.straggler_s = straggler_s;
     sup_ = std::make_unique<Supervisor>(o, *spool_, link_);
     link_.Open(*sup_, "w1");
   }
@@ -208,6 +213,24 @@ class SupervisorTest : public ::testing::Test {
     m.mutable_start()->set_config_json(config);
     m.mutable_start()->set_devices(devices);
     m.mutable_start()->set_name("test-" + run);
+    sup_->Handle(m);
+  }
+  // A StartRun of `devices` ranks here, on node `node_rank` of `nodes` when nodes > 1.
+  void StartRanks(const std::string& run, int devices, int nodes = 0, int node_rank = 0,
+                  const std::string& resume = "") {
+    v1::CoordinatorMessage m;
+    v1::StartRun* s = m.mutable_start();
+    s->set_run_id(run);
+    s->set_attempt(1);
+    s->set_config_json(R"({"train":{"device":"cpu"}})");
+    s->set_devices(devices);
+    s->set_resume_checkpoint(resume);
+    s->mutable_rendezvous()->set_nodes(nodes);
+    s->mutable_rendezvous()->set_node_rank(node_rank);
+    if (nodes > 1) {
+      s->mutable_rendezvous()->set_master_addr("10.1.2.3");
+      s->mutable_rendezvous()->set_master_port(29517);
+    }
     sup_->Handle(m);
   }
   void Command(const std::string& run, v1::RunCommand::Kind kind) {
@@ -367,6 +390,7 @@ TEST_F(SupervisorTest, StartRunsAreRefusedAsTheWorkerRefusesThem) {
   resume.mutable_start()->set_run_id("r7");
   resume.mutable_start()->set_attempt(1);
   resume.mutable_start()->set_config_json("{}");
+  resume.mutable_start()->set_devices(1);
   resume.mutable_start()->set_resume_checkpoint("/etc/passwd");
   sup_->Handle(resume);
   // A busy worker checks its devices first.
@@ -390,6 +414,7 @@ TEST_F(SupervisorTest, ResumeOutsideTheCheckpointRootIsRefused) {
   m.mutable_start()->set_run_id("r8");
   m.mutable_start()->set_attempt(2);
   m.mutable_start()->set_config_json("{}");
+  m.mutable_start()->set_devices(1);
   m.mutable_start()->set_resume_checkpoint("/etc/passwd");
   sup_->Handle(m);
   const Messages sent = link_.Sent();
@@ -402,7 +427,7 @@ TEST_F(SupervisorTest, ResumeOutsideTheCheckpointRootIsRefused) {
 
 TEST_F(SupervisorTest, FinalStatusWaitsForTheNextSession) {
   const std::string go = dir_ + "/go";
-  Train(kStart + "while [ ! -e " + go + " ]; do sleep 0.05; done\n" +
+  Train(kStart + "while [ ! -e '" + go + "' ]; do sleep 0.05; done\n" +
         Event(R"({"event":"end","time":3,"status":"paused","step":7})"));
   Make();
   Start("r9");
@@ -428,7 +453,7 @@ TEST_F(SupervisorTest, FinalStatusWaitsForTheNextSession) {
 // session, until the coordinator acknowledges it; once acknowledged, never again.
 TEST_F(SupervisorTest, RunningStatusGoesAgainOnEachSessionUntilAcknowledged) {
   const std::string go = dir_ + "/go";
-  Train(kStart + "while [ ! -e " + go + " ]; do sleep 0.05; done\n" +
+  Train(kStart + "while [ ! -e '" + go + "' ]; do sleep 0.05; done\n" +
         Event(R"({"event":"end","time":3,"status":"succeeded","step":7})"));
   Make();
   Start("r7");
@@ -482,6 +507,203 @@ TEST_F(SupervisorTest, ShutdownDrainsAndReportsItsChildrenLost) {
   EXPECT_EQ(m[static_cast<size_t>(drain)].heartbeat().runs(0).run_id(), "r10");
   EXPECT_LT(drain, StatusAt(m, "r10", v1::RUN_STATE_LOST));
   EXPECT_TRUE(sup_->Held(false).empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data-parallel attempts: one child per rank.
+
+// Waits until each rank of `ranks` has written DIR/up-RANK (the scripts' first line).
+bool RanksUp(const std::string& dir, int first, int count) {
+  return Eventually([&] {
+    for (int r = first; r < first + count; ++r) {
+      if (!fs::exists(absl::StrCat(dir, "/up-", r))) return false;
+    }
+    return true;
+  });
+}
+std::string Up(const std::string& dir) { return "echo up > '" + dir + "'/up-\"$RANK\"\n"; }
+// What every rank prints first: its environment and arguments.
+const std::string kSayWho =
+    "echo \"$RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT\"\n"
+    "echo \"$@\"\n";
+
+TEST_F(SupervisorTest, RanksStartWithTheirEnvironmentAndSucceedTogether) {
+  const std::string go = dir_ + "/go";
+  Train(kSayWho + Up(dir_) + "while [ ! -e '" + go + "' ]; do sleep 0.05; done\n" +
+        "[ \"$RANK\" = 0 ] || exit 0\n" + kStart +
+        Event(R"({"event":"scalars","time":2,"step":1,"loss":3.5})") +
+        Event(R"({"event":"end","time":3,"status":"succeeded","step":1,"final_loss":3.5})"));
+  Make(/*cpus=*/3);
+  StartRanks("r20", 2);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r20", v1::RUN_STATE_RUNNING)));
+  ASSERT_TRUE(RanksUp(dir_, 0, 2));
+  EXPECT_EQ(Children(), 2);
+  const Supervisor::Load load = sup_->CurrentLoad();
+  EXPECT_TRUE(load.devices.at(0).second && load.devices.at(1).second);  // one device per rank
+  EXPECT_FALSE(load.devices.at(2).second);
+  ASSERT_EQ(sup_->Held(false).size(), 1u);  // heartbeats list the attempt once
+  EXPECT_EQ(sup_->Held(false)[0].run_id(), "r20");
+  std::ofstream(go) << "go";
+
+  ASSERT_TRUE(link_.WaitFor([](const Messages& m) { return ScalarRows(Batches(m, "r20")) == 1; }));
+  ASSERT_TRUE(Eventually([&] { return Children() == 0; }));
+  for (const v1::TelemetryBatch& b : Batches(link_.Sent(), "r20")) Ack(b);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r20", v1::RUN_STATE_SUCCEEDED)));
+  const v1::RunStatus st = Status("r20", v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(st.reason(), "");
+  EXPECT_EQ(st.summary_json(), R"({"status":"succeeded","step":1,"final_loss":3.5})");
+  EXPECT_EQ(StatusCount(link_.Sent(), "r20"), 2);  // RUNNING, SUCCEEDED: one attempt
+  EXPECT_FALSE(sup_->CurrentLoad().devices.at(0).second);
+
+  // Rank 0 alone has the events pipe; both run one thread, and meet on loopback at a port the
+  // worker picked.
+  const std::string run_dir = dir_ + "/work/runs/r20/attempt-1";
+  const std::string args = absl::StrCat("--config ", run_dir, "/config.json --out ", run_dir,
+                                        " --checkpoint-dir ", dir_, "/ck/r20/attempt-1");
+  const std::string out0 = ReadFile(run_dir + "/stdout.log");
+  const std::string out1 = ReadFile(run_dir + "/rank-1.stdout.log");
+  EXPECT_THAT(out0, HasSubstr("0 2 0 2 127.0.0.1 "));
+  EXPECT_THAT(out1, HasSubstr("1 2 1 2 127.0.0.1 "));
+  EXPECT_THAT(out0, HasSubstr(args + " --events-fd 3 --no-progress --set train.threads=1\n"));
+  EXPECT_THAT(out1, HasSubstr(args + " --no-progress --set train.threads=1\n"));
+  const std::string port0 = out0.substr(0, out0.find('\n')).substr(18);
+  const std::string port1 = out1.substr(0, out1.find('\n')).substr(18);
+  EXPECT_EQ(port0, port1);
+  EXPECT_GT(std::stoi(port0), 0);
+  EXPECT_TRUE(fs::exists(run_dir + "/rank-1.stderr.log"));
+  EXPECT_FALSE(fs::exists(run_dir + "/rank-0.stdout.log"));
+}
+
+TEST_F(SupervisorTest, AFailingRankStopsTheOthersAndIsNamed) {
+  // Rank 1 fails once both are up; rank 0 would sleep for ever.
+  Train(Up(dir_) + "[ \"$RANK\" = 0 ] && { " + kStart.substr(0, kStart.size() - 1) +
+        "; exec sleep 1000; }\n"
+        "while [ ! -e '" +
+        dir_ +
+        "/up-0' ]; do sleep 0.05; done\n"
+        "echo 'sgt-train: rendezvous with 127.0.0.1 broke' >&2\n"
+        "exit 3\n");
+  Make(/*cpus=*/2);
+  StartRanks("r21", 2);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r21", v1::RUN_STATE_FAILED)));
+  const v1::RunStatus st = Status("r21", v1::RUN_STATE_FAILED);
+  EXPECT_EQ(st.reason(), "rank 1 exited with status 3 on w1: rendezvous with 127.0.0.1 broke");
+  EXPECT_EQ(st.stderr_tail(), "sgt-train: rendezvous with 127.0.0.1 broke\n");
+  EXPECT_EQ(Children(), 0);  // rank 0 was stopped, well before the 30 s grace period
+  EXPECT_FALSE(sup_->CurrentLoad().devices.at(0).second);
+  EXPECT_FALSE(sup_->CurrentLoad().devices.at(1).second);
+}
+
+TEST_F(SupervisorTest, ARankIgnoringSigtermAfterAFailureIsKilled) {
+  // Rank 0 is up once SIGTERM is ignored; then rank 1 crashes.
+  Train("ulimit -c 0\nif [ \"$RANK\" = 0 ]; then\n  trap '' TERM\n  " + Up(dir_) +
+        "  while :; do sleep 1; done\nfi\n"
+        "while [ ! -e '" +
+        dir_ +
+        "/up-0' ]; do sleep 0.05; done\n"
+        "kill -SEGV $$\n");
+  Make(/*cpus=*/2, /*grace_s=*/0.5);
+  StartRanks("r22", 2);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r22", v1::RUN_STATE_FAILED)));
+  EXPECT_EQ(Status("r22", v1::RUN_STATE_FAILED).reason(),
+            "rank 1 was killed by signal 11 (Segmentation fault) at step 0 on w1");
+  EXPECT_EQ(Children(), 0);
+}
+
+// Pause is SIGUSR2 to every rank. The ranks start with it blocked (as sgt-train does until it
+// handles it), so each script watches for it pending, with builtins only (a shell that forks
+// and waits may unblock it).
+TEST_F(SupervisorTest, PauseReachesEveryRank) {
+  Train(Up(dir_) + "[ \"$RANK\" = 0 ] && " + kStart +
+        "pending() {\n"
+        "  while read -r k v; do\n"
+        "    [ \"$k\" = ShdPnd: ] && [ $(( 0x$v & 0x800 )) -ne 0 ] && return 0\n"
+        "  done < /proc/$$/status\n"
+        "  return 1\n"
+        "}\n"
+        "until pending; do :; done\n"
+        "echo \"rank $RANK: SIGUSR2\"\n"
+        "[ \"$RANK\" = 0 ] || exit 0\n" +
+        Event(R"({"event":"end","time":3,"status":"paused","step":5})"));
+  Make(/*cpus=*/3);
+  StartRanks("r23", 3);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r23", v1::RUN_STATE_RUNNING)));
+  ASSERT_TRUE(RanksUp(dir_, 0, 3));
+  Command("r23", v1::RunCommand::KIND_PAUSE);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r23", v1::RUN_STATE_PAUSED)));
+  EXPECT_EQ(Status("r23", v1::RUN_STATE_PAUSED).reason(), "paused at step 5 on w1");
+  const std::string run_dir = dir_ + "/work/runs/r23/attempt-1";
+  EXPECT_EQ(ReadFile(run_dir + "/stdout.log"), "rank 0: SIGUSR2\n");
+  EXPECT_EQ(ReadFile(run_dir + "/rank-1.stdout.log"), "rank 1: SIGUSR2\n");
+  EXPECT_EQ(ReadFile(run_dir + "/rank-2.stdout.log"), "rank 2: SIGUSR2\n");
+}
+
+// Rank 0 succeeded; a rank that then hangs is stopped after the straggler time, and the outcome
+// is rank 0's.
+TEST_F(SupervisorTest, ARankLeftRunningAfterRankZeroIsStopped) {
+  Train("[ \"$RANK\" = 0 ] || exec sleep 1000\n" + kStart +
+        Event(R"({"event":"end","time":3,"status":"succeeded","step":2})"));
+  Make(/*cpus=*/2, /*grace_s=*/30, /*straggler_s=*/0.2);
+  StartRanks("r29", 2);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r29", v1::RUN_STATE_SUCCEEDED)));
+  EXPECT_EQ(Status("r29", v1::RUN_STATE_SUCCEEDED).summary_json(),
+            R"({"status":"succeeded","step":2})");
+  EXPECT_EQ(Children(), 0);
+}
+
+TEST_F(SupervisorTest, CancelReachesEveryRank) {
+  Train(Up(dir_) + "exec sleep 1000\n");
+  Make(/*cpus=*/2);
+  StartRanks("r24", 2);
+  ASSERT_TRUE(RanksUp(dir_, 0, 2));
+  Command("r24", v1::RunCommand::KIND_CANCEL);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r24", v1::RUN_STATE_CANCELLED)));
+  EXPECT_EQ(Status("r24", v1::RUN_STATE_CANCELLED).reason(), "cancelled");
+  EXPECT_EQ(Children(), 0);
+}
+
+// Node 1 of 2 runs ranks 2 and 3 and has no events: its ranks exiting 0 is SUCCEEDED. The resume
+// checkpoint is rank 0's, on node 0: not looked at here.
+TEST_F(SupervisorTest, NodeWithoutRankZeroReportsItsRanks) {
+  Train(kSayWho + "exit 0\n");
+  Make(/*cpus=*/2);
+  StartRanks("r25", 2, /*nodes=*/2, /*node_rank=*/1, /*resume=*/"/etc/passwd");
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r25", v1::RUN_STATE_SUCCEEDED)));
+  const v1::RunStatus st = Status("r25", v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(st.reason(), "node 1 of 2: ranks 2-3 exited cleanly on w1");
+  EXPECT_EQ(st.summary_json(), "");
+  EXPECT_TRUE(Batches(link_.Sent(), "r25").empty());
+  const std::string run_dir = dir_ + "/work/runs/r25/attempt-1";
+  const std::string out2 = ReadFile(run_dir + "/rank-2.stdout.log");
+  EXPECT_THAT(out2, HasSubstr("2 4 0 2 10.1.2.3 29517\n"));
+  EXPECT_THAT(out2, Not(HasSubstr("--events-fd")));
+  EXPECT_THAT(out2, Not(HasSubstr("--resume")));
+  EXPECT_THAT(ReadFile(run_dir + "/rank-3.stdout.log"), HasSubstr("3 4 1 2 10.1.2.3 29517\n"));
+  EXPECT_FALSE(fs::exists(run_dir + "/stdout.log"));
+}
+
+TEST_F(SupervisorTest, NodeWithoutRankZeroReportsAFailedRank) {
+  Train(
+      "[ \"$RANK\" = 3 ] || exec sleep 1000\necho 'sgt-train: no route to 10.1.2.3' >&2\nexit 1\n");
+  Make(/*cpus=*/2);
+  StartRanks("r26", 2, /*nodes=*/2, /*node_rank=*/1);
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r26", v1::RUN_STATE_FAILED)));
+  EXPECT_EQ(Status("r26", v1::RUN_STATE_FAILED).reason(),
+            "rank 3 exited with status 1 on w1: no route to 10.1.2.3");
+  EXPECT_EQ(Children(), 0);
+}
+
+TEST_F(SupervisorTest, BadRendezvousIsRefused) {
+  Train("exit 0\n");
+  Make(/*cpus=*/2);
+  StartRanks("r27", 1, /*nodes=*/2, /*node_rank=*/2);
+  EXPECT_EQ(Status("r27", v1::RUN_STATE_FAILED).reason(),
+            "bad StartRun from the coordinator: rendezvous node_rank 2 is not in [0, 2)");
+  StartRanks("r28", 0);
+  EXPECT_EQ(Status("r28", v1::RUN_STATE_FAILED).reason(),
+            "bad StartRun from the coordinator: devices is 0; a run needs at least 1");
+  EXPECT_EQ(Children(), 0);
+  EXPECT_FALSE(fs::exists(dir_ + "/work/runs/r27"));
 }
 
 }  // namespace
