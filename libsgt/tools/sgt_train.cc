@@ -26,6 +26,7 @@ namespace {
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitLostPeer = 3;  // sgt-worker reads it (services/worker/attempt_rules.h)
 
 constexpr char kUsage[] = R"(usage:
   sgt-train --config FILE --out DIR [--resume CHECKPOINT] [--set KEY=VALUE]...
@@ -52,7 +53,9 @@ rank trains its share of every global batch (docs/training.md). Rank 0 writes DI
 the checkpoints and reads --resume; the other ranks write nothing. --bench then prints rank 0's
 line only.
 
-exit status: 0 done (or paused), 1 training failed, 2 bad arguments, configuration or data
+exit status: 0 done (or paused), 1 training failed, 2 bad arguments, configuration or data,
+3 a data-parallel rank lost contact with the others (rendezvous or a collective failed; the
+run can go on from its newest checkpoint)
 )";
 
 int Usage(const std::string& problem) {
@@ -205,6 +208,7 @@ int main(int argc, char** argv) {
     const bool bad_input = c == absl::StatusCode::kInvalidArgument ||
                            c == absl::StatusCode::kNotFound || c == absl::StatusCode::kDataLoss ||
                            c == absl::StatusCode::kFailedPrecondition;
+    if (dist->distributed() && c == absl::StatusCode::kUnavailable) return kExitLostPeer;
     return bad_input ? kExitUsage : kExitRuntime;
   }
   std::cout << "sgt-train: " << cfg->name << " " << r->status << " at step " << r->step << ", loss "

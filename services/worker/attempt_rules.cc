@@ -115,6 +115,10 @@ AttemptLaunch PlanLaunch(const v1::StartRun& s, const AttemptOptions& o,
     } else {
       spec.env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(gpus, ",")));
     }
+    // A worker started by a launcher (srun, torchrun) has such variables of its own: a child
+    // must see only its attempt's, or none (one process).
+    spec.unset = {"MASTER_ADDR", "MASTER_PORT",      "RANK",      "WORLD_SIZE",
+                  "LOCAL_RANK",  "LOCAL_WORLD_SIZE", "GROUP_RANK", "SGT_DIST_BUCKET_MB"};
     if (!r.single()) {
       const bool remote = r.nodes > 1;
       spec.env.insert(
@@ -192,6 +196,18 @@ v1::RunStatus FinalStatus(const AttemptEnd& e, const EventTranslator& t) {
     s.set_reason(e.killed
                      ? absl::StrCat("cancelled (killed after ", e.cancel_grace_s, " s of SIGTERM)")
                      : "cancelled");
+  } else if (const int first = e.failed_rank >= 0 ? e.failed_wait_status : st;
+             e.ranks.nodes > 1 && !clean && WIFEXITED(first) &&
+             WEXITSTATUS(first) == kExitLostPeer) {
+    // A rank here lost the ranks of another node (that node or its worker died): not this run's
+    // fault, so the run goes back to the queue, from its newest checkpoint, like a lost worker.
+    const int rank = e.failed_rank >= 0 ? e.failed_rank : e.ranks.first();
+    const std::string& tail = e.failed_rank >= 0 ? e.failed_stderr_tail : e.stderr_tail;
+    s.set_state(v1::RUN_STATE_LOST);
+    s.set_reason(absl::StrCat("rank ", rank, " lost contact with another node at step ",
+                              t.step(), " on ", e.worker_id, " (", LastLine(tail),
+                              "); the run goes back to the queue"));
+    s.set_stderr_tail(tail);
   } else if (!has_rank0) {
     if (clean) {
       s.set_state(v1::RUN_STATE_SUCCEEDED);

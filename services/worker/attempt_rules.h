@@ -20,6 +20,10 @@
 
 namespace sgt::worker {
 
+// sgt-train's exit status when a data-parallel rank lost contact with the others (a collective
+// or the rendezvous failed): in a run over several nodes, its attempt is LOST, not FAILED.
+constexpr int kExitLostPeer = 3;
+
 // Bytes of the child's stderr a FAILED status carries.
 constexpr size_t kStderrTailBytes = 4096;
 
@@ -126,6 +130,9 @@ struct AttemptEnd {
 //                                                             the queue"
 //   cancelled                                      CANCELLED  "cancelled" or "cancelled (killed
 //                                                             after G s of SIGTERM)"
+//   over several nodes, first failure exit 3       LOST       "rank R lost contact with another
+//   (kExitLostPeer)                                           node at step N on W (...); the run
+//                                                             goes back to the queue"
 //   exit 0 after end "paused"                      PAUSED     "paused at step N on W" + summary
 //   exit 0 after end "succeeded"                   SUCCEEDED  summary, no reason
 //   anything else                                  FAILED     "WHY (EXIT on W)" + stderr tail,

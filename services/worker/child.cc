@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Child>> Child::Spawn(const ChildSpec& spec) {
     const std::string kv = *e;
     env[kv.substr(0, kv.find('='))] = kv;
   }
+  for (const std::string& name : spec.unset) env.erase(name);
   for (const std::string& kv : spec.env) env[kv.substr(0, kv.find('='))] = kv;
   std::vector<std::string> envs;
   for (auto& [k, kv] : env) envs.push_back(kv);

@@ -18,6 +18,7 @@ struct ChildSpec {
   std::vector<std::string> argv;  // argv[0] is the program's path; "{events_fd}" in an argument
                                   // is replaced by the child's end of the events pipe
   std::vector<std::string> env;   // NAME=VALUE added to (or replacing in) the worker's environment
+  std::vector<std::string> unset;  // NAMEs taken out of the worker's environment (before `env`)
   std::string stdout_path, stderr_path;  // appended to (created if missing)
 };
 

@@ -145,7 +145,7 @@ print("telemetry complete for", db.execute("SELECT COUNT(*) FROM runs").fetchone
 PY
 }
 
-# Starts sgt-worker named $1 on $SGT_COORDINATOR with one CPU slot, its own work dir
+# Starts sgt-worker named $1 on $SGT_COORDINATOR with ${DEVICES:-cpu:1}, its own work dir
 # $SCRATCH/$1 and the shared checkpoint root ${CKPT:-$SCRATCH/ckpt}, plus any further flags;
 # waits until it holds a session. Sets WORKER_PID; its log is $SCRATCH/$1.log. $AS prefixes the
 # command (e.g. setpriv, to run it as another user).
@@ -153,7 +153,7 @@ start_worker() {
   local name=$1; shift
   # Counted before the start: a worker that connects at once must not be waited for twice.
   local n0; n0=$(grep -c "connected to" "$SCRATCH/$name.log" 2>/dev/null || true)
-  ${AS:-} "$BIN/sgt-worker" --coordinator "$SGT_COORDINATOR" --name "$name" --devices cpu:1 \
+  ${AS:-} "$BIN/sgt-worker" --coordinator "$SGT_COORDINATOR" --name "$name" --devices "${DEVICES:-cpu:1}" \
     --checkpoint-root "${CKPT:-$SCRATCH/ckpt}" --work-dir "$SCRATCH/$name" "$@" \
     >> "$SCRATCH/$name.log" 2>&1 &
   WORKER_PID=$!

@@ -214,17 +214,20 @@ TEST_F(ChildTest, WorkerWithoutStandardDescriptors) {
 TEST_F(ChildTest, EnvironmentIsAddedToAndOverridden) {
   ASSERT_EQ(::setenv("SGT_CHILD_TEST_OLD", "old", 1), 0);
   ASSERT_EQ(::setenv("SGT_CHILD_TEST_KEPT", "kept", 1), 0);
+  ASSERT_EQ(::setenv("SGT_CHILD_TEST_GONE", "gone", 1), 0);
   ChildSpec spec = Shell(
-      "echo \"$SGT_CHILD_TEST_NEW $SGT_CHILD_TEST_OLD $SGT_CHILD_TEST_KEPT $SGT_CHILD_TEST_EQ\" "
-      ">&3");
+      "echo \"$SGT_CHILD_TEST_NEW $SGT_CHILD_TEST_OLD $SGT_CHILD_TEST_KEPT $SGT_CHILD_TEST_EQ "
+      "${SGT_CHILD_TEST_GONE-unset}\" >&3");
   spec.env = {"SGT_CHILD_TEST_NEW=new", "SGT_CHILD_TEST_OLD=replaced", "SGT_CHILD_TEST_EQ=a=b"};
+  spec.unset = {"SGT_CHILD_TEST_GONE", "SGT_CHILD_TEST_OLD"};  // unset, then set again by env
   std::unique_ptr<Child> c = Start(spec);
   ::unsetenv("SGT_CHILD_TEST_OLD");
   ::unsetenv("SGT_CHILD_TEST_KEPT");
+  ::unsetenv("SGT_CHILD_TEST_GONE");
   ASSERT_NE(c, nullptr);
   std::string events;
   ASSERT_TRUE(ReadToEof(c->events_fd(), &events)) << events;
-  EXPECT_EQ(events, "new replaced kept a=b\n");
+  EXPECT_EQ(events, "new replaced kept a=b unset\n");
   EXPECT_EQ(c->Wait(), 0);
 }
 
