@@ -104,11 +104,17 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : v1::SubmitSweepResponse{};
   }
-  // A registered worker with an open session; returns the session.
+  // A registered worker with an open session; returns the session. With `rendezvous` it takes
+  // part in multi-node runs: rendezvous at <name>.lan, ports 29500-29501.
   uint64_t Connect(const std::string& name, int cpus, std::shared_ptr<RecordingSink> sink,
-                   std::vector<v1::RunRef> held = {}) {
+                   std::vector<v1::RunRef> held = {}, bool rendezvous = false) {
     v1::RegisterRequest reg;
     reg.set_name(name);
+    if (rendezvous) {
+      reg.set_rendezvous_host(name + ".lan");
+      reg.set_rendezvous_port_base(29500);
+      reg.set_rendezvous_port_count(2);
+    }
     for (int i = 0; i < cpus; ++i) {
       v1::Device* d = reg.add_devices();
       d->set_id("cpu:" + std::to_string(i));
@@ -123,25 +129,8 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status();
     return *s;
   }
-  // A worker that takes part in multi-node runs: rendezvous at <name>.lan, ports 29500-29501.
   uint64_t ConnectDp(const std::string& name, int cpus, std::shared_ptr<RecordingSink> sink) {
-    v1::RegisterRequest reg;
-    reg.set_name(name);
-    reg.set_rendezvous_host(name + ".lan");
-    reg.set_rendezvous_port_base(29500);
-    reg.set_rendezvous_port_count(2);
-    for (int i = 0; i < cpus; ++i) {
-      v1::Device* d = reg.add_devices();
-      d->set_id("cpu:" + std::to_string(i));
-      d->set_kind("cpu");
-    }
-    auto r = coord_->Register(reg);
-    EXPECT_TRUE(r.ok()) << r.status();
-    v1::Hello hello;
-    hello.set_worker_id(r->worker_id());
-    auto s = coord_->OpenSession(hello, sink);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return *s;
+    return Connect(name, cpus, std::move(sink), {}, /*rendezvous=*/true);
   }
   absl::Status Heartbeat(uint64_t session, const std::vector<std::pair<std::string, int>>& runs) {
     v1::WorkerMessage m;
