@@ -28,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "libsgt/core/config_yaml.h"
+#include "libsgt/core/dist_env.h"
 #include "libsgt/core/sha256.h"
 
 namespace sgt {
@@ -537,16 +538,27 @@ class SweepParser {
   // Every rank of a data-parallel run takes batch_size / ranks sequences of each step, so the
   // ranks (devices x nodes) must divide train.batch_size. Points at where batch_size was set:
   // the grid value, the base key, or the base's train section.
+  // The per-rank micro-batch must then divide each rank's share (libsgt's ShareOfBatch, the rule
+  // sgt-train applies at start).
   absl::Status CheckRanks(const RunConfig& cfg) const {
     const int64_t ranks = int64_t{spec_.devices} * spec_.nodes;
-    if (ranks <= 1 || cfg.train.batch_size % ranks == 0) return absl::OkStatus();
-    std::string where = LineCol(base_mark_);
-    for (const char* key : {"train.batch_size", "train"}) {
-      if (auto it = cfg.locations.find(key); it != cfg.locations.end()) {
-        where = it->second;
-        break;
+    auto where_of = [&](std::initializer_list<const char*> keys) {
+      for (const char* key : keys) {
+        if (auto it = cfg.locations.find(key); it != cfg.locations.end()) return it->second;
       }
+      return LineCol(base_mark_);
+    };
+    if (ranks <= 1) return absl::OkStatus();
+    if (cfg.train.batch_size % ranks == 0) {
+      absl::StatusOr<RankShare> share = ShareOfBatch(
+          cfg.train.batch_size, cfg.train.micro_batch_size, 0, static_cast<int>(ranks));
+      if (share.ok()) return absl::OkStatus();
+      return absl::InvalidArgumentError(absl::StrCat(
+          source(), ":", where_of({"train.micro_batch_size", "train"}), ": run ", cfg.name, ": ",
+          share.status().message(), " (devices ", spec_.devices, " x nodes ", spec_.nodes,
+          " ranks)"));
     }
+    const std::string where = where_of({"train.batch_size", "train"});
     const int64_t below = cfg.train.batch_size / ranks * ranks;
     const int64_t above = below + ranks;
     return absl::InvalidArgumentError(absl::StrCat(

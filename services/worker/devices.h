@@ -18,7 +18,7 @@ namespace sgt::worker {
 int CudaDeviceCount(std::string* why);
 
 // Parses a --devices value:
-//   cpu:N       N CPU slots cpu:0 .. cpu:N-1 (a run gets as many intra-op threads as slots)
+//   cpu:N       N CPU slots cpu:0 .. cpu:N-1 (a run gets one rank of one thread per slot)
 //   cuda        every GPU the CUDA runtime sees
 //   cuda:0,1    those GPUs (checked against what the runtime sees)
 // `cuda_count` is CudaDeviceCount()'s answer and `cuda_why` its reason when it is -1.

@@ -393,6 +393,19 @@ TEST(SweepErrorTest, BatchSizeMustDivideAmongTheRanks) {
   // A batch smaller than the ranks: the smallest multiple is the fix.
   const std::string small = std::string("name: x\ndevices: 32\n") + kBase;
   EXPECT_TRUE(Contains(ErrorOf(small), "set train.batch_size to 32, or change devices or nodes"));
+
+  // Each rank's share must split into its micro-batches (sgt-train's rule): 24 over 2 ranks is
+  // 12 each, which micro-batches of 8 do not divide; the error points at the micro-batch.
+  const std::string micro = std::string("name: x\ndevices: 2\n") + kBase +
+                            "grid:\n  train.batch_size: [24]\n  train.micro_batch_size: [8]\n";
+  const std::string micro_error = ErrorOf(micro);
+  EXPECT_TRUE(Contains(micro_error, "s.yaml:" + Pos(micro, "8]") +
+                                        ": run x/train.batch_size=24,train.micro_batch_size=8: "
+                                        "train.micro_batch_size 8 does not divide each rank's 12"))
+      << micro_error;
+  EXPECT_TRUE(Contains(micro_error, "(devices 2 x nodes 1 ranks)")) << micro_error;
+  // Micro-batches larger than a rank's share shrink to it: 16 over 4 ranks of micro 16 is fine.
+  EXPECT_EQ(Parsed(std::string("name: x\ndevices: 4\n") + kBase).runs.size(), 1u);
 }
 
 TEST(SweepErrorTest, GridNotAMapping) {
