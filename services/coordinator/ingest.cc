@@ -11,9 +11,11 @@
 
 namespace sgt::coord {
 
-// A run's telemetry comes from the one session that holds it, in order; only client actions
-// (pause, cancel, edit) change the run meanwhile, and they do not touch what telemetry updates
-// (step, metrics, resume checkpoint).
+// A run's telemetry comes from the session that holds it, in order; but during a session
+// replacement two sessions of one worker may each have a batch between the snapshot below and
+// the update after the store write, so the update is applied again to the run as it is then,
+// forward only (AdvanceProgress). Client actions (pause, cancel, edit) do not touch what
+// telemetry updates (step, metrics, resume checkpoint).
 absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b) {
   v1::CoordinatorMessage ack;
   ack.mutable_ack()->set_run_id(b.run_id());
@@ -74,21 +76,7 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
         absl::StrCat("telemetry: run '", b.run_id(), "' not found; batch dropped"));
   }
   if (current) {
-    int64_t newest_step = next.step;
-    for (const v1::ScalarRow& s : b.scalars()) {
-      newest_step = std::max(newest_step, s.step());
-      MetricFromScalar(s.name(), s.value(), &next.metrics);
-    }
-    for (const v1::EntropyRow& e : b.entropy()) newest_step = std::max(newest_step, e.step());
-    for (const v1::CheckpointRecord& c : b.checkpoints()) {
-      // The newest checkpoint before the last step is where a restart resumes.
-      if (c.step() > next.resume_step && c.step() < next.steps) {
-        next.resume_checkpoint = c.path();
-        next.resume_step = c.step();
-      }
-    }
-    // A worker's numbers are not trusted to stay in range: the attempt runs resume_step..steps.
-    next.step = std::clamp(newest_step, next.resume_step, next.steps);
+    AdvanceProgress(b, next);
     next.updated_at = Now();
   }
   absl::StatusOr<bool> fresh = store_->AppendTelemetry(rid, b, Now(), current ? &next : nullptr);
@@ -102,12 +90,10 @@ absl::Status Coordinator::IngestTelemetry(uint64_t session, const v1::TelemetryB
     absl::MutexLock lock(&mu_);
     RunRow* r = book_.Find(rid);
     if (r != nullptr && r->attempt == b.attempt()) {
-      r->step = next.step;
-      r->metrics = next.metrics;
-      r->resume_checkpoint = next.resume_checkpoint;
-      r->resume_step = next.resume_step;
+      AdvanceProgress(b, *r);
       r->updated_at = next.updated_at;
-      // A client action wrote the whole row meanwhile, with the old progress: write it again.
+      // Another batch or a client action wrote the row meanwhile, so the store holds `next`
+      // over a newer row: write the merged one again.
       if (book_.version_of(rid) != seen) (void)store_->UpdateRun(*r);
       book_.Bump(rid);
       applied = true;

@@ -68,6 +68,24 @@ void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
   }
 }
 
+void AdvanceProgress(const v1::TelemetryBatch& b, RunRow& run) {
+  const int64_t before = run.step;
+  int64_t newest = run.step;
+  for (const v1::ScalarRow& s : b.scalars()) {
+    newest = std::max(newest, s.step());
+    if (s.step() >= before) MetricFromScalar(s.name(), s.value(), &run.metrics);
+  }
+  for (const v1::EntropyRow& e : b.entropy()) newest = std::max(newest, e.step());
+  for (const v1::CheckpointRecord& c : b.checkpoints()) {
+    // The newest checkpoint before the last step is where a restart resumes.
+    if (c.step() > run.resume_step && c.step() < run.steps) {
+      run.resume_checkpoint = c.path();
+      run.resume_step = c.step();
+    }
+  }
+  run.step = std::clamp(newest, run.resume_step, run.steps);
+}
+
 std::vector<std::string> NodesOf(const RunRow& run) {
   if (!run.worker_ids.empty()) return run.worker_ids;
   if (run.worker_id.empty()) return {};

@@ -111,6 +111,14 @@ absl::Status FromStore(const absl::Status& s);
 void MetricsFromSummary(const nlohmann::json& summary, v1::RunMetrics* m);
 void MetricFromScalar(const std::string& name, double value, v1::RunMetrics* m);
 
+// What a telemetry batch of the run's current attempt tells of its progress, applied to `run`,
+// forward only: the step is the newest the batch or the run has seen (within resume_step..steps:
+// a worker's numbers are not trusted), the resume point moves only to a newer checkpoint, and a
+// scalar updates the metrics only if it is not older than the run's step. So batches may be
+// applied in any order (two sessions of a worker during a session replacement, a batch replayed
+// from the spool) and the run's progress never goes back.
+void AdvanceProgress(const v1::TelemetryBatch& b, RunRow& run);
+
 }  // namespace sgt::coord
 
 #endif  // SGT_SERVICES_COORDINATOR_RUN_BOOK_H_

@@ -140,3 +140,60 @@ TEST_F(RunBookTest, TargetsNameWhatIsWrong) {
 
 }  // namespace
 }  // namespace sgt::coord
+
+namespace sgt::coord {
+namespace {
+
+v1::TelemetryBatch Batch(int64_t first, int64_t last, int64_t checkpoint, double loss) {
+  v1::TelemetryBatch b;
+  for (int64_t s = first; s <= last; ++s) {
+    v1::ScalarRow* row = b.add_scalars();
+    row->set_step(s);
+    row->set_name("loss");
+    row->set_value(s == last ? loss : 9.0);
+  }
+  v1::CheckpointRecord* c = b.add_checkpoints();
+  c->set_step(checkpoint);
+  c->set_path("/ck/step-" + std::to_string(checkpoint));
+  return b;
+}
+
+// Two batches of one attempt applied in either order leave the same, newest progress: what the
+// coordinator relies on when two sessions of a worker race during a session replacement (the
+// older batch's update lands after the newer one's).
+TEST(AdvanceProgressTest, ProgressOnlyMovesForward) {
+  RunRow in_order;
+  in_order.steps = 300;
+  AdvanceProgress(Batch(1, 50, 40, 2.0), in_order);
+  EXPECT_EQ(in_order.step, 50);
+  EXPECT_EQ(in_order.resume_step, 40);
+  EXPECT_EQ(in_order.resume_checkpoint, "/ck/step-40");
+  EXPECT_DOUBLE_EQ(in_order.metrics.loss(), 2.0);
+  AdvanceProgress(Batch(51, 100, 80, 1.0), in_order);
+  EXPECT_EQ(in_order.step, 100);
+  EXPECT_EQ(in_order.resume_step, 80);
+  EXPECT_DOUBLE_EQ(in_order.metrics.loss(), 1.0);
+
+  // The older batch lands last: nothing goes back.
+  RunRow raced;
+  raced.steps = 300;
+  AdvanceProgress(Batch(51, 100, 80, 1.0), raced);
+  AdvanceProgress(Batch(1, 50, 40, 2.0), raced);
+  EXPECT_EQ(raced.step, in_order.step);
+  EXPECT_EQ(raced.resume_step, in_order.resume_step);
+  EXPECT_EQ(raced.resume_checkpoint, in_order.resume_checkpoint);
+  EXPECT_DOUBLE_EQ(raced.metrics.loss(), in_order.metrics.loss());
+}
+
+TEST(AdvanceProgressTest, AWorkersNumbersStayInRange) {
+  RunRow r;
+  r.steps = 300;
+  r.resume_step = 100;
+  r.step = 100;
+  AdvanceProgress(Batch(1000000, 1000000, 400, 1.0), r);  // past the end; a checkpoint at 400
+  EXPECT_EQ(r.step, 300);
+  EXPECT_EQ(r.resume_step, 100);  // a checkpoint at or past the last step is no resume point
+}
+
+}  // namespace
+}  // namespace sgt::coord
