@@ -186,9 +186,23 @@ int List(const Command& command, Client& client, const ParsedArgs& args) {
   v1::ListRunsRequest request;
   request.set_sweep_id(sweep_id);
   for (v1::RunState state : states) request.add_states(state);
-  return CallAndPrint(client, &Stub::ListRuns, request, [&](const auto& response) {
-    return RunsText(response, sweep_id, !states.empty());
-  });
+  // Page by page (a sweep of 10,000 runs is never one message), printed as one list.
+  v1::ListRunsResponse all;
+  do {
+    v1::ListRunsResponse page;
+    int code = Unary(client, [&](Stub& stub, grpc::ClientContext* context) {
+      return stub.ListRuns(context, request, &page);
+    });
+    if (code != kExitOk) return code;
+    for (v1::Run& run : *page.mutable_runs()) *all.add_runs() = std::move(run);
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (client.options().json) {
+    PrintJson(all);
+  } else {
+    std::cout << RunsText(all, sweep_id, !states.empty());
+  }
+  return kExitOk;
 }
 
 int Show(const Command& command, Client& client, const ParsedArgs& args) {
@@ -438,7 +452,8 @@ int Watch(const Command& command, Client& client, const ParsedArgs& args) {
       for (const std::string& line : log.Update(run, now())) std::cout << line << "\n";
       std::cout << std::flush;
     }
-    if (live)
+    // An update of many runs comes in pages: draw once it is whole.
+    if (live && !response.more())
       std::cout << screen.Frame(runs.Runs(), TerminalSizeOf(STDOUT_FILENO, getenv)) << std::flush;
     if (response.done()) {
       // The stream closes after done; do not wait on a server that fails to close it.

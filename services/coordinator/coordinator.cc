@@ -137,6 +137,23 @@ absl::StatusOr<v1::ListRunsResponse> Coordinator::ListRuns(const v1::ListRunsReq
                                                      "empty for every sweep"));
     }
   }
+  if (req.page_size() < 0 || req.page_size() > kMaxPageRuns) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size ", req.page_size(), ": 0 (", kDefaultPageRuns,
+                                                   " runs) to ", kMaxPageRuns));
+  }
+  const int page_size = req.page_size() == 0 ? kDefaultPageRuns : req.page_size();
+  // The token is the id of the last run of the previous page: "after:r<N>".
+  int64_t after = 0;
+  if (!req.page_token().empty()) {
+    const std::string prefix = "after:";
+    if (req.page_token().rfind(prefix, 0) != 0 ||
+        (after = ParseId(req.page_token().substr(prefix.size()), 'r')) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "page_token '", req.page_token(),
+          "': not a token ListRuns gave; pass next_page_token as it came, or \"\" for the first "
+          "page"));
+    }
+  }
   const std::set<int> states(req.states().begin(), req.states().end());
   absl::MutexLock lock(&mu_);
   if (sid != 0 && !book_.sweeps().count(sid)) {
@@ -144,12 +161,40 @@ absl::StatusOr<v1::ListRunsResponse> Coordinator::ListRuns(const v1::ListRunsReq
         absl::StrCat("sweep ", req.sweep_id(), " not found; `sgtctl ls` lists the sweeps"));
   }
   v1::ListRunsResponse resp;
-  for (const auto& [id, r] : book_.runs()) {
+  size_t bytes = 0;
+  int64_t last = 0;  // the id of the page's last run
+  for (auto it = book_.runs().upper_bound(after); it != book_.runs().end(); ++it) {
+    const RunRow& r = it->second;
     if (sid != 0 && r.sweep_id != sid) continue;
     if (!states.empty() && !states.count(r.state)) continue;
-    *resp.add_runs() = book_.ToProto(r);
+    if (resp.runs_size() >= page_size || (resp.runs_size() > 0 && bytes >= kPageBytes)) {
+      resp.set_next_page_token(absl::StrCat("after:", RunId(last)));
+      break;
+    }
+    v1::Run* p = resp.add_runs();
+    *p = book_.ToProto(r);
+    bytes += p->ByteSizeLong();
+    last = it->first;
   }
   return resp;
+}
+
+std::vector<v1::WatchResponse> Coordinator::WatchPages(std::vector<v1::Run> runs, bool done) {
+  std::vector<v1::WatchResponse> pages(1);
+  size_t bytes = 0;
+  for (v1::Run& r : runs) {
+    v1::WatchResponse* page = &pages.back();
+    if (page->runs_size() >= kDefaultPageRuns || (page->runs_size() > 0 && bytes >= kPageBytes)) {
+      page->set_more(true);
+      pages.emplace_back();
+      page = &pages.back();
+      bytes = 0;
+    }
+    bytes += r.ByteSizeLong();
+    *page->add_runs() = std::move(r);
+  }
+  pages.back().set_done(done);
+  return pages;
 }
 
 absl::StatusOr<v1::GetRunResponse> Coordinator::GetRun(const v1::GetRunRequest& req) {

@@ -75,6 +75,15 @@ class Coordinator {
   absl::StatusOr<v1::ForkResponse> Fork(const v1::ForkRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
   v1::ListWorkersResponse ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // ListRuns' and Watch's pages (coordinator.proto): runs per page by default and at most, and
+  // the bytes after which a page ends (it always holds at least one run).
+  static constexpr int kDefaultPageRuns = 500;
+  static constexpr int kMaxPageRuns = 1000;
+  static constexpr size_t kPageBytes = 2u << 20;
+  // `runs` cut into Watch responses of at most kDefaultPageRuns runs and about kPageBytes, every
+  // one but the last with `more` set, `done` on the last; one response when `runs` is empty.
+  static std::vector<v1::WatchResponse> WatchPages(std::vector<v1::Run> runs, bool done);
+
   // Watch: the runs of `target` changed after version `*seen` (all of them when *seen is 0),
   // waiting up to `timeout_s` for a change; updates *seen. *done is set when every watched run
   // has ended.

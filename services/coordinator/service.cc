@@ -176,10 +176,11 @@ grpc::Status ClientApi::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* 
     absl::StatusOr<std::vector<v1::Run>> runs = c_->WatchRuns(req->target(), &seen, 1.0, &done);
     if (!runs.ok()) return ToGrpc(runs.status());  // includes UNAVAILABLE at shutdown
     if (!runs->empty() || done) {
-      v1::WatchResponse resp;
-      for (v1::Run& r : *runs) *resp.add_runs() = std::move(r);
-      resp.set_done(done);
-      if (!writer->Write(resp)) break;
+      bool written = true;
+      for (const v1::WatchResponse& page : Coordinator::WatchPages(std::move(*runs), done)) {
+        if (!(written = writer->Write(page))) break;
+      }
+      if (!written) break;
     }
     if (done) break;
   }

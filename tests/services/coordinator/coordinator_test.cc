@@ -2,6 +2,7 @@
 // in-memory worker sink (what a session stream would carry).
 #include "services/coordinator/coordinator.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -1079,6 +1080,86 @@ TEST_F(CoordinatorTest, RegisterRefusesAHalfGivenRendezvous) {
   EXPECT_FALSE(coord_->Register(reg).ok());
   reg.set_rendezvous_port_count(1);
   EXPECT_TRUE(coord_->Register(reg).ok());
+}
+
+}  // namespace
+}  // namespace sgt::coord
+
+namespace sgt::coord {
+namespace {
+
+// A sweep of `n` runs (train.seed 1..n).
+std::string SeedSweep(int n) {
+  std::string seeds;
+  for (int i = 1; i <= n; ++i) seeds += (i > 1 ? ", " : "") + std::to_string(i);
+  std::string y = kSweep;
+  y.replace(y.find("variant: [vanilla, sgt]"), 23, "train.seed: [" + seeds + "]");
+  return y;
+}
+
+// A large sweep lists in pages, in run order, each run once; a filter applies across pages; a
+// token that ListRuns did not give is refused.
+TEST_F(CoordinatorTest, ListRunsComesInPages) {
+  Submit(SeedSweep(25));
+  Submit();  // two more runs, of another sweep
+  v1::ListRunsRequest req;
+  req.set_sweep_id("s1");
+  req.set_page_size(10);
+  std::vector<std::string> ids;
+  std::vector<int> sizes;
+  do {
+    auto page = coord_->ListRuns(req);
+    ASSERT_TRUE(page.ok()) << page.status();
+    sizes.push_back(page->runs_size());
+    for (const v1::Run& r : page->runs()) ids.push_back(r.id());
+    req.set_page_token(page->next_page_token());
+  } while (!req.page_token().empty() && sizes.size() < 10);
+  EXPECT_THAT(sizes, ::testing::ElementsAre(10, 10, 5));
+  ASSERT_EQ(ids.size(), 25u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(ids[i], "r" + std::to_string(i + 1));
+
+  // The default page holds every run of a small list, and says it is the last.
+  v1::ListRunsRequest every;
+  auto all = coord_->ListRuns(every);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->runs_size(), 27);
+  EXPECT_EQ(all->next_page_token(), "");
+
+  for (const char* token : {"r3", "after:x", "after:"}) {
+    v1::ListRunsRequest bad;
+    bad.set_page_token(token);
+    auto r = coord_->ListRuns(bad);
+    ASSERT_FALSE(r.ok()) << token;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("not a token ListRuns gave"));
+  }
+  v1::ListRunsRequest big;
+  big.set_page_size(Coordinator::kMaxPageRuns + 1);
+  EXPECT_EQ(coord_->ListRuns(big).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A watch update of many runs is cut into pages: `more` on all but the last, `done` on the last.
+TEST(WatchPagesTest, AnUpdateOfManyRunsComesInPages) {
+  std::vector<v1::Run> runs(Coordinator::kDefaultPageRuns * 2 + 3);
+  for (size_t i = 0; i < runs.size(); ++i) runs[i].set_id("r" + std::to_string(i + 1));
+  std::vector<v1::WatchResponse> pages = Coordinator::WatchPages(runs, /*done=*/true);
+  ASSERT_EQ(pages.size(), 3u);
+  EXPECT_EQ(pages[0].runs_size(), Coordinator::kDefaultPageRuns);
+  EXPECT_TRUE(pages[0].more());
+  EXPECT_FALSE(pages[0].done());
+  EXPECT_TRUE(pages[1].more());
+  EXPECT_EQ(pages[2].runs_size(), 3);
+  EXPECT_FALSE(pages[2].more());
+  EXPECT_TRUE(pages[2].done());
+  EXPECT_EQ(pages[2].runs(2).id(), runs.back().id());
+  // Big runs: pages end at about kPageBytes, each holding at least one run.
+  std::vector<v1::Run> big(5);
+  for (v1::Run& r : big) r.set_config_json(std::string(Coordinator::kPageBytes, 'x'));
+  EXPECT_EQ(Coordinator::WatchPages(big, false).size(), 5u);
+  // Nothing changed but the watch is done: one empty page that says so.
+  pages = Coordinator::WatchPages({}, true);
+  ASSERT_EQ(pages.size(), 1u);
+  EXPECT_TRUE(pages[0].done());
 }
 
 }  // namespace
