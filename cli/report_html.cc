@@ -816,7 +816,7 @@ std::string NotSucceeded(const std::vector<v1::Run>& runs) {
 }
 
 constexpr char kStyle[] = R"css(
-body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 12px}
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1290px;color:#222;padding:0 12px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f6f6f6}
