@@ -31,6 +31,7 @@ commands:
          [--to-step B] [--all-attempts] [-o FILE]
                                     telemetry as CSV (default) or a JSON array
   report SWEEP                      the paper's Table 1: mean and std over seeds per setting
+  report RUN|SWEEP --html FILE|-    one self-contained HTML page: Table 1 and the figures
   help [COMMAND]                    this text, or one command's
 
 ids: sweeps s<N> (s3), runs r<N> (r12), workers w<N>; TARGET is a run or a sweep id.

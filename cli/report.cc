@@ -72,6 +72,21 @@ SeedStat Summarize(const std::vector<double>& values) {
   return stat;
 }
 
+std::vector<std::pair<std::string, std::string>> RowSettings(const v1::Run& run) {
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (const v1::Setting& setting : run.settings()) {
+    if (setting.key() == kSeedKey || setting.key() == kVariantKey) continue;
+    settings.emplace_back(setting.key(), setting.value());
+  }
+  // A fork is not another seed of its parent's setting: it is its own row.
+  if (!run.parent_run_id().empty()) {
+    settings.emplace_back("fork", absl::StrCat(run.parent_run_id(), "@", run.parent_step()));
+  }
+  return settings;
+}
+
+std::string RowKey(const v1::Run& run) { return GroupKey(run, RowSettings(run)); }
+
 Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
   Report report;
   report.sweep_id = sweep.id();
@@ -90,15 +105,7 @@ Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
       left_out[run.state()].push_back(run.id());
       continue;
     }
-    std::vector<std::pair<std::string, std::string>> settings;
-    for (const v1::Setting& setting : run.settings()) {
-      if (setting.key() == kSeedKey || setting.key() == kVariantKey) continue;
-      settings.emplace_back(setting.key(), setting.value());
-    }
-    // A fork is not another seed of its parent's setting: it is its own row.
-    if (!run.parent_run_id().empty()) {
-      settings.emplace_back("fork", absl::StrCat(run.parent_run_id(), "@", run.parent_step()));
-    }
+    std::vector<std::pair<std::string, std::string>> settings = RowSettings(run);
     auto [it, inserted] = row_of_key.emplace(GroupKey(run, settings), report.rows.size());
     if (inserted) {
       ReportRow row;

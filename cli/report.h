@@ -59,6 +59,12 @@ struct Report {
   std::vector<StateRuns> not_succeeded;  // in RunState order
 };
 
+// The grid settings that place a run in a row: its grid values without train.seed and variant,
+// in grid order, and for a fork its parent ("fork" = "r3@200"): a fork is not another seed.
+std::vector<std::pair<std::string, std::string>> RowSettings(const v1::Run& run);
+// What runs that are seeds of one row share: the variant, the step count and RowSettings.
+std::string RowKey(const v1::Run& run);
+
 // Groups the sweep's succeeded runs by (variant, train.steps, settings minus train.seed).
 Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs);
 

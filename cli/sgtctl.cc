@@ -7,7 +7,7 @@
 // network is there: flags (cli/args.h), the connection (cli/client.h), help (cli/help.h), the
 // text of every command (cli/show.h, cli/changes.h, cli/format.h), the watch screen and log
 // (cli/watch_screen.h, cli/watch_log.h), export rendering and output (cli/export.h,
-// cli/output_file.h), the report (cli/report.h).
+// cli/output_file.h), the report (cli/report.h) and its HTML page (cli/report_html.h).
 //
 //   sgtctl submit examples/quickstart.yaml
 //   sgtctl watch s1
@@ -37,6 +37,7 @@
 #include "cli/help.h"
 #include "cli/output_file.h"
 #include "cli/report.h"
+#include "cli/report_html.h"
 #include "cli/show.h"
 #include "cli/watch_log.h"
 #include "cli/watch_screen.h"
@@ -369,11 +370,93 @@ int Export(const Command& command, Client& client, const ParsedArgs& args) {
   return kExitOk;
 }
 
+// Streams every row of `kind` of `target` (the surviving attempts) into `telemetry`.
+grpc::Status FetchTelemetry(v1::CoordinatorService::Stub& stub, const Client& client,
+                            const std::string& target, v1::TelemetryKind kind,
+                            ReportTelemetry* telemetry) {
+  v1::TelemetryQuery query;
+  query.set_target(target);
+  query.set_kind(kind);
+  // No deadline: a large sweep's entropy takes a while to stream.
+  std::unique_ptr<grpc::ClientContext> context = client.Context(/*deadline=*/false);
+  std::unique_ptr<grpc::ClientReader<v1::TelemetryPage>> reader =
+      stub.QueryTelemetry(context.get(), query);
+  v1::TelemetryPage page;
+  while (reader->Read(&page)) telemetry->Add(page);
+  return reader->Finish();
+}
+
+// report --html: the runs (a sweep's, or one run and its sweep), their telemetry, the page.
+int ReportHtml(const Command& command, Client& client, const std::string& target,
+               TargetKind kind, const std::string& path) {
+  v1::Sweep sweep;
+  std::vector<v1::Run> runs;
+  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
+    if (kind == TargetKind::kSweep) {
+      v1::GetSweepRequest request;
+      request.set_sweep_id(target);
+      v1::GetSweepResponse response;
+      grpc::Status status = stub.GetSweep(context, request, &response);
+      sweep = response.sweep();
+      runs.assign(response.runs().begin(), response.runs().end());
+      return status;
+    }
+    v1::GetRunRequest request;
+    request.set_run_id(target);
+    v1::GetRunResponse response;
+    grpc::Status status = stub.GetRun(context, request, &response);
+    runs = {response.run()};
+    return status;
+  });
+  if (code != kExitOk) return code;
+  if (kind == TargetKind::kRun && !runs.front().sweep_id().empty()) {
+    // The sweep's settings are part of a run's report; without them the page still stands.
+    v1::GetSweepRequest request;
+    request.set_sweep_id(runs.front().sweep_id());
+    v1::GetSweepResponse response;
+    if (Unary(client, [&](auto& stub, grpc::ClientContext* context) {
+          return stub.GetSweep(context, request, &response);
+        }) == kExitOk) {
+      sweep = response.sweep();
+    }
+  }
+  absl::StatusOr<v1::CoordinatorService::Stub*> stub = client.Stub();
+  if (!stub.ok()) return Fail(kExitUsage, stub.status().message());
+  ReportTelemetry telemetry;
+  for (v1::TelemetryKind what : {v1::TELEMETRY_KIND_SCALARS, v1::TELEMETRY_KIND_ENTROPY,
+                                 v1::TELEMETRY_KIND_DECISIONS}) {
+    grpc::Status status = FetchTelemetry(**stub, client, target, what, &telemetry);
+    if (!status.ok()) return RpcError(client, status);
+  }
+  HtmlReportOptions options;
+  options.generated = FormatTime(static_cast<double>(std::time(nullptr)));
+  const std::string page = RenderReportHtml(sweep, runs, telemetry, target, options);
+  OutputFile output(&std::cout);
+  if (absl::Status opened = output.Open(path == "-" ? "" : path); !opened.ok()) {
+    return Fail(kExitUsage, opened.message());
+  }
+  output.stream() << page;
+  if (absl::Status committed = output.Commit(); !committed.ok()) {
+    return Fail(kExitUsage, committed.message());
+  }
+  if (path != "-") {
+    std::cerr << "sgtctl: wrote the report of " << target << " (" << runs.size() << " runs, "
+              << FormatBytes(static_cast<int64_t>(page.size())) << ") to " << path << "\n";
+  }
+  return kExitOk;
+}
+
 int Report(const Command& command, Client& client, const ParsedArgs& args) {
-  const std::string& sweep_id = args.positional[0];
-  if (!Target(command, sweep_id, false, true)) return kExitUsage;
+  const std::string& target = args.positional[0];
+  const bool html = args.Has("html");
+  std::optional<TargetKind> kind = Target(command, target, html, true);
+  if (!kind) return kExitUsage;
+  if (html) {
+    if (args.Get("html").empty()) return UsageError(command, "--html needs a FILE, or - for stdout");
+    return ReportHtml(command, client, target, *kind, args.Get("html"));
+  }
   v1::GetSweepRequest request;
-  request.set_sweep_id(sweep_id);
+  request.set_sweep_id(target);
   v1::GetSweepResponse response;
   int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
     return stub.GetSweep(context, request, &response);
@@ -510,7 +593,8 @@ const std::vector<Command>& Commands() {
        1,
        1,
        Export},
-      {"report", "report SWEEP [--json]", {}, 1, 1, Report},
+      {"report", "report SWEEP [--json] | report RUN|SWEEP --html FILE|-", {{"html", true}}, 1, 1,
+       Report},
   };
   return commands;
 }
