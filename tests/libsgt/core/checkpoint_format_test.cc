@@ -46,5 +46,30 @@ TEST(CheckpointFormatTest, TruncatedAndCorruptedRefused) {
   }
 }
 
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// Found by fuzz/fuzz_checkpoint: a step of 1e300 was converted to an integer (undefined
+// behaviour), and a negative step was taken as the step to resume after.
+TEST(CheckpointFormatTest, StepMustBeANonNegativeInteger) {
+  const std::string payload = "x";
+  for (const char* step : {"1e300", "-7", "\"40\""}) {
+    const std::string header =
+        absl::StrCat(R"({"config":{},"growth":{},"payload_sha256":"a","step":)", step,
+                     R"(,"trainer":{}})");
+    std::string file = "SGTCKPT1";
+    PutU64(file, header.size());
+    file += header;
+    PutU64(file, payload.size());
+    file += payload;
+    absl::StatusOr<CheckpointParts> p = ParseCheckpointBytes(file, "c.sgtckpt");
+    ASSERT_FALSE(p.ok()) << step;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(p.status().message(), "is not a non-negative integer")) << p.status();
+    EXPECT_TRUE(Contains(p.status().message(), "checkpoint c.sgtckpt")) << p.status();
+  }
+}
+
 }  // namespace
 }  // namespace sgt
