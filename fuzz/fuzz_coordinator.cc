@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -85,6 +86,8 @@ const std::string& DbPath() {
     const char* shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     std::string dir = std::string(shm) + "/sgt-fuzz-coord-XXXXXX";
     if (mkdtemp(dir.data()) == nullptr) std::abort();
+    static const std::string made = dir;
+    std::atexit([] { std::filesystem::remove_all(made); });  // the fuzzer's exit
     return dir + "/sgt.db";
   }();
   return path;

@@ -30,13 +30,18 @@ void PutU32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
 
+// A directory of its own, removed when the fuzzer exits.
 const std::string& Dir() {
   static const std::string dir = [] {
     char d[] = "/tmp/sgt-fuzz-spool-XXXXXX";
     if (mkdtemp(d) == nullptr) std::abort();
-    return std::string(d) + "/spool";
+    return std::string(d);
   }();
-  return dir;
+  static const std::string path = [] {
+    std::atexit([] { std::filesystem::remove_all(dir); });  // registered after `dir` is made: runs before its destructor
+    return dir + "/spool";
+  }();
+  return path;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -18,11 +19,16 @@
 
 namespace {
 
+// A directory of its own, removed when the fuzzer exits.
 const std::string& TokenPath() {
+  static const std::string dir = [] {
+    char d[] = "/tmp/sgt-fuzz-token-XXXXXX";
+    if (mkdtemp(d) == nullptr) std::abort();
+    return std::string(d);
+  }();
   static const std::string path = [] {
-    char dir[] = "/tmp/sgt-fuzz-token-XXXXXX";
-    if (mkdtemp(dir) == nullptr) std::abort();
-    return std::string(dir) + "/tokens.bin";
+    std::atexit([] { std::filesystem::remove_all(dir); });  // registered after `dir` is made: runs before its destructor
+    return dir + "/tokens.bin";
   }();
   return path;
 }
