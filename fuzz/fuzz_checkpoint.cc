@@ -8,8 +8,8 @@
 // the header's JSON, a NUL byte and the payload, which the harness frames with their lengths,
 // writing the payload's sha256 where the header says "@sha256" (so mutations of the header reach
 // the field checks instead of failing the lengths or the checksum).
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 

@@ -145,13 +145,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     grpc::ServerContext ctx;
     bool refused = false;
     switch (op) {
-#define SGT_CLIENT_CALL(n, Method, Req, Resp)                                \
-  case n: {                                                                  \
-    v1::Req req;                                                             \
-    v1::Resp resp;                                                           \
-    if (!Decode(payload, &req)) continue;                                    \
-    refused = !client.Method(&ctx, &req, &resp).ok();                        \
-    break;                                                                   \
+#define SGT_CLIENT_CALL(n, Method, Req, Resp)         \
+  case n: {                                           \
+    v1::Req req;                                      \
+    v1::Resp resp;                                    \
+    if (!Decode(payload, &req)) continue;             \
+    refused = !client.Method(&ctx, &req, &resp).ok(); \
+    break;                                            \
   }
       SGT_CLIENT_CALL(0, SubmitSweep, SubmitSweepRequest, SubmitSweepResponse)
       SGT_CLIENT_CALL(1, GetSweep, GetSweepRequest, GetSweepResponse)
@@ -209,9 +209,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (*c)->Tick();
         continue;
     }
-    if (trace) std::fprintf(stderr, "request %d: op %d %s\n", index, op, refused ? "refused" : "ok");
+    if (trace)
+      std::fprintf(stderr, "request %d: op %d %s\n", index, op, refused ? "refused" : "ok");
     if (refused && DataVersion(db) != version && Dump(db) != dump) {
-      std::fprintf(stderr, "fuzz_coordinator: request %d (op %d) was refused but changed the store\n",
+      std::fprintf(stderr,
+                   "fuzz_coordinator: request %d (op %d) was refused but changed the store\n",
                    index, op);
       std::abort();
     }

@@ -38,7 +38,9 @@ const std::string& Dir() {
     return std::string(d);
   }();
   static const std::string path = [] {
-    std::atexit([] { std::filesystem::remove_all(dir); });  // registered after `dir` is made: runs before its destructor
+    std::atexit([] {
+      std::filesystem::remove_all(dir);
+    });  // registered after `dir` is made: runs before its destructor
     return dir + "/spool";
   }();
   return path;
@@ -61,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     size_t at = 0;
     while (at + 2 <= rest.size()) {
-      const size_t length = static_cast<uint8_t>(rest[at]) | static_cast<uint8_t>(rest[at + 1]) << 8;
+      const size_t length = static_cast<uint8_t>(rest[at]) | static_cast<uint8_t>(rest[at + 1])
+                                                                 << 8;
       at += 2;
       const std::string payload = rest.substr(at, length);  // the last one may be torn
       at += payload.size();
@@ -88,7 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   next.set_attempt(1);
   next.set_sequence(static_cast<int64_t>(seen.size()) + 1);
   (void)(*spool)->Append(next, [] { return true; });
-  for (const sgt::v1::TelemetryBatch& b : seen) (*spool)->Ack(b.run_id(), b.attempt(), b.sequence());
+  for (const sgt::v1::TelemetryBatch& b : seen)
+    (*spool)->Ack(b.run_id(), b.attempt(), b.sequence());
   (void)(*spool)->ForEachUnacked([](const sgt::v1::TelemetryBatch&) {});
   (*spool)->Pending();
   (*spool)->OldestAgeSeconds();

@@ -5,9 +5,9 @@
 // and opened, then every token is read.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +27,9 @@ const std::string& TokenPath() {
     return std::string(d);
   }();
   static const std::string path = [] {
-    std::atexit([] { std::filesystem::remove_all(dir); });  // registered after `dir` is made: runs before its destructor
+    std::atexit([] {
+      std::filesystem::remove_all(dir);
+    });  // registered after `dir` is made: runs before its destructor
     return dir + "/tokens.bin";
   }();
   return path;

@@ -73,7 +73,8 @@ absl::StatusOr<CheckpointParts> ParseCheckpointBytes(const std::string& bytes,
   // A step that is not an integer (1e300) cannot be converted; a negative one no run reached.
   auto step = h.find("step");
   if (step != h.end() && (!step->is_number_integer() || step->get<int64_t>() < 0)) {
-    return corrupt(absl::StrCat("its header's step ", step->dump(), " is not a non-negative integer"));
+    return corrupt(
+        absl::StrCat("its header's step ", step->dump(), " is not a non-negative integer"));
   }
   CheckpointParts p;
   try {

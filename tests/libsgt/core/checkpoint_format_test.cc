@@ -55,9 +55,8 @@ void PutU64(std::string& out, uint64_t v) {
 TEST(CheckpointFormatTest, StepMustBeANonNegativeInteger) {
   const std::string payload = "x";
   for (const char* step : {"1e300", "-7", "\"40\""}) {
-    const std::string header =
-        absl::StrCat(R"({"config":{},"growth":{},"payload_sha256":"a","step":)", step,
-                     R"(,"trainer":{}})");
+    const std::string header = absl::StrCat(
+        R"({"config":{},"growth":{},"payload_sha256":"a","step":)", step, R"(,"trainer":{}})");
     std::string file = "SGTCKPT1";
     PutU64(file, header.size());
     file += header;
