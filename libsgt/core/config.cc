@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -825,6 +826,11 @@ absl::Status CheckTokenFile(const RunConfig& cfg, const std::string& key, const 
   const int64_t bytes_per_token = dtype == "uint16" ? 2 : 4;
   if (dtype == "uint16" && vocab > 65536) {
     return fail(absl::StrCat("dtype uint16 cannot hold vocab_size ", vocab), format, regenerate);
+  }
+  if (count > std::numeric_limits<int64_t>::max() / bytes_per_token) {
+    return fail(absl::StrCat("sidecar '", sidecar, "' says count ", count, ", more ", dtype,
+                             " tokens than a file can hold"),
+                format, regenerate);
   }
   const auto size = fs::file_size(path, ec);
   if (ec || count < 0 || static_cast<int64_t>(size) != count * bytes_per_token) {

@@ -423,12 +423,16 @@ absl::Status ReadStart(const Fields& f, StartEvent* e) {
   return absl::OkStatus();
 }
 
-// Every numeric field but step and time, in the line's order.
+// Every numeric field but step and time, in the line's order. A Scalar holds its value as a
+// double, so only integers a double holds exactly (|i| <= 2^53) are read as integers; a larger
+// one is read as the number it is, and the writer writes it back as such (an integer scalar of
+// 2^63 could not be converted back to int64).
 void ReadScalars(const Ordered& j, ScalarsEvent* e) {
+  constexpr int64_t kExactInDouble = int64_t{1} << 53;
   for (const auto& [key, value] : j.items()) {
     if (key == kStep || key == kTime || !value.is_number()) continue;
     int64_t i = 0;
-    if (ToInt(value, std::numeric_limits<int64_t>::min(), kInt64Max, &i)) {
+    if (ToInt(value, -kExactInDouble, kExactInDouble, &i)) {
       e->values.emplace_back(key, i);
     } else {
       e->values.emplace_back(key, value.get<double>());

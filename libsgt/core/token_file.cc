@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -251,6 +252,12 @@ absl::StatusOr<TokenFileInfo> ReadTokenFileInfo(const std::string& token_path) {
   if (!j.contains("count") || !j["count"].is_number_integer()) return bad("no integer \"count\"");
   info.count = j["count"].get<int64_t>();
   if (info.count < 0) return bad(absl::StrCat("count ", info.count, " is negative"));
+  // The array's size in bytes must be a number: count x bytes per token must not overflow.
+  const int64_t max_count = std::numeric_limits<int64_t>::max() / TokenDtypeBytes(info.dtype);
+  if (info.count > max_count) {
+    return bad(absl::StrCat("count ", info.count, " is more ", dtype,
+                            " tokens than a file can hold (at most ", max_count, ")"));
+  }
   if (!j.contains("tokenizer") || !j["tokenizer"].is_string()) {
     return bad("no string \"tokenizer\"");
   }
@@ -290,7 +297,8 @@ absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(const std::string& pa
     close(fd);
     std::string hint;
     const int other = 6 - width;  // the other dtype's width
-    if (actual == info->count * other) {
+    if (info->count <= std::numeric_limits<int64_t>::max() / other &&
+        actual == info->count * other) {
       hint =
           absl::StrCat(" (the size is exactly ", info->count, " ", other == 2 ? "uint16" : "uint32",
                        " tokens: the array and sidecar disagree on dtype)");

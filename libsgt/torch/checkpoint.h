@@ -1,11 +1,9 @@
 // Exact training checkpoints (sgt-method.md §8).
 //
-// File layout, all integers little-endian:
-//   "SGTCKPT1" | u64 header_bytes | header JSON | u64 payload_bytes | payload
-// The header holds the step, the configuration, Theta, the trainer's state (entropy EMA, FLOPs
-// tally, data cursor) and the payload's sha256; the payload is a LibTorch archive of the
-// parameters, the AdamW state and the RNG state. Files are written to a temporary name, synced,
-// then renamed, so a reader never sees half a checkpoint under the final name.
+// The file's layout and header are libsgt/core/checkpoint_format.h (torch-free); this adds the
+// payload, a LibTorch archive of the parameters, the AdamW state and the RNG state. Files are
+// written to a temporary name, synced, then renamed, so a reader never sees half a checkpoint
+// under the final name.
 #ifndef SGT_TORCH_CHECKPOINT_H_
 #define SGT_TORCH_CHECKPOINT_H_
 
@@ -15,16 +13,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "libsgt/core/checkpoint_format.h"
 
 namespace sgt {
-
-struct CheckpointHeader {
-  int64_t step = 0;
-  std::string config_json;   // CanonicalJson of the run
-  std::string growth_json;   // GrowthStateToJson
-  std::string trainer_json;  // trainer-owned state (EMA, FLOPs tally, ...)
-  std::string payload_sha256;
-};
 
 struct CheckpointWritten {
   std::string path;

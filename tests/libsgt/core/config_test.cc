@@ -739,5 +739,14 @@ TEST_F(ConfigDataFilesTest, SizeMismatch) {
   EXPECT_TRUE(Contains(message, "has 38 bytes but its sidecar says 10 uint32 tokens = 40 bytes"));
 }
 
+// Found by fuzz/fuzz_token_file: count x bytes per token overflowed (undefined behaviour) before
+// the size comparison.
+TEST_F(ConfigDataFilesTest, CountPastAnyFileSize) {
+  Write(cfg_.data.train, 2, Sidecar("uint16", 4096, int64_t{1} << 62));
+  std::string message = Error();
+  EXPECT_TRUE(Contains(message, "data.train:"));
+  EXPECT_TRUE(Contains(message, "says count 4611686018427387904, more uint16 tokens than a file"));
+}
+
 }  // namespace
 }  // namespace sgt

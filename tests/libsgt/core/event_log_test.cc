@@ -190,6 +190,23 @@ TEST(EventLogTest, ScalarsKeepTheLineOrderAndSkipNullAndNonNumbers) {
   EXPECT_EQ(e.values[1], Scalar("lr", 0.5));
 }
 
+// Found by fuzz/fuzz_event_line: an integer scalar of 2^63 - 1 was read as an integer Scalar
+// (held as the double 2^63), which the writer could not convert back to int64 (undefined
+// behaviour). Integers past 2^53 are read as numbers, and written back as numbers.
+TEST(EventLogTest, IntegerScalarsPastADoublesPrecisionReadAsNumbers) {
+  absl::StatusOr<ParsedEvent> p = ParseEventLine(
+      R"({"event":"scalars","step":1,"tokens":9223372036854775807,"rows":9007199254740992})");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const ScalarsEvent& e = std::get<ScalarsEvent>(*p->event);
+  ASSERT_EQ(e.values.size(), 2u);
+  EXPECT_FALSE(e.values[0].integer);
+  EXPECT_EQ(e.values[0].value, 9223372036854775807.0);
+  EXPECT_EQ(e.values[1], Scalar("rows", int64_t{1} << 53));
+  absl::StatusOr<ParsedEvent> again = ParseEventLine(EventLine(*p->event, 1.0));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(std::get<ScalarsEvent>(*again->event).values.size(), 2u);
+}
+
 TEST(EventLogTest, NonFiniteNumbersAreWrittenAsNullAndReadAsNaN) {
   const double inf = std::numeric_limits<double>::infinity();
   const std::string line = EventLine(EvalEvent{5, std::nan(""), inf}, 1.0);

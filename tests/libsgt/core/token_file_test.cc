@@ -151,6 +151,21 @@ TEST_F(TokenFileTest, UnknownDtypeAndFormatRefused) {
   EXPECT_EQ(TokenFile::Open(path).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Found by fuzz/fuzz_token_file: the file size expected, count x bytes per token, overflowed
+// (undefined behaviour) for a count near 2^63.
+TEST_F(TokenFileTest, CountPastAnyFileSizeRefused) {
+  const std::string path = Path("c.u16");
+  ASSERT_TRUE(WriteTokenFile(path, {1, 2}, 10, "t").ok());
+  nlohmann::json sidecar = nlohmann::json::parse(ReadAll(SidecarPath(path)));
+  sidecar["count"] = int64_t{1} << 62;
+  WriteAll(SidecarPath(path), sidecar.dump());
+  auto f = TokenFile::Open(path);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(f.status().message(), "count 4611686018427387904 is more uint16 tokens"));
+  EXPECT_TRUE(Contains(f.status().message(), SidecarPath(path)));
+}
+
 TEST_F(TokenFileTest, MissingSidecarRefused) {
   const std::string path = Path("m.u16");
   ASSERT_TRUE(WriteTokenFile(path, {1, 2, 3}, 10, "t").ok());
