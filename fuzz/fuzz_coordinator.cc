@@ -27,6 +27,7 @@
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/service.h"
 #include "services/coordinator/store.h"
+#include "fuzz/scratch.h"
 
 namespace {
 
@@ -82,14 +83,7 @@ class NullSink : public sgt::coord::WorkerSink {
 };
 
 const std::string& DbPath() {
-  static const std::string path = [] {
-    const char* shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    std::string dir = std::string(shm) + "/sgt-fuzz-coord-XXXXXX";
-    if (mkdtemp(dir.data()) == nullptr) std::abort();
-    static const std::string made = dir;
-    std::atexit([] { std::filesystem::remove_all(made); });  // the fuzzer's exit
-    return dir + "/sgt.db";
-  }();
+  static const std::string path = sgt::fuzz::ScratchPath("coord", "sgt.db");
   return path;
 }
 

@@ -14,6 +14,7 @@
 
 #include "google/protobuf/stubs/logging.h"
 #include "services/worker/spool.h"
+#include "fuzz/scratch.h"
 
 namespace {
 
@@ -32,17 +33,7 @@ void PutU32(std::string* out, uint32_t v) {
 
 // A directory of its own, removed when the fuzzer exits.
 const std::string& Dir() {
-  static const std::string dir = [] {
-    char d[] = "/tmp/sgt-fuzz-spool-XXXXXX";
-    if (mkdtemp(d) == nullptr) std::abort();
-    return std::string(d);
-  }();
-  static const std::string path = [] {
-    std::atexit([] {
-      std::filesystem::remove_all(dir);
-    });  // registered after `dir` is made: runs before its destructor
-    return dir + "/spool";
-  }();
+  static const std::string path = sgt::fuzz::ScratchPath("spool", "spool");
   return path;
 }
 

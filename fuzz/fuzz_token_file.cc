@@ -16,22 +16,13 @@
 
 #include "libsgt/core/config.h"
 #include "libsgt/core/token_file.h"
+#include "fuzz/scratch.h"
 
 namespace {
 
 // A directory of its own, removed when the fuzzer exits.
 const std::string& TokenPath() {
-  static const std::string dir = [] {
-    char d[] = "/tmp/sgt-fuzz-token-XXXXXX";
-    if (mkdtemp(d) == nullptr) std::abort();
-    return std::string(d);
-  }();
-  static const std::string path = [] {
-    std::atexit([] {
-      std::filesystem::remove_all(dir);
-    });  // registered after `dir` is made: runs before its destructor
-    return dir + "/tokens.bin";
-  }();
+  static const std::string path = sgt::fuzz::ScratchPath("token", "tokens.bin");
   return path;
 }
 
