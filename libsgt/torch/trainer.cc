@@ -223,6 +223,18 @@ class Session {
     return absl::OkStatus();
   }
 
+  // Every rank's `state` becomes rank 0's (a no-op for one process): growth stays one decision.
+  absl::Status AdoptRank0State(GrowthState& state) {
+    if (!comm_) return absl::OkStatus();
+    std::string json = dist_.is_rank0() ? GrowthStateToJson(state) : "";
+    if (absl::Status s = comm_->BroadcastString(json, 0); !s.ok()) return s;
+    if (dist_.is_rank0()) return absl::OkStatus();
+    absl::StatusOr<GrowthState> gs = GrowthStateFromJson(json);
+    if (!gs.ok()) return gs.status();
+    state = *gs;
+    return absl::OkStatus();
+  }
+
   // Every rank's parameters and buffers become rank 0's (after Init, and after a resume).
   absl::Status BroadcastModel() {
     if (!comm_) return absl::OkStatus();
@@ -272,27 +284,27 @@ class Session {
       if (capture_entropy) acc.Add(capture);
     }
     if (!acc.empty()) reading_ = acc.Mean(plan_);
-    // The global loss and entropies: one sum over ranks of [loss sum, entropies...].
-    std::vector<double> local = {0.0};
-    if (!acc.empty()) {
-      std::vector<double> e = Flatten(reading_);
-      local.insert(local.end(), e.begin(), e.end());
-    }
+    double loss_total = 0;  // this step's micro-batch losses, summed (over every rank)
     comm_wait_s_ = 0;
     if (averager_) {
       if (absl::Status s = averager_->Finish(); !s.ok()) return s;
       comm_wait_s_ = averager_->last_wait_seconds();
-      std::vector<torch::Tensor> t = {
-          torch::tensor(local, torch::kDouble).to(device_)};
+      // The global loss and entropies: one sum over ranks of [loss sum, entropies...].
+      std::vector<double> local = {0.0};
+      if (!acc.empty()) {
+        std::vector<double> e = Flatten(reading_);
+        local.insert(local.end(), e.begin(), e.end());
+      }
+      std::vector<torch::Tensor> t = {torch::tensor(local, torch::kDouble).to(device_)};
       t[0][0].copy_(loss_sum);
       if (absl::Status s = comm_->AllReduceSum(t); !s.ok()) return s;
       torch::Tensor host = t[0].cpu();
       const double* v = host.data_ptr<double>();
-      local[0] = v[0];
+      loss_total = v[0];
       for (size_t i = 1; i < local.size(); ++i) local[i] = v[i] / dist_.world_size;
       if (!acc.empty()) Unflatten(local.data() + 1, reading_);
     } else {
-      local[0] = loss_sum.item<double>();
+      loss_total = loss_sum.item<double>();
     }
     grad_norm_ = 0.0;
     if (cfg_.train.grad_clip > 0) {
@@ -301,7 +313,7 @@ class Session {
     optimizer_->step();
     flops_.AddTrainStep(cfg_, state_, step);
     if (!acc.empty()) ema_.Update(GrowthSignal(reading_, cfg_.entropy.looped_heads));
-    return local[0] / global_micros;
+    return loss_total / global_micros;
   }
 
   // Mean loss over `windows` without gradients, in chunks of micro_batch_size / divisor.
@@ -364,7 +376,6 @@ class Session {
   const RunConfig& cfg() const { return cfg_; }
   const DistEnv& dist() const { return dist_; }
   Communicator* comm() { return comm_.get(); }  // null for one process
-  bool is_rank0() const { return dist_.is_rank0(); }
   double comm_wait_seconds() const { return comm_wait_s_; }
   int64_t buckets() const { return averager_ ? averager_->buckets() : 0; }
   Transformer& model() { return model_; }
@@ -636,13 +647,7 @@ class Run {
   absl::Status AgreeAtBoundary(GrowthOutcome& out) {
     Communicator* comm = session_.comm();
     if (comm == nullptr) return absl::OkStatus();
-    std::string state = rank0_ ? GrowthStateToJson(out.state) : "";
-    if (absl::Status s = comm->BroadcastString(state, 0); !s.ok()) return s;
-    if (!rank0_) {
-      absl::StatusOr<GrowthState> gs = GrowthStateFromJson(state);
-      if (!gs.ok()) return gs.status();
-      out.state = *gs;
-    }
+    if (absl::Status s = session_.AdoptRank0State(out.state); !s.ok()) return s;
     std::vector<torch::Tensor> flags = {torch::tensor(
         {g_snapshot_requested.exchange(0), g_pause_requested.exchange(0)}, torch::kInt)};
     if (session_.device().is_cuda()) flags[0] = flags[0].to(session_.device());
@@ -838,13 +843,7 @@ class BenchRunner {
                                    : GrowthSignal(session_.Probe(probe_), cfg.entropy.looped_heads);
       GrowthOutcome out = Decide(cfg, session_.state(), signal, step);
       // Rank 0's state everywhere, as in training.
-      if (Communicator* comm = session_.comm()) {
-        std::string state = GrowthStateToJson(out.state);
-        if (absl::Status s = comm->BroadcastString(state, 0); !s.ok()) return s;
-        absl::StatusOr<GrowthState> gs = GrowthStateFromJson(state);
-        if (!gs.ok()) return gs.status();
-        out.state = *gs;
-      }
+      if (absl::Status s = session_.AdoptRank0State(out.state); !s.ok()) return s;
       session_.state() = out.state;
     }
     return absl::OkStatus();
