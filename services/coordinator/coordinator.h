@@ -139,6 +139,11 @@ class Coordinator {
   // ends the attempt on every node.
   absl::Status HandleNodeStatus(WorkerState& w, int rank, RunRow& run, const v1::RunStatus& st,
                                 Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a multi-node `run` in `to` (failed, cancelled) because of worker `from`: stored first,
+  // then the other nodes' workers are told to stop.
+  absl::Status EndOnEveryNode(RunRow& run, const std::string& from, v1::RunState to,
+                              const std::string& why, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status IngestTelemetry(uint64_t session, const v1::TelemetryBatch& b)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Places queued runs on workers with room (StartRun messages into `out`), and says why the

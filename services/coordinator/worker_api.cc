@@ -244,26 +244,12 @@ absl::Status Coordinator::HandleNodeStatus(WorkerState& w, int rank, RunRow& run
     case v1::RUN_STATE_FAILED: {
       std::string why = absl::StrCat(node, " failed", reason.empty() ? "" : ": ", reason);
       if (!st.stderr_tail().empty()) absl::StrAppend(&why, "\nstderr tail:\n", st.stderr_tail());
-      RunRow r = run;
-      ClearWorkers(r);
-      if (absl::Status s = book_.Transition(r, v1::RUN_STATE_FAILED, why, out); !s.ok()) return s;
-      fleet_.CancelOtherNodes(run, w.row.id, out);
-      run = std::move(r);
-      return absl::OkStatus();
+      return EndOnEveryNode(run, w.row.id, v1::RUN_STATE_FAILED, why, out);
     }
-    case v1::RUN_STATE_CANCELLED: {
-      RunRow r = run;
-      ClearWorkers(r);
-      if (absl::Status s = book_.Transition(
-              r, v1::RUN_STATE_CANCELLED,
-              absl::StrCat("cancelled on ", node, reason.empty() ? "" : ": ", reason), out);
-          !s.ok()) {
-        return s;
-      }
-      fleet_.CancelOtherNodes(run, w.row.id, out);
-      run = std::move(r);
-      return absl::OkStatus();
-    }
+    case v1::RUN_STATE_CANCELLED:
+      return EndOnEveryNode(run, w.row.id, v1::RUN_STATE_CANCELLED,
+                            absl::StrCat("cancelled on ", node, reason.empty() ? "" : ": ", reason),
+                            out);
     case v1::RUN_STATE_LOST:
       fleet_.CancelOtherNodes(run, w.row.id, out);
       return book_.Requeue(run, v1::RUN_STATE_LOST,
@@ -275,6 +261,16 @@ absl::Status Coordinator::HandleNodeStatus(WorkerState& w, int rank, RunRow& run
           "status of ", st.run_id(), ": state ", v1::RunState_Name(st.state()),
           " cannot come from a worker; RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED or LOST"));
   }
+}
+
+absl::Status Coordinator::EndOnEveryNode(RunRow& run, const std::string& from, v1::RunState to,
+                                         const std::string& why, Outbox& out) {
+  RunRow r = run;
+  ClearWorkers(r);
+  if (absl::Status s = book_.Transition(r, to, why, out); !s.ok()) return s;
+  fleet_.CancelOtherNodes(run, from, out);
+  run = std::move(r);
+  return absl::OkStatus();
 }
 
 }  // namespace sgt::coord
