@@ -217,8 +217,7 @@ class Session {
     optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
     if (comm_) {
       averager_ = std::make_unique<GradientAverager>(
-          comm_.get(), model_->parameters(),
-          static_cast<int64_t>(dist_.bucket_mb * 1024 * 1024));
+          comm_.get(), model_->parameters(), static_cast<int64_t>(dist_.bucket_mb * 1024 * 1024));
     }
     return absl::OkStatus();
   }
@@ -515,9 +514,9 @@ class Run {
     }
     fs::create_directories(CheckpointDir(), ec);
     if (ec) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot create checkpoint directory ", CheckpointDir().string(), ": ", ec.message(),
-          "; make it writable or choose another place for checkpoints"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create checkpoint directory ", CheckpointDir().string(), ": ",
+                       ec.message(), "; make it writable or choose another place for checkpoints"));
     }
     if (!opt_.resume.empty()) {
       absl::StatusOr<std::string> bytes = ReadCheckpointFile(opt_.resume);
@@ -538,8 +537,8 @@ class Run {
       if (absl::Status s = comm->BroadcastString(resume_name, 0); !s.ok()) return s;
     }
     if (!resume_bytes_.empty()) {
-      absl::StatusOr<CheckpointHeader> h = LoadCheckpointBytes(
-          resume_bytes_, resume_name, *session_.model(), session_.optimizer());
+      absl::StatusOr<CheckpointHeader> h =
+          LoadCheckpointBytes(resume_bytes_, resume_name, *session_.model(), session_.optimizer());
       resume_bytes_.clear();
       resume_bytes_.shrink_to_fit();
       if (!h.ok()) return h.status();
@@ -566,7 +565,8 @@ class Run {
     }
     if (absl::Status s = session_.BroadcastModel(); !s.ok()) return s;
     if (!rank0_) return absl::OkStatus();
-    if (absl::Status s = events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string(), opt_.events_fd);
+    if (absl::Status s =
+            events_.Open((fs::path(opt_.out_dir) / "events.jsonl").string(), opt_.events_fd);
         !s.ok()) {
       return s;
     }
