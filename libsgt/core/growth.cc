@@ -296,13 +296,32 @@ void DecideSgt(Recorder& r) {
         GrowthAction::kActivate, &l,
         absl::StrFormat("activate layer %d (%s); heads %s", pick, r.Describe(pick), List(l.heads)));
   } else {
-    // (5) Full set of layers, and l* cannot deepen (not in C).
-    r.Emit(GrowthAction::kHold, nullptr,
-           absl::StrFormat("hold: %d of L=%d layers loop and l* = %d cannot deepen (C %s)",
-                           s.active.size(), g.layers, s.growing_layer, List(r.pool)));
+    // (5) Full set of layers, and nothing can deepen (l*, or under the reference rule every
+    // active layer, is at K_max or not in C): "no candidate", held or fixed by the rule (§9).
+    const std::string why = absl::StrFormat(
+        "%d of L=%d layers loop and %s can deepen (C %s)", s.active.size(), g.layers,
+        g.deepen == DeepenRule::kReference
+            ? std::string("no active layer")
+            : absl::StrCat("l* = ", s.growing_layer, " cannot; no layer"),
+        List(r.pool));
+    if (g.no_candidate == NoCandidateRule::kFix) {
+      s.phase = GrowthPhase::kFixed;
+      r.Emit(GrowthAction::kFixed, nullptr, absl::StrCat("fixed: ", why));
+    } else {
+      r.Emit(GrowthAction::kHold, nullptr, absl::StrCat("hold: ", why));
+    }
     return;
   }
-  if (static_cast<int64_t>(s.active.size()) == g.layers && changed->k == g.k_max) {
+  // Fixed once nothing is left to grow: the paper's rule looks at l* alone (it stops growing
+  // when it is no longer l*); the reference keeps deepening every selected layer below K_max,
+  // so it is fixed only when all of them are at K_max (§9).
+  bool done = static_cast<int64_t>(s.active.size()) == g.layers;
+  if (g.deepen == DeepenRule::kReference) {
+    for (const LoopedLayer& l : s.active) done = done && l.k == g.k_max;
+  } else {
+    done = done && changed->k == g.k_max;
+  }
+  if (done) {
     s.phase = GrowthPhase::kFixed;
     r.out.decisions.back().reason += "; structure now fixed";
   }

@@ -345,6 +345,59 @@ TEST(GrowthSgtTest, DeepenRuleReferenceDiffersFromPaper) {
   EXPECT_EQ(ref.state.LoopDepth(2), 0);
 }
 
+// Reference deepening (§9): the layer that just deepened reaching K_max fixes nothing while
+// another selected layer is still below K_max; that layer goes on deepening.
+TEST(GrowthSgtTest, ReferenceDeepeningFixedOnlyWhenEverySelectedLayerAtKMax) {
+  RunConfig c = SgtConfig();
+  c.growth.deepen = DeepenRule::kReference;
+  // All L = 3 layers active; 5 and 3 at K = 1 < K_max = 2, 4 already at K_max. C = [5, 4, 3].
+  const GrowthState s = WithActive(c, {Loop(5, 1), Loop(4, 2), Loop(3, 1)}, 4);
+  const EntropySnapshot e = Flat({0, 0.1, 0.2, 0.7, 0.8, 0.9});
+  const GrowthOutcome first = Decide(c, s, e, 40);
+  ASSERT_EQ(first.decisions.size(), 1u);
+  EXPECT_EQ(first.decisions[0].action, GrowthAction::kDeepen);
+  EXPECT_EQ(first.decisions[0].layer, 5);
+  EXPECT_EQ(first.state.LoopDepth(5), 2);
+  // 5 reached K_max with |active| = L, but 3 is still below it: not fixed.
+  EXPECT_EQ(first.state.phase, GrowthPhase::kGrowing);
+  EXPECT_EQ(first.decisions[0].reason, "deepen layer 5 to K=2 (Ebar 0.9, rank 1 of C)");
+  const GrowthOutcome second = Decide(c, first.state, e, 50);
+  EXPECT_EQ(second.decisions[0].action, GrowthAction::kDeepen);
+  EXPECT_EQ(second.decisions[0].layer, 3);
+  EXPECT_EQ(second.state.phase, GrowthPhase::kFixed);
+  // The paper's rule on the same state: l* = 5 deepening to K_max fixes the structure.
+  c.growth.deepen = DeepenRule::kPaper;
+  const GrowthOutcome paper = Decide(c, WithActive(c, s.active, 5), e, 40);
+  EXPECT_EQ(paper.decisions[0].layer, 5);
+  EXPECT_EQ(paper.state.phase, GrowthPhase::kFixed);
+}
+
+// `no_candidate: fix` covers the boundary at which all L layers loop and nothing can deepen.
+TEST(GrowthSgtTest, NoCandidateFixAppliesWhenAllLayersLoop) {
+  RunConfig c = SgtConfig();
+  c.growth.layers = 2;
+  c.growth.no_candidate = NoCandidateRule::kFix;
+  const GrowthState s = WithActive(c, {Loop(4, 1), Loop(3, 1)}, 3);
+  // C = [5, 4]; l* = 3 is not in C and |active| = L: nothing can be activated or deepened.
+  const EntropySnapshot e = Flat({0, 0.1, 0.2, 0.3, 0.8, 0.9});
+  const GrowthOutcome out = Decide(c, s, e, 30);
+  ASSERT_EQ(out.decisions.size(), 1u);
+  EXPECT_EQ(out.decisions[0].action, GrowthAction::kFixed);
+  EXPECT_EQ(out.state.phase, GrowthPhase::kFixed);
+  EXPECT_EQ(out.state.active.size(), 2u);
+  EXPECT_EQ(out.decisions[0].reason,
+            "fixed: 2 of L=2 layers loop and l* = 3 cannot; no layer can deepen (C [5, 4])");
+  // Reference deepening with every active layer at K_max, also fixed; with hold, held.
+  c.growth.deepen = DeepenRule::kReference;
+  const GrowthState full = WithActive(c, {Loop(4, 2), Loop(3, 2)}, 3);
+  EXPECT_EQ(Decide(c, full, e, 30).state.phase, GrowthPhase::kFixed);
+  c.growth.no_candidate = NoCandidateRule::kHold;
+  const GrowthOutcome held = Decide(c, full, e, 30);
+  EXPECT_EQ(held.decisions[0].action, GrowthAction::kHold);
+  EXPECT_EQ(held.decisions[0].reason,
+            "hold: 2 of L=2 layers loop and no active layer can deepen (C [5, 4])");
+}
+
 TEST(GrowthSgtTest, ShallowToDeepTakesShallowestAboveMaxActive) {
   RunConfig c = SgtConfig();
   c.growth.direction = GrowthDirection::kShallowToDeep;
@@ -473,7 +526,8 @@ TEST(GrowthSgtTest, ReplayGivesIdenticalDecisions) {
   const GrowthOutcome two = Decide(c, s, e, 30);
   EXPECT_EQ(one.state, two.state);
   ASSERT_EQ(one.decisions.size(), two.decisions.size());
-  EXPECT_EQ(events::DecisionRecordJson(one.decisions[0]), events::DecisionRecordJson(two.decisions[0]));
+  EXPECT_EQ(events::DecisionRecordJson(one.decisions[0]),
+            events::DecisionRecordJson(two.decisions[0]));
   // The record alone is enough: its head entropies give the same decision again.
   EntropySnapshot recorded;
   recorded.head = one.decisions[0].head_entropy;
