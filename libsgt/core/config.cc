@@ -125,6 +125,7 @@ void VisitFields(Config& c, Visitor&& visit) {
   visit("model.vocab_size", c.model.vocab_size);
   visit("model.norm_eps", c.model.norm_eps);
   visit("model.init_std", c.model.init_std);
+  visit("model.init_truncation", c.model.init_truncation);
   visit("model.rope_theta", c.model.rope_theta);
 
   visit("train.steps", c.train.steps);
@@ -134,6 +135,7 @@ void VisitFields(Config& c, Visitor&& visit) {
   visit("train.warmup_steps", c.train.warmup_steps);
   visit("train.min_lr_ratio", c.train.min_lr_ratio);
   visit("train.weight_decay", c.train.weight_decay);
+  visit("train.decay_norms", c.train.decay_norms);
   visit("train.betas", Pair(c.train.beta1, c.train.beta2));
   visit("train.eps", c.train.eps);
   visit("train.grad_clip", c.train.grad_clip);
@@ -176,6 +178,8 @@ void VisitFields(Config& c, Visitor&& visit) {
   visit("checkpoint.every", c.checkpoint.every);
   visit("checkpoint.keep", c.checkpoint.keep);
   visit("checkpoint.final", c.checkpoint.final);
+
+  visit("flops.embedding", c.flops.embedding);
 }
 
 // "growth.k_max" -> "growth"; "name" -> "".
@@ -282,7 +286,6 @@ std::string UnknownKeyAdvice(const std::string& key) {
 // ---------------------------------------------------------------------------------------------
 // Decoding one YAML value into one field. Each returns "" on success, else
 // "<problem>; <allowed>; <fix>" without the location and key, which the caller adds.
-
 
 std::string Decode(const YAML::Node& node, int64_t& out) {
   const std::string& s = node.IsScalar() ? node.Scalar() : "";
@@ -523,7 +526,7 @@ absl::StatusOr<RunConfig> ParseTree(const YAML::Node& root, const std::string& s
     return ErrorAt(source, root.Mark(), "(top level)",
                    absl::StrCat("expected a mapping of sections, got ", Shown(root),
                                 "; sections name, variant, model, train, growth, entropy, data, "
-                                "checkpoint; see examples/tiny-sgt.yaml"));
+                                "checkpoint, flops; see examples/tiny-sgt.yaml"));
   }
   if (root.IsMap()) {
     absl::Status s = ParseMapping(root, "", cfg);
@@ -648,6 +651,10 @@ void ValidateModel(const ModelConfig& m, Validator& v) {
           "vocab_size)");
   v.Positive("model.norm_eps", m.norm_eps);
   v.Positive("model.init_std", m.init_std);
+  v.Check(m.init_truncation == 0 || m.init_truncation >= 1, "model.init_truncation",
+          absl::StrCat("is ", m.init_truncation, " standard deviations"),
+          "allowed: 0 (untruncated) or at least 1",
+          "set model.init_truncation to 0, or to 3 as OLMo does");
   v.Positive("model.rope_theta", m.rope_theta);
 }
 
@@ -735,11 +742,12 @@ void ValidateGrowth(const RunConfig& c, Validator& v) {
               absl::StrCat("layer ", layer, " is listed twice"), "allowed: distinct indices",
               "list each layer once");
     }
-    v.Check(
-        g.fixed_from_step >= 1 && g.fixed_from_step <= c.train.steps, "growth.fixed_from_step",
-        absl::StrCat("is ", g.fixed_from_step, ", outside [1, train.steps = ", c.train.steps, "]"),
-        absl::StrCat("allowed: [1, ", c.train.steps, "]"),
-        "set growth.fixed_from_step to the step from which the layers loop");
+    v.Check(g.fixed_from_step >= 0 && g.fixed_from_step < c.train.steps, "growth.fixed_from_step",
+            absl::StrCat("is ", g.fixed_from_step,
+                         ", outside [0, train.steps - 1 = ", c.train.steps - 1, "]"),
+            absl::StrCat("allowed: [0, ", c.train.steps - 1, "]"),
+            "set growth.fixed_from_step to the step after which the layers loop (0: from the first "
+            "step)");
   }
   // h matters only where heads are selected: SGT with a selective head policy.
   if (c.variant == Variant::kSgt && g.head_policy != HeadPolicy::kAll) {
@@ -966,10 +974,12 @@ RunConfigBrief BriefOfConfigJson(const std::string& json_text) {
   if (!j.is_object()) return b;
   b.is_object = true;
   if (auto t = j.find("train"); t != j.end() && t->is_object()) {
-    if (auto d = t->find("device"); d != t->end() && d->is_string()) b.device = d->get<std::string>();
+    if (auto d = t->find("device"); d != t->end() && d->is_string())
+      b.device = d->get<std::string>();
   }
   if (auto m = j.find("model"); m != j.end() && m->is_object()) {
-    if (auto l = m->find("layers"); l != m->end() && l->is_number_integer()) b.layers = l->get<int>();
+    if (auto l = m->find("layers"); l != m->end() && l->is_number_integer())
+      b.layers = l->get<int>();
     if (auto h = m->find("heads"); h != m->end() && h->is_number_integer()) b.heads = h->get<int>();
   }
   return b;

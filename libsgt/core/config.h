@@ -52,6 +52,9 @@ struct ModelConfig {
   int64_t vocab_size = 4096;
   double norm_eps = 1e-6;
   double init_std = 0.02;
+  // Initial weights are normal(0, init_std), resampled outside +/- init_truncation standard
+  // deviations; 0 leaves the normal untruncated (OLMo, the reference, truncates at 3).
+  double init_truncation = 0.0;
   double rope_theta = 10000.0;
 
   int64_t d_head() const { return d_model / heads; }
@@ -65,12 +68,13 @@ struct TrainConfig {
   int64_t warmup_steps = 30;
   double min_lr_ratio = 0.1;
   double weight_decay = 0.1;
+  bool decay_norms = false;  // also decay the RMSNorm gains (the reference decays everything)
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
   double grad_clip = 1.0;  // 0 disables clipping
   int64_t eval_interval = 50;
-  int64_t eval_batches = 8;  // validation batches of batch_size sequences
+  int64_t eval_batches = 8;                        // validation batches of batch_size sequences
   std::vector<int64_t> extrapolation = {2, 3, 4};  // multiples of context, evaluated at the end
   uint64_t seed = 1;
   int64_t threads = 1;  // intra-op threads on CPU
@@ -84,7 +88,7 @@ struct GrowthConfig {
   int64_t delta_t = 50;
   int64_t layers = 2;  // L: target number of looping layers
   int64_t k_max = 1;
-  int64_t heads = 1;   // h: looped heads per layer (ignored for head_policy all and Block Loop)
+  int64_t heads = 1;  // h: looped heads per layer (ignored for head_policy all and Block Loop)
   HeadPolicy head_policy = HeadPolicy::kHighEntropy;
   uint64_t head_seed = 0;  // for head_policy random
   GrowthDirection direction = GrowthDirection::kDeepToShallow;
@@ -93,7 +97,8 @@ struct GrowthConfig {
   FadeShape fade = FadeShape::kLinear;
   DeepenRule deepen = DeepenRule::kPaper;
   NoCandidateRule no_candidate = NoCandidateRule::kHold;
-  // schedule fixed: these layers loop (K = k_max) from fixed_from_step on.
+  // schedule fixed: these layers loop (K = k_max) after fixed_from_step, 0 meaning from the
+  // first step on (the paper's counting of Block Loop).
   std::vector<int64_t> fixed_layers;
   int64_t fixed_from_step = 0;
 };
@@ -108,7 +113,7 @@ struct EntropyConfig {
 };
 
 struct DataConfig {
-  std::string train;       // token file (raw little-endian uint16/uint32 + .json sidecar)
+  std::string train;  // token file (raw little-endian uint16/uint32 + .json sidecar)
   std::string validation;
 };
 
@@ -117,6 +122,13 @@ struct CheckpointConfig {
   int64_t every = 0;           // and every N steps (0: never)
   int64_t keep = 0;            // newest checkpoints to keep (0: all)
   bool final = true;           // write one after the last step
+};
+
+// How training FLOPs are counted (sgt-method.md §6); training itself is the same either way.
+struct FlopsConfig {
+  // Count the input embedding as a matmul: 4 * d_model * vocab_size per training token (its
+  // forward and its weight gradient), as the paper's Table 1 does.
+  bool embedding = false;
 };
 
 struct RunConfig {
@@ -128,6 +140,7 @@ struct RunConfig {
   EntropyConfig entropy;
   DataConfig data;
   CheckpointConfig checkpoint;
+  FlopsConfig flops;
   std::string source;  // file the configuration was read from ("" if built in code)
   // Dotted key ("growth.k_max", and sections: "growth") -> "line:col" in `source`, filled by
   // ParseRunConfig so that ValidateRunConfig can point at the line to fix. Not part of the run.
@@ -150,8 +163,7 @@ const char* LoopedHeadEntropyName(LoopedHeadEntropy e);
 // Parses YAML text. `source` names the file in error messages. Unknown keys are errors.
 // Data file checks are not done here (see ValidateDataFiles). The result has passed
 // ValidateRunConfig, and its `locations` point errors found later at the right line.
-absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text,
-                                         const std::string& source);
+absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std::string& source);
 
 // Reads and parses a YAML file; relative data paths stay as written.
 absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path);

@@ -43,23 +43,38 @@ double ForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t 
   return flops;
 }
 
+double EmbeddingTrainFlopsPerToken(const RunConfig& cfg) {
+  if (!cfg.flops.embedding) return 0.0;
+  return 4.0 * static_cast<double>(cfg.model.d_model) * static_cast<double>(cfg.model.vocab_size);
+}
+
 void FlopsTally::AddTrainStep(const RunConfig& cfg, const GrowthState& s, int64_t step) {
   const int64_t step_tokens = cfg.train.batch_size * cfg.model.context;
   const double n = static_cast<double>(step_tokens);
-  train += 3.0 * n * ForwardFlopsPerToken(cfg, s, step, cfg.model.context);
-  vanilla += 3.0 * n * VanillaForwardFlopsPerToken(cfg.model, cfg.model.context);
+  const double embedding = n * EmbeddingTrainFlopsPerToken(cfg);
+  train += 3.0 * n * ForwardFlopsPerToken(cfg, s, step, cfg.model.context) + embedding;
+  vanilla += 3.0 * n * VanillaForwardFlopsPerToken(cfg.model, cfg.model.context) + embedding;
   tokens += step_tokens;
 }
 
 bool IsProbeStep(const RunConfig& cfg, int64_t step) {
   const EntropyConfig& e = cfg.entropy;
-  if (e.signal == EntropySignal::kProbe && IsGrowthBoundary(cfg, step)) return true;
-  return e.probe_telemetry && e.telemetry_interval > 0 && step % e.telemetry_interval == 0;
+  // A boundary before the first step has no training signal yet: it always measures the probe.
+  if ((e.signal == EntropySignal::kProbe || step == 0) && IsGrowthBoundary(cfg, step)) return true;
+  return step > 0 && e.probe_telemetry && e.telemetry_interval > 0 &&
+         step % e.telemetry_interval == 0;
+}
+
+double ProbeForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t step,
+                                 int64_t seq) {
+  // The probe reads attention entropies only: it stops before the final norm and the LM head.
+  return ForwardFlopsPerToken(cfg, s, step, seq) -
+         2.0 * static_cast<double>(cfg.model.d_model) * static_cast<double>(cfg.model.vocab_size);
 }
 
 double ProbeForwardFlops(const RunConfig& cfg, const GrowthState& s, int64_t step) {
   return static_cast<double>(cfg.entropy.probe_sequences) * static_cast<double>(cfg.model.context) *
-         ForwardFlopsPerToken(cfg, s, step, cfg.model.context);
+         ProbeForwardFlopsPerToken(cfg, s, step, cfg.model.context);
 }
 
 FlopsPlan PlanFlops(const RunConfig& cfg) {
@@ -73,6 +88,12 @@ FlopsPlan PlanFlops(const RunConfig& cfg) {
   FlopsPlan plan;
   plan.final_state = GrowthState::Initial(layers);
   FlopsTally tally;
+  // A fixed schedule from step 0 loops from the first step on (the paper's Block Loop).
+  if (IsGrowthBoundary(cfg, 0)) {
+    if (IsProbeStep(cfg, 0)) tally.probe += ProbeForwardFlops(cfg, plan.final_state, 0);
+    ++plan.boundaries;
+    plan.final_state = Decide(cfg, plan.final_state, rising, 0).state;
+  }
   for (int64_t step = 1; step <= cfg.train.steps; ++step) {
     tally.AddTrainStep(cfg, plan.final_state, step);
     // The probe measures before the boundary's decision, at the structure that just trained.

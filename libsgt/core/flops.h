@@ -21,18 +21,21 @@ double HeadLoopForwardFlopsPerToken(const ModelConfig& m, int64_t seq, int64_t l
 
 // Forward FLOPs per token of the whole model with structure `s` at `step` (the step matters only
 // for the fade transition, whose loops compute every head until the window closes).
-double ForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t step,
-                            int64_t seq);
+double ForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t step, int64_t seq);
 
 // Same model with no loops.
 double VanillaForwardFlopsPerToken(const ModelConfig& m, int64_t seq);
 
+// The input embedding counted as a matmul per training token (flops.embedding): 4 * d * V, its
+// forward and its weight gradient (the paper's Table 1 counts it); 0 when not counted.
+double EmbeddingTrainFlopsPerToken(const RunConfig& cfg);
+
 // Running totals kept by the trainer.
 struct FlopsTally {
-  double train = 0;          // 3 x forward over every training token so far
-  double vanilla = 0;        // what vanilla would have spent on the same tokens
-  double probe = 0;          // entropy probe forwards, apart
-  double eval = 0;           // validation forwards, apart
+  double train = 0;    // 3 x forward over every training token so far (+ the embedding)
+  double vanilla = 0;  // what vanilla would have spent on the same tokens
+  double probe = 0;    // entropy probe forwards, apart
+  double eval = 0;     // validation forwards, apart
   int64_t tokens = 0;
 
   void AddTrainStep(const RunConfig& cfg, const GrowthState& s, int64_t step);
@@ -53,12 +56,18 @@ struct FlopsPlan {
 FlopsPlan PlanFlops(const RunConfig& cfg);
 
 // True when `step` runs the entropy probe (forward only, entropy.probe_sequences sequences of
-// full context): at growth boundaries when entropy.signal is probe, and at telemetry steps
+// full context): at growth boundaries when entropy.signal is probe, at a boundary at step 0
+// (before training: a fixed schedule from the first step), and at telemetry steps
 // (step % entropy.telemetry_interval == 0) when entropy.probe_telemetry is set. The trainer and
 // the planner both ask this, so planned and measured probe FLOPs agree.
 bool IsProbeStep(const RunConfig& cfg, int64_t step);
 
-// Forward FLOPs of one probe measurement at structure `s` and `step`.
+// Forward FLOPs per token of the probe at sequence length `seq`: the layers only, as the probe
+// runs no LM head.
+double ProbeForwardFlopsPerToken(const RunConfig& cfg, const GrowthState& s, int64_t step,
+                                 int64_t seq);
+
+// Forward FLOPs of one probe measurement (entropy.probe_sequences of model.context tokens).
 double ProbeForwardFlops(const RunConfig& cfg, const GrowthState& s, int64_t step);
 
 // One JSON object: variant, steps, tokens, train_flops, vanilla_flops, overhead_vs_vanilla,

@@ -1,6 +1,7 @@
 // Entropy readings, the training-signal EMA, the probe, and window loading. See entropy.h.
 #include "libsgt/torch/entropy.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "libsgt/core/token_file.h"
@@ -51,15 +52,22 @@ EntropyReading EntropyAccumulator::Mean(const LoopPlan& plan) const {
   return r;
 }
 
-EntropySnapshot GrowthSignal(const EntropyReading& r, LoopedHeadEntropy mode) {
+EntropySnapshot GrowthSignal(const EntropyReading& r, const GrowthState& state,
+                             LoopedHeadEntropy mode) {
   EntropySnapshot s;
   s.head.resize(r.passes.size());
   for (size_t l = 0; l < r.passes.size(); ++l) {
     s.head[l] = r.passes[l].at(0);
     const size_t last = r.passes[l].size() - 1;
-    if (mode == LoopedHeadEntropy::kLastLoop && last > 0) {
-      const std::vector<int64_t>& ids = r.pass_heads[l][last];
-      for (size_t j = 0; j < ids.size(); ++j) s.head[l][ids[j]] = r.passes[l][last][j];
+    const LoopedLayer* looped = state.Find(static_cast<int64_t>(l));
+    if (mode != LoopedHeadEntropy::kLastLoop || last == 0 || looped == nullptr) continue;
+    // Only S_l: inside a fade window the loop also runs the unkept heads, which keep loop 0.
+    const std::vector<int64_t>& kept = looped->heads;
+    const std::vector<int64_t>& ids = r.pass_heads[l][last];
+    for (size_t j = 0; j < ids.size(); ++j) {
+      if (std::binary_search(kept.begin(), kept.end(), ids[j])) {
+        s.head[l][ids[j]] = r.passes[l][last][j];
+      }
     }
   }
   return s;

@@ -39,8 +39,11 @@ class EntropyAccumulator {
 };
 
 // The per-head matrix the growth rule reads: loop-0 entropies, except that with
-// entropy.looped_heads = last_loop the kept heads of a looped layer report their last loop (§9).
-EntropySnapshot GrowthSignal(const EntropyReading& r, LoopedHeadEntropy mode);
+// entropy.looped_heads = last_loop the kept heads (S_l of `state`, the structure that produced
+// the reading) of a looped layer report their last loop (§9); every other head keeps loop 0,
+// also while a fade window makes the loop run every head.
+EntropySnapshot GrowthSignal(const EntropyReading& r, const GrowthState& state,
+                             LoopedHeadEntropy mode);
 
 // Exponential moving average across steps of the training signal (decay 0.5 by default).
 class EntropyEma {

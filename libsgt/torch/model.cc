@@ -39,8 +39,17 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
   return x * cos + torch::cat({-x2, x1}, -1) * sin;
 }
 
-torch::Tensor InitNormal(std::vector<int64_t> shape, double std) {
-  return torch::randn(shape) * std;
+// normal(0, std), with values beyond `truncation` standard deviations drawn again (0: none):
+// exactly the truncated normal, by rejection.
+torch::Tensor InitNormal(std::vector<int64_t> shape, double std, double truncation) {
+  torch::Tensor z = torch::randn(shape);
+  if (truncation > 0) {
+    for (torch::Tensor out = z.abs() > truncation; out.any().item<bool>();
+         out = z.abs() > truncation) {
+      z.masked_scatter_(out, torch::randn({out.sum().item<int64_t>()}));
+    }
+  }
+  return z * std;
 }
 
 }  // namespace
@@ -97,21 +106,21 @@ LoopPlan MakeLoopPlan(const RunConfig& cfg, const GrowthState& state, int64_t st
 TransformerImpl::TransformerImpl(const ModelConfig& cfg)
     : cfg_(cfg), rope_(cfg.d_head(), cfg.rope_theta) {
   const int64_t d = cfg.d_model, ff = cfg.d_ff, V = cfg.vocab_size;
-  const double sd = cfg.init_std;
-  embed_ = register_parameter("embed", InitNormal({V, d}, sd));
+  const double sd = cfg.init_std, cut = cfg.init_truncation;
+  embed_ = register_parameter("embed", InitNormal({V, d}, sd, cut));
   layers_.resize(cfg.layers);
   for (int64_t l = 0; l < cfg.layers; ++l) {
     const std::string p = "layer" + std::to_string(l) + "_";
     Layer& L = layers_[l];
     L.attn_norm = register_parameter(p + "attn_norm", torch::ones({d}));
-    L.wqkv = register_parameter(p + "wqkv", InitNormal({3 * d, d}, sd));
-    L.wo = register_parameter(p + "wo", InitNormal({d, d}, sd));
+    L.wqkv = register_parameter(p + "wqkv", InitNormal({3 * d, d}, sd, cut));
+    L.wo = register_parameter(p + "wo", InitNormal({d, d}, sd, cut));
     L.ffn_norm = register_parameter(p + "ffn_norm", torch::ones({d}));
-    L.w_gate_up = register_parameter(p + "w_gate_up", InitNormal({2 * ff, d}, sd));
-    L.w_down = register_parameter(p + "w_down", InitNormal({d, ff}, sd));
+    L.w_gate_up = register_parameter(p + "w_gate_up", InitNormal({2 * ff, d}, sd, cut));
+    L.w_down = register_parameter(p + "w_down", InitNormal({d, ff}, sd, cut));
   }
   final_norm_ = register_parameter("final_norm", torch::ones({d}));
-  lm_head_ = register_parameter("lm_head", InitNormal({V, d}, sd));
+  lm_head_ = register_parameter("lm_head", InitNormal({V, d}, sd, cut));
 }
 
 torch::Tensor TransformerImpl::RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const {
@@ -206,6 +215,24 @@ torch::Tensor TransformerImpl::Loss(const torch::Tensor& window, const LoopPlan&
   torch::Tensor logits = forward(window.narrow(1, 0, T), plan, capture);
   return torch::cross_entropy_loss(logits.reshape({-1, cfg_.vocab_size}).to(torch::kFloat),
                                    window.narrow(1, 1, T).reshape({-1}));
+}
+
+std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const TrainConfig& train,
+                                                   TransformerImpl& model) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model.named_parameters()) {
+    (p.value().dim() >= 2 || train.decay_norms ? decay : no_decay).push_back(p.value());
+  }
+  auto opts = torch::optim::AdamWOptions(train.lr)
+                  .betas({train.beta1, train.beta2})
+                  .eps(train.eps)
+                  .weight_decay(train.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+  auto nd = opts;
+  nd.weight_decay(0.0);
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+  return std::make_unique<torch::optim::AdamW>(std::move(groups));
 }
 
 }  // namespace sgt

@@ -99,6 +99,13 @@ class TransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Transformer);
 
+// AdamW over the model's parameters with train's settings. Weight decay applies to the matrices
+// (embeddings included), and to the norm gains too with train.decay_norms (the reference decays
+// every parameter, §9). Two parameter groups, decayed then not, whatever the setting, so that
+// optimizer state in checkpoints has one layout.
+std::unique_ptr<torch::optim::AdamW> MakeOptimizer(const TrainConfig& train,
+                                                   TransformerImpl& model);
+
 }  // namespace sgt
 
 #endif  // SGT_TORCH_MODEL_H_

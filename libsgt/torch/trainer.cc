@@ -200,21 +200,7 @@ class Session {
     torch::manual_seed(cfg_.train.seed);
     model_ = Transformer(cfg_.model);
     model_->to(device_);
-    // Weight decay on matrices only; norm gains are not decayed.
-    std::vector<torch::Tensor> decay, no_decay;
-    for (const auto& p : model_->named_parameters()) {
-      (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
-    }
-    auto opts = torch::optim::AdamWOptions(cfg_.train.lr)
-                    .betas({cfg_.train.beta1, cfg_.train.beta2})
-                    .eps(cfg_.train.eps)
-                    .weight_decay(cfg_.train.weight_decay);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
-    auto nd = opts;
-    nd.weight_decay(0.0);
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
-    optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+    optimizer_ = MakeOptimizer(cfg_.train, *model_);
     if (comm_) {
       averager_ = std::make_unique<GradientAverager>(
           comm_.get(), model_->parameters(), static_cast<int64_t>(dist_.bucket_mb * 1024 * 1024));
@@ -253,8 +239,7 @@ class Session {
   // Returns the global batch's mean loss, the same on every rank.
   template <typename MicroBatchFn>
   absl::StatusOr<double> TrainStep(int64_t step, MicroBatchFn next_micro, bool capture_entropy) {
-    step_ = step;
-    plan_ = MakeLoopPlan(cfg_, state_, step, device_);
+    Plan(step);
     const double lr = LearningRate(cfg_.train, step);
     for (auto& group : optimizer_->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -311,7 +296,7 @@ class Session {
     }
     optimizer_->step();
     flops_.AddTrainStep(cfg_, state_, step);
-    if (!acc.empty()) ema_.Update(GrowthSignal(reading_, cfg_.entropy.looped_heads));
+    if (!acc.empty()) ema_.Update(GrowthSignal(reading_, state_, cfg_.entropy.looped_heads));
     return loss_total / global_micros;
   }
 
@@ -332,10 +317,17 @@ class Session {
     return total / static_cast<double>(n);
   }
 
+  // The loop plan of `step`, from the structure now in force.
+  void Plan(int64_t step) {
+    step_ = step;
+    plan_ = MakeLoopPlan(cfg_, state_, step, device_);
+  }
+
   EntropyReading Probe(const torch::Tensor& windows) {
     AutocastScope autocast(device_.is_cuda());
+    if (static_cast<int64_t>(plan_.size()) != cfg_.model.layers) Plan(step_);
     flops_.probe += static_cast<double>(windows.numel()) *
-                    ForwardFlopsPerToken(cfg_, state_, step_, windows.size(1));
+                    ProbeForwardFlopsPerToken(cfg_, state_, step_, windows.size(1));
     return MeasureProbe(model_, windows.to(device_), plan_, cfg_.train.micro_batch_size);
   }
 
@@ -433,6 +425,9 @@ class Run {
     const int64_t T = cfg_.model.context;
     int64_t step = start_step_;
     double last_loss = 0;
+    if (step == 0 && IsGrowthBoundary(cfg_, 0)) {
+      if (absl::Status s = BoundaryBeforeFirstStep(); !s.ok()) return s;
+    }
     while (step < cfg_.train.steps) {
       ++step;
       const Clock::time_point t0 = Clock::now();
@@ -610,18 +605,7 @@ class Run {
         cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0 && !final_follows;
     std::string reason = events::checkpoint_reason::kInterval;
     if (boundary) {
-      GrowthOutcome out;
-      if (rank0_) {
-        EntropySnapshot signal = cfg_.entropy.signal == EntropySignal::kProbe
-                                     ? GrowthSignal(probe, cfg_.entropy.looped_heads)
-                                     : session_.ema().value();
-        out = Decide(cfg_, session_.state(), signal, step);
-      }
-      if (absl::Status s = AgreeAtBoundary(out); !s.ok()) return s;
-      session_.state() = out.state;
-      for (const GrowthDecision& d : out.decisions) {
-        events_.Write(events::DecisionEventOf(d, cfg_.entropy.signal));
-      }
+      if (absl::Status s = DecideAt(step, probe); !s.ok()) return s;
       // At the last step the final checkpoint follows (same file): one write, not two.
       if (cfg_.checkpoint.at_boundaries && !final_follows) {
         checkpoint_due = true;
@@ -639,6 +623,38 @@ class Run {
     }
     if (checkpoint_due && rank0_) return Checkpoint(step, reason);
     return absl::OkStatus();
+  }
+
+  // The growth decision at boundary `step`, rank 0's for every rank, and its records. The signal
+  // is the probe's `reading` when entropy.signal is probe, or before the first step, when there
+  // is no training signal yet.
+  absl::Status DecideAt(int64_t step, const EntropyReading& reading) {
+    GrowthOutcome out;
+    const bool probe = cfg_.entropy.signal == EntropySignal::kProbe || !session_.ema().has_value();
+    if (rank0_) {
+      EntropySnapshot signal =
+          probe ? GrowthSignal(reading, session_.state(), cfg_.entropy.looped_heads)
+                : session_.ema().value();
+      out = Decide(cfg_, session_.state(), signal, step);
+    }
+    if (absl::Status s = AgreeAtBoundary(out); !s.ok()) return s;
+    session_.state() = out.state;
+    for (const GrowthDecision& d : out.decisions) {
+      events_.Write(
+          events::DecisionEventOf(d, probe ? EntropySignal::kProbe : EntropySignal::kTrain));
+    }
+    return absl::OkStatus();
+  }
+
+  // A fixed schedule from step 0 (growth.fixed_from_step: 0) loops from the first step on: its
+  // decision comes before training, on the probe of the initial model.
+  absl::Status BoundaryBeforeFirstStep() {
+    EntropyReading probe;
+    if (rank0_) {
+      probe = session_.Probe(probe_windows_);
+      events_.Write(ReadingEvent(0, EntropySignal::kProbe, probe, session_.state()));
+    }
+    return DecideAt(0, probe);
   }
 
   // At a growth boundary of a data-parallel run: every rank takes rank 0's growth state (one
@@ -821,6 +837,9 @@ class BenchRunner {
       return torch::randint(cfg.model.vocab_size, {count, cfg.model.context + 1}, gen_,
                             torch::kLong);
     };
+    if (step == 1 && IsGrowthBoundary(cfg, 0)) {
+      if (absl::Status s = Grow(0); !s.ok()) return s;
+    }
     const bool timed = step > warmup_;
     if (step == warmup_ + 1) flops_before_ = session_.flops().train;
     const Clock::time_point t0 = Clock::now();
@@ -837,15 +856,20 @@ class BenchRunner {
       Sync();
       probe_time_ += Seconds(p0, Clock::now());
     }
-    if (IsGrowthBoundary(cfg, step)) {
-      EntropySnapshot signal = session_.ema().has_value()
-                                   ? session_.ema().value()
-                                   : GrowthSignal(session_.Probe(probe_), cfg.entropy.looped_heads);
-      GrowthOutcome out = Decide(cfg, session_.state(), signal, step);
-      // Rank 0's state everywhere, as in training.
-      if (absl::Status s = session_.AdoptRank0State(out.state); !s.ok()) return s;
-      session_.state() = out.state;
-    }
+    return IsGrowthBoundary(cfg, step) ? Grow(step) : absl::OkStatus();
+  }
+
+  // The growth decision at boundary `step` (0: before the first step, as in training).
+  absl::Status Grow(int64_t step) {
+    const RunConfig& cfg = arm_.cfg;
+    EntropySnapshot signal =
+        session_.ema().has_value()
+            ? session_.ema().value()
+            : GrowthSignal(session_.Probe(probe_), session_.state(), cfg.entropy.looped_heads);
+    GrowthOutcome out = Decide(cfg, session_.state(), signal, step);
+    // Rank 0's state everywhere, as in training.
+    if (absl::Status s = session_.AdoptRank0State(out.state); !s.ok()) return s;
+    session_.state() = out.state;
     return absl::OkStatus();
   }
 

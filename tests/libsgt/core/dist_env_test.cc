@@ -32,10 +32,14 @@ TEST(DistEnvTest, NoVariablesIsOneProcess) {
 }
 
 TEST(DistEnvTest, ReadsTorchrunsVariables) {
-  absl::StatusOr<DistEnv> e =
-      Parse({{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
-             {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"}, {"SGT_DIST_TIMEOUT_S", "7.5"},
-             {"SGT_DIST_BUCKET_MB", "1"}});
+  absl::StatusOr<DistEnv> e = Parse({{"WORLD_SIZE", "4"},
+                                     {"RANK", "3"},
+                                     {"LOCAL_RANK", "1"},
+                                     {"LOCAL_WORLD_SIZE", "2"},
+                                     {"MASTER_ADDR", "node0"},
+                                     {"MASTER_PORT", "29500"},
+                                     {"SGT_DIST_TIMEOUT_S", "7.5"},
+                                     {"SGT_DIST_BUCKET_MB", "1"}});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_TRUE(e->distributed());
   EXPECT_EQ(e->rank, 3);

@@ -198,9 +198,64 @@ TEST(FlopsTest, ProbeFlopsCountedApart) {
   c.entropy.telemetry_interval = 3;
   c.entropy.probe_sequences = 2;
   const FlopsPlan p = PlanFlops(c);
-  EXPECT_EQ(p.probe_flops, 233472.0);
+  // Probes at 3, 4, 6, 8, 9, 10 (telemetry every 3; boundaries 4, 6, 8, 10), 2 x 4 tokens each,
+  // at the structure of the moment, without the LM head (2 * 8 * 10 = 160 per token).
+  double want = 0;
+  GrowthState s = GrowthState::Initial(3);
+  EntropySnapshot rising;
+  for (int l = 0; l < 3; ++l) rising.head.emplace_back(2, (l + 1) / 4.0);
+  for (int64_t step = 1; step <= 10; ++step) {
+    if (step % 3 == 0 || IsGrowthBoundary(c, step)) {
+      want += 8.0 * (ForwardFlopsPerToken(c, s, step, 4) - 160.0);
+    }
+    if (IsGrowthBoundary(c, step)) s = Decide(c, s, rising, step).state;
+  }
+  EXPECT_EQ(p.probe_flops, want);
+  EXPECT_EQ(p.probe_flops, 225792.0);   // the LM head is 6 probes x 8 tokens x 160 = 7680 less
   EXPECT_EQ(p.train_flops, 1144320.0);  // unchanged: the probe is not training
   EXPECT_NEAR(p.overhead_vs_vanilla, 3840.0 / 43840.0, 1e-15);
+}
+
+// flops.embedding (the paper's Table 1 count): 4 * d * V = 320 per training token, in the
+// training total and in vanilla's alike; the probe and the per-token figures are unchanged.
+TEST(FlopsTest, EmbeddingCountedPerTrainingToken) {
+  RunConfig c = Tiny();
+  const FlopsPlan without = PlanFlops(c);
+  c.flops.embedding = true;
+  EXPECT_EQ(EmbeddingTrainFlopsPerToken(c), 320.0);
+  const FlopsPlan with = PlanFlops(c);
+  EXPECT_EQ(with.train_flops, without.train_flops + 80 * 320.0);
+  EXPECT_EQ(with.vanilla_flops, without.vanilla_flops + 80 * 320.0);
+  EXPECT_EQ(with.probe_flops, without.probe_flops);
+  FlopsTally t;
+  t.AddTrainStep(c, GrowthState::Initial(3), 1);
+  EXPECT_EQ(t.train, 8 * (3 * 4384.0 + 320.0));
+  EXPECT_EQ(t.vanilla, t.train);
+}
+
+// Block Loop from the first step (growth.fixed_from_step: 0, the paper's count): the blocks
+// loop at every one of the 10 steps, and the decision before step 1 probes the initial model.
+TEST(FlopsTest, FixedScheduleFromStepZeroLoopsEveryStep) {
+  RunConfig c = Tiny();
+  c.variant = Variant::kBlockLoop;
+  c.growth.schedule = GrowthSchedule::kFixed;
+  c.growth.fixed_layers = {2};
+  c.growth.fixed_from_step = 0;
+  c.growth.k_max = 1;
+  c.entropy.probe_sequences = 3;
+  EXPECT_TRUE(IsGrowthBoundary(c, 0));
+  EXPECT_TRUE(IsProbeStep(c, 0));
+  EXPECT_EQ(NextGrowthBoundary(c, 0), 0);  // nothing ahead to pause at
+  const FlopsPlan p = PlanFlops(c);
+  EXPECT_EQ(p.boundaries, 1);
+  EXPECT_EQ(p.train_flops, 3.0 * 80 * (4384.0 + 1408.0));
+  EXPECT_EQ(p.vanilla_flops, 3.0 * 80 * 4384.0);
+  EXPECT_EQ(p.probe_flops, 3 * 4 * (4384.0 - 160.0));  // before the first step: no loops yet
+  ASSERT_EQ(p.final_state.active.size(), 1u);
+  EXPECT_TRUE(p.final_state.active[0].whole_block);
+  // From step 1 instead: the loops start at step 2.
+  c.growth.fixed_from_step = 1;
+  EXPECT_EQ(PlanFlops(c).train_flops, 3.0 * 8 * 4384.0 + 3.0 * 72 * (4384.0 + 1408.0));
 }
 
 TEST(FlopsTest, PlanJson) {

@@ -169,6 +169,44 @@ TEST(Model, FadeScalesUnkeptHeadsAndThenDropsThem) {
   EXPECT_EQ(after[1].heads.numel(), 1);
 }
 
+// model.init_truncation: no initial weight beyond the cut; untruncated, some are (a model of
+// about 10,000 weights has ~27 beyond 3 standard deviations).
+TEST(Model, InitTruncationBoundsEveryWeight) {
+  ModelConfig m = TinyModel();
+  auto beyond = [](const ModelConfig& cfg) {
+    torch::manual_seed(5);
+    Transformer model(cfg);
+    int64_t n = 0;
+    for (const torch::Tensor& p : model->parameters()) {
+      if (p.dim() >= 2) n += (p.abs() > 3 * cfg.init_std).sum().item<int64_t>();
+    }
+    return n;
+  };
+  EXPECT_GT(beyond(m), 0);
+  m.init_truncation = 3;
+  EXPECT_EQ(beyond(m), 0);
+}
+
+// train.decay_norms: with zero gradients AdamW's step is the decay alone, p *= 1 - lr * wd; the
+// norm gains (all 1 at init) shrink only when they are decayed. Matrices are decayed either way.
+TEST(Model, DecayNormsDecaysTheGains) {
+  for (bool decay_norms : {false, true}) {
+    TrainConfig t;
+    t.lr = 0.1;
+    t.weight_decay = 0.5;
+    t.decay_norms = decay_norms;
+    Transformer model(TinyModel());
+    const torch::Tensor wo = model->named_parameters()["layer0_wo"].detach().clone();
+    auto opt = MakeOptimizer(t, *model);
+    ASSERT_EQ(opt->param_groups().size(), 2u);
+    for (torch::Tensor& p : model->parameters()) p.mutable_grad() = torch::zeros_like(p);
+    opt->step();
+    const double gain = model->named_parameters()["final_norm"][0].item<double>();
+    EXPECT_NEAR(gain, decay_norms ? 0.95 : 1.0, 1e-6) << decay_norms;
+    EXPECT_TRUE(torch::allclose(model->named_parameters()["layer0_wo"], wo * 0.95));
+  }
+}
+
 TEST(Entropy, UniformAttentionIsOneAndOneHotIsZero) {
   const int64_t B = 2, H = 3, N = 16, dh = 8;
   torch::Tensor k = torch::randn({B, H, N, dh});
@@ -225,11 +263,42 @@ TEST(Entropy, CaptureHasOneTensorPerPassAndProbeAveragesChunks) {
     }
   }
   // last_loop mode: kept heads report their last loop, the others loop 0.
-  EntropySnapshot base = GrowthSignal(whole, LoopedHeadEntropy::kBase);
-  EntropySnapshot last = GrowthSignal(whole, LoopedHeadEntropy::kLastLoop);
+  GrowthState s = GrowthState::Initial(m.layers);
+  s.active.push_back(LoopedLayer{1, 2, {0, 2}, false, 10});
+  EntropySnapshot base = GrowthSignal(whole, s, LoopedHeadEntropy::kBase);
+  EntropySnapshot last = GrowthSignal(whole, s, LoopedHeadEntropy::kLastLoop);
   EXPECT_EQ(base.head[1][1], last.head[1][1]);
   EXPECT_EQ(last.head[1][2], whole.passes[1][2][1]);
   EXPECT_EQ(base.head[1][2], whole.passes[1][0][2]);
+}
+
+// Inside a fade window the loop runs every head, but only the kept heads S_l report their last
+// loop under last_loop (§9); the others keep their loop-0 entropy, as in the reference.
+TEST(Entropy, LastLoopUnderFadeReplacesOnlyKeptHeads) {
+  torch::manual_seed(3);
+  RunConfig cfg;
+  cfg.model = TinyModel();
+  cfg.growth.transition = HeadTransition::kFade;
+  cfg.growth.delta_t = 10;
+  GrowthState s = GrowthState::Initial(cfg.model.layers);
+  s.phase = GrowthPhase::kGrowing;
+  s.active.push_back(LoopedLayer{1, 1, {1, 3}, false, 100});
+  const LoopPlan plan = MakeLoopPlan(cfg, s, 104, torch::kCPU);
+  ASSERT_EQ(plan[1].head_ids.size(), static_cast<size_t>(cfg.model.heads));
+  Transformer model(cfg.model);
+  torch::Tensor windows =
+      torch::randint(cfg.model.vocab_size, {3, cfg.model.context}, torch::kLong);
+  const EntropyReading r = MeasureProbe(model, windows, plan, 3);
+  ASSERT_EQ(r.passes[1].size(), 2u);
+  ASSERT_EQ(r.passes[1][1].size(), static_cast<size_t>(cfg.model.heads));
+  const EntropySnapshot last = GrowthSignal(r, s, LoopedHeadEntropy::kLastLoop);
+  for (int64_t i = 0; i < cfg.model.heads; ++i) {
+    const bool kept = i == 1 || i == 3;
+    EXPECT_EQ(last.head[1][i], r.passes[1][kept ? 1 : 0][i]) << "head " << i;
+    // The two passes differ, so the check tells them apart.
+    EXPECT_NE(r.passes[1][0][i], r.passes[1][1][i]) << "head " << i;
+  }
+  EXPECT_EQ(last.head[0], r.passes[0][0]);
 }
 
 }  // namespace
