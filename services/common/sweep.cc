@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,9 +35,9 @@
 namespace sgt {
 namespace {
 
-constexpr const char* kSweepKeys[] = {"name",    "description", "base",           "grid",
-                                      "exclude", "priority",    "max_concurrent", "max_restarts",
-                                      "devices", "nodes"};
+constexpr const char* kSweepKeys[] = {"name",         "description", "base",     "grid",
+                                      "exclude",      "override",    "priority", "max_concurrent",
+                                      "max_restarts", "devices",     "nodes"};
 constexpr size_t kMaxNameLength = 100;
 constexpr char kExampleFile[] = "examples/quickstart.yaml";
 
@@ -205,11 +206,30 @@ absl::Status ReadName(const std::string& source, const YAML::Node& value, const 
 // ---------------------------------------------------------------------------------------------
 // The parse.
 
-// One axis as parsed: the public GridAxis plus where each value was written.
+// One axis as parsed: the public GridAxis plus where each value was written (for a named axis,
+// where each of its keys' values was).
 struct Axis {
   GridAxis axis;
   std::vector<YAML::Mark> value_marks;
+  std::vector<std::vector<YAML::Mark>> set_marks;
 };
+
+// Whether `values` make a named axis: a non-empty list of mappings.
+bool IsNamedAxis(const YAML::Node& values) {
+  if (!values.IsSequence() || values.size() == 0) return false;
+  for (const YAML::Node& v : values) {
+    if (!v.IsMap()) return false;
+  }
+  return true;
+}
+
+// A label: what a run's name shows for a named axis's value.
+bool IsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 40) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
 
 // One exclude entry: (axis index, value index) pairs.
 using ExcludeEntry = std::vector<std::pair<size_t, size_t>>;
@@ -223,6 +243,7 @@ class SweepParser {
     if (s.ok()) s = ReadBase();
     if (s.ok()) s = ReadGrid();
     if (s.ok()) s = ReadExclude();
+    if (s.ok()) s = ReadOverride();
     if (s.ok()) s = Expand();
     if (!s.ok()) return s;
     return std::move(spec_);
@@ -242,8 +263,9 @@ class SweepParser {
     if (!root.IsMap()) {
       return ErrorAt(source(), root_mark_, "(top level)",
                      absl::StrCat("expected a mapping of sweep keys, got ", Shown(root),
-                                  "; keys name, description, base, grid, exclude, priority, "
-                                  "max_concurrent, max_restarts, devices, nodes; start from ",
+                                  "; keys name, description, base, grid, exclude, override, "
+                                  "priority, max_concurrent, max_restarts, devices, nodes; "
+                                  "start from ",
                                   kExampleFile));
     }
     std::map<std::string, std::string> seen;  // key -> "line:col"
@@ -284,6 +306,9 @@ class SweepParser {
       } else if (key == "exclude") {
         exclude_node_ = value;
         exclude_mark_ = mark;
+      } else if (key == "override") {
+        override_node_ = value;
+        override_mark_ = mark;
       } else if (key == "priority") {
         s = ReadInt(source(), value, mark, key, 0, 1000, " (higher runs first)", spec_.priority);
       } else if (key == "max_concurrent") {
@@ -381,6 +406,13 @@ class SweepParser {
                        "cannot be a grid key: the sweep names each run <sweep name>/<grid "
                        "settings>; any run configuration key but name; remove it from the grid");
       }
+      if (!IsRunConfigKey(key) && IsNamedAxis(values) && key.find('.') == std::string::npos &&
+          !IsRunConfigSection(key)) {
+        absl::StatusOr<Axis> named = ReadNamedAxis(key, mark, values);
+        if (!named.ok()) return named.status();
+        axes_.push_back(*std::move(named));
+        continue;
+      }
       if (!IsRunConfigKey(key)) {
         // SetConfigValue words the advice: "is a section", or the nearest key.
         RunConfig probe;
@@ -445,6 +477,110 @@ class SweepParser {
     }
     spec_.combinations = combinations;
     for (Axis& a : axes_) spec_.grid.push_back(a.axis);
+    return absl::OkStatus();
+  }
+
+  // A named axis: each value a mapping {label: L, dotted.key: value, ...} whose keys are set
+  // together; the label names the value in run names, settings and exclude entries.
+  absl::StatusOr<Axis> ReadNamedAxis(const std::string& key, const YAML::Mark& mark,
+                                     const YAML::Node& values) {
+    Axis axis;
+    axis.axis.key = key;
+    axis.axis.location = LineCol(mark);
+    std::map<std::string, std::string> seen_labels;
+    for (const YAML::Node& value : values) {
+      const YAML::Mark value_mark = value.Mark();
+      std::string label;
+      std::vector<std::pair<std::string, std::string>> set;
+      std::vector<YAML::Mark> marks;
+      for (const auto& kv : value) {
+        const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : ValueText(kv.first);
+        const YAML::Mark k_mark = kv.first.Mark();
+        if (k == "label") {
+          label = kv.second.IsScalar() ? kv.second.Scalar() : "";
+          if (!IsLabel(label)) {
+            return ErrorAt(source(), k_mark, absl::StrCat(key, ".label"),
+                           absl::StrCat("is ", ValueText(kv.second),
+                                        "; 1 to 40 letters, digits, '.', '_' or '-' (it becomes "
+                                        "part of run names); write e.g. label: 573m"));
+          }
+          continue;
+        }
+        if (!IsRunConfigKey(k) || k == "name") {
+          RunConfig probe;
+          absl::Status st = SetConfigValue(probe, k, "~");
+          return absl::InvalidArgumentError(absl::StrCat(
+              source(), ":", LineCol(k_mark), ": ",
+              k == "name" ? "name: cannot be set by the grid; any run configuration key but "
+                            "name; remove it from the axis value"
+                          : std::string(st.message())));
+        }
+        const std::string text = ValueText(kv.second);
+        RunConfig probe = spec_.base;
+        if (absl::Status st = SetConfigValue(probe, k, text); !st.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(source(), ":", LineCol(kv.second.Mark()), ": ", st.message()));
+        }
+        set.emplace_back(k, text);
+        marks.push_back(kv.second.Mark());
+      }
+      if (label.empty()) {
+        return ErrorAt(source(), value_mark, key,
+                       absl::StrCat("value ", ValueText(value),
+                                    " has no label; each value of a named axis is a mapping with "
+                                    "a label and the keys it sets; add e.g. label: 573m"));
+      }
+      if (set.empty()) {
+        return ErrorAt(source(), value_mark, key,
+                       absl::StrCat("value ", label,
+                                    " sets no key; at least one run configuration key besides "
+                                    "the label; list the keys it sets, e.g. {label: ",
+                                    label, ", model.layers: 16}"));
+      }
+      if (auto [it, fresh] = seen_labels.emplace(label, LineCol(value_mark)); !fresh) {
+        return ErrorAt(source(), value_mark, key,
+                       absl::StrCat("label ", label, " is used twice (first at ", it->second,
+                                    "); distinct labels; rename one of them"));
+      }
+      axis.axis.values.push_back(label);
+      axis.axis.sets.push_back(std::move(set));
+      axis.value_marks.push_back(value_mark);
+      axis.set_marks.push_back(std::move(marks));
+    }
+    return axis;
+  }
+
+  // override: dotted run configuration keys set in every run after the grid (a CPU-sized
+  // version of a sweep is the sweep file with an override block appended).
+  absl::Status ReadOverride() {
+    if (override_node_.IsNull()) return absl::OkStatus();
+    if (!override_node_.IsMap()) {
+      return ErrorAt(source(), override_mark_, "override",
+                     absl::StrCat("expected a mapping of run configuration keys to values, got ",
+                                  Shown(override_node_),
+                                  "; dotted keys set in every run after the grid; write e.g. "
+                                  "override: {train.steps: 20}"));
+    }
+    for (const auto& kv : override_node_) {
+      const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : ValueText(kv.first);
+      const YAML::Mark k_mark = kv.first.Mark();
+      if (!IsRunConfigKey(k) || k == "name") {
+        RunConfig probe;
+        absl::Status st = SetConfigValue(probe, k, "~");
+        return absl::InvalidArgumentError(absl::StrCat(
+            source(), ":", LineCol(k_mark), ": ",
+            k == "name" ? "name: cannot be overridden; the sweep names its runs; remove it"
+                        : std::string(st.message())));
+      }
+      const std::string text = ValueText(kv.second);
+      RunConfig probe = spec_.base;
+      if (absl::Status st = SetConfigValue(probe, k, text); !st.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source(), ":", LineCol(kv.second.Mark()), ": ", st.message()));
+      }
+      overrides_.emplace_back(k, text);
+      override_marks_.push_back(kv.second.Mark());
+    }
     return absl::OkStatus();
   }
 
@@ -553,10 +689,10 @@ class SweepParser {
       absl::StatusOr<RankShare> share = ShareOfBatch(
           cfg.train.batch_size, cfg.train.micro_batch_size, 0, static_cast<int>(ranks));
       if (share.ok()) return absl::OkStatus();
-      return absl::InvalidArgumentError(absl::StrCat(
-          source(), ":", where_of({"train.micro_batch_size", "train"}), ": run ", cfg.name, ": ",
-          share.status().message(), " (devices ", spec_.devices, " x nodes ", spec_.nodes,
-          " ranks)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source(), ":", where_of({"train.micro_batch_size", "train"}), ": run ",
+                       cfg.name, ": ", share.status().message(), " (devices ", spec_.devices,
+                       " x nodes ", spec_.nodes, " ranks)"));
     }
     const std::string where = where_of({"train.batch_size", "train"});
     const int64_t below = cfg.train.batch_size / ranks * ranks;
@@ -594,11 +730,24 @@ class SweepParser {
         const std::string& value = axis.values[index[a]];
         settings.emplace_back(axis.key, value);
         parts.push_back(absl::StrCat(axis.key, "=", value));
-        absl::Status s = SetConfigValue(cfg, axis.key, value);
-        if (!s.ok()) {  // checked in ReadGrid; kept so that a failure cannot pass silently
-          return ErrorAt(source(), axes_[a].value_marks[index[a]], "", std::string(s.message()));
+        // A named axis sets each of its keys; a key axis, its own key.
+        const size_t n_set = axis.named() ? axis.sets[index[a]].size() : 1;
+        for (size_t i = 0; i < n_set; ++i) {
+          const std::string& k = axis.named() ? axis.sets[index[a]][i].first : axis.key;
+          const std::string& v = axis.named() ? axis.sets[index[a]][i].second : value;
+          const YAML::Mark& where =
+              axis.named() ? axes_[a].set_marks[index[a]][i] : axes_[a].value_marks[index[a]];
+          absl::Status s = SetConfigValue(cfg, k, v);
+          if (!s.ok()) {  // checked in ReadGrid; kept so that a failure cannot pass silently
+            return ErrorAt(source(), where, "", std::string(s.message()));
+          }
+          cfg.locations[k] = LineCol(where);
         }
-        cfg.locations[axis.key] = LineCol(axes_[a].value_marks[index[a]]);
+      }
+      for (size_t i = 0; i < overrides_.size(); ++i) {
+        absl::Status s = SetConfigValue(cfg, overrides_[i].first, overrides_[i].second);
+        if (!s.ok()) return ErrorAt(source(), override_marks_[i], "", std::string(s.message()));
+        cfg.locations[overrides_[i].first] = LineCol(override_marks_[i]);
       }
       const std::string combination = absl::StrJoin(parts, ",");
       cfg.name = combination.empty() ? spec_.name : absl::StrCat(spec_.name, "/", combination);
@@ -634,8 +783,10 @@ class SweepParser {
 
   SweepSpec spec_;
   YAML::Mark root_mark_;
-  YAML::Node base_node_, grid_node_, exclude_node_;
-  YAML::Mark base_mark_, grid_mark_, exclude_mark_;
+  YAML::Node base_node_, grid_node_, exclude_node_, override_node_;
+  YAML::Mark base_mark_, grid_mark_, exclude_mark_, override_mark_;
+  std::vector<std::pair<std::string, std::string>> overrides_;
+  std::vector<YAML::Mark> override_marks_;
   bool has_base_ = false;
   std::vector<Axis> axes_;
   std::vector<ExcludeEntry> excludes_;

@@ -22,11 +22,14 @@
 namespace sgt {
 
 // One axis of the grid: a dotted configuration key and its values, as YAML text ("2",
-// "block_loop", "[1, 2]").
+// "block_loop", "[1, 2]"); or a named axis ("scale", "method"), whose values are labels, each
+// setting several keys at once (sets[i] for values[i]: dotted key, YAML text).
 struct GridAxis {
   std::string key;
   std::vector<std::string> values;
   std::string location;  // "line:col" of the key in the sweep file
+  std::vector<std::vector<std::pair<std::string, std::string>>> sets;  // named axes only
+  bool named() const { return !sets.empty(); }
 };
 
 // One run of an expanded sweep.

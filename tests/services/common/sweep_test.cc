@@ -143,6 +143,101 @@ TEST(SweepExpandTest, IssueExampleExpandsToFifteenRuns) {
   }
 }
 
+// A named axis sets several keys per value (a model scale, a method), crossed with the grid.
+TEST(SweepExpandTest, NamedAxesSetSeveralKeysAtOnce) {
+  const std::string text = std::string("name: scales\n") + kBase + R"(grid:
+  scale:
+    - {label: small, model.layers: 4, model.d_model: 128}
+    - {label: wide, model.layers: 6, model.d_model: 256, model.d_ff: 1024}
+  method:
+    - {label: vanilla, variant: vanilla}
+    - {label: block, variant: block_loop, growth.schedule: fixed, growth.fixed_from_step: 0, growth.fixed_layers: [2, 3]}
+    - {label: sgt-k2, growth.k_max: 2}
+  train.seed: [1, 2]
+exclude: [{scale: wide, method: block}]
+)";
+  const SweepSpec spec = Parsed(text);
+  ASSERT_EQ(spec.grid.size(), 3u);
+  EXPECT_TRUE(spec.grid[0].named());
+  EXPECT_EQ(spec.grid[0].values, (std::vector<std::string>{"small", "wide"}));
+  EXPECT_FALSE(spec.grid[2].named());
+  EXPECT_EQ(spec.combinations, 12);
+  EXPECT_EQ(spec.excluded, 2);
+  ASSERT_EQ(spec.runs.size(), 10u);
+  const SweepRun* wide = FindRun(spec, "scales/scale=wide,method=sgt-k2,train.seed=2");
+  ASSERT_NE(wide, nullptr);
+  EXPECT_EQ(wide->config.model.layers, 6);
+  EXPECT_EQ(wide->config.model.d_model, 256);
+  EXPECT_EQ(wide->config.model.d_ff, 1024);
+  EXPECT_EQ(wide->config.model.heads, 4);  // from the base
+  EXPECT_EQ(wide->config.growth.k_max, 2);
+  EXPECT_EQ(wide->settings, (std::vector<std::pair<std::string, std::string>>{
+                                {"scale", "wide"}, {"method", "sgt-k2"}, {"train.seed", "2"}}));
+  // Its keys point at where the axis value set them.
+  EXPECT_EQ(wide->config.locations.at("model.d_ff"), Pos(text, "1024"));
+  const SweepRun* block = FindRun(spec, "scales/scale=small,method=block,train.seed=1");
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(block->config.variant, Variant::kBlockLoop);
+  EXPECT_EQ(block->config.growth.schedule, GrowthSchedule::kFixed);
+  EXPECT_EQ(block->config.growth.fixed_layers, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(FindRun(spec, "scales/scale=wide,method=block,train.seed=1"), nullptr);
+}
+
+// override: keys set in every run after the grid, so a sweep file with an override block
+// appended is its scaled-down version; runs it makes identical merge.
+TEST(SweepExpandTest, OverrideAppliesAfterTheGrid) {
+  const std::string text = std::string("name: o\n") + kBase + R"(grid:
+  model.layers: [4, 6]
+  growth.k_max: [1, 2]
+override:
+  model.layers: 3
+  train.steps: 100
+)";
+  const SweepSpec spec = Parsed(text);
+  EXPECT_EQ(spec.combinations, 4);
+  ASSERT_EQ(spec.runs.size(), 2u);  // the model.layers axis no longer differs
+  EXPECT_EQ(spec.merged, 2);
+  for (const SweepRun& run : spec.runs) {
+    EXPECT_EQ(run.config.model.layers, 3);
+    EXPECT_EQ(run.config.train.steps, 100);
+    EXPECT_EQ(run.config.locations.at("train.steps"), Pos(text, "100"));
+  }
+  std::string bad = std::string("name: o\n") + kBase + "override: {train.step: 20}\n";
+  ExpectErrorAt(bad, Pos(bad, "train.step:"), "train.step", "did you mean 'steps'?");
+  bad = std::string("name: o\n") + kBase + "override: [1]\n";
+  ExpectErrorAt(bad, Pos(bad, "override"), "override", "expected a mapping");
+  bad = std::string("name: o\n") + kBase + "override: {train.steps: x}\n";
+  ExpectErrorAt(bad, Pos(bad, "x}"), "train.steps");
+  // An override that makes a run invalid names the run and points at the override.
+  bad = std::string("name: o\n") + kBase + "override: {growth.layers: 9}\n";
+  const std::string message = ErrorOf(bad);
+  EXPECT_TRUE(Contains(message, "s.yaml:" + Pos(bad, "9}")));
+  EXPECT_TRUE(Contains(message, "run o"));
+}
+
+TEST(SweepErrorTest, NamedAxisValuesNeedALabelAndRealKeys) {
+  auto sweep = [](const std::string& axis) {
+    return std::string("name: x\n") + kBase + "grid:\n  scale:\n" + axis;
+  };
+  std::string text = sweep("    - {model.layers: 6}\n");
+  ExpectErrorAt(text, Pos(text, "{model"), "scale", "has no label");
+  text = sweep("    - {label: a, model.layer: 6}\n");
+  ExpectErrorAt(text, Pos(text, "model.layer:"), "model.layer", "did you mean 'layers'?");
+  text = sweep("    - {label: a, model.layers: six}\n");
+  ExpectErrorAt(text, Pos(text, "six"), "model.layers");
+  text = sweep("    - {label: a b, model.layers: 6}\n");
+  ExpectErrorAt(text, Pos(text, "label"), "scale.label", "part of run names");
+  text = sweep("    - {label: a, model.layers: 6}\n    - {label: a, model.layers: 8}\n");
+  ExpectErrorAt(text, Pos(text, "{label: a, model.layers: 8"), "scale", "used twice");
+  text = sweep("    - {label: a}\n");
+  ExpectErrorAt(text, Pos(text, "{label"), "scale", "sets no key");
+  // A combination the axis makes invalid names the run and points at the value that set it.
+  text = sweep("    - {label: a, model.heads: 3}\n");
+  const std::string message = ErrorOf(text);
+  EXPECT_TRUE(Contains(message, "run x/scale=a"));
+  EXPECT_TRUE(Contains(message, "s.yaml:" + Pos(text, "3}")));
+}
+
 TEST(SweepExpandTest, BlockLoopDependsOnKMaxAndVanillaDoesNot) {
   // Why the example has 6 Block Loop runs: k_max is its number of extra passes per block and is
   // part of its canonical JSON; vanilla's canonical JSON has no growth section.
