@@ -9,10 +9,33 @@
 #   COMPLETED;
 # - with the node drained, a queued run makes the autoscaler submit a job that stays PENDING;
 #   once the run is cancelled, the autoscaler cancels that surplus job (CANCELLED);
-# - the sgt_slurm_* metrics count what happened since the restart.
+# - the sgt_slurm_* metrics count what happened since the restart;
+# - bad autoscaler flags stop the start with exit status 2, naming the flag, the value and the fix.
 BIN=$1 SCRATCH=$2
 source "$(dirname "$0")/lib.sh"
 begin_slurm_test
+
+# Bad autoscaler flags: exit 2 before anything starts, naming the flag, the value and the fix.
+script=$SOURCE/deploy/slurm/sgt-workers.sbatch
+bad() { expect_fail 2 "$1" "$BIN/sgt-coordinator" --db "$SCRATCH/bad.db" "${@:2}"; }
+bad "^sgt-coordinator: --slurm-max-jobs '0': needs a whole number from 1 to 10000, e.g. --slurm-max-jobs 4$" \
+  --slurm-autoscale --slurm-script "$script" --slurm-max-jobs 0
+bad "--slurm-poll-seconds 'soon': needs a number of seconds from 0.2 to 3600, e.g. --slurm-poll-seconds 10" \
+  --slurm-autoscale --slurm-script "$script" --slurm-poll-seconds soon
+bad "--slurm-partition is a setting of the Slurm autoscaler, which is off; add --slurm-autoscale" \
+  --slurm-partition gpu
+bad "--slurm-autoscale needs --slurm-script PATH" --slurm-autoscale
+bad "--slurm-script $SCRATCH/none.sbatch: not a readable file; pass the path of deploy/slurm/sgt-workers.sbatch" \
+  --slurm-autoscale --slurm-script "$SCRATCH/none.sbatch"
+bad "--sbatch /nonexistent/sbatch: not an executable file \(nor on PATH\); install Slurm's client commands" \
+  --slurm-autoscale --slurm-script "$script" --sbatch /nonexistent/sbatch
+bad "--slurm-script-arg 'SGT_COORDINATOR': needs KEY=VALUE" \
+  --slurm-autoscale --slurm-script "$script" --slurm-script-arg SGT_COORDINATOR
+bad "--slurm-gpus-per-node 4 and --slurm-cpu-slots-per-node 2: a worker offers GPUs or CPU slots, not both; drop one" \
+  --slurm-autoscale --slurm-script "$script" --slurm-gpus-per-node 4 --slurm-cpu-slots-per-node 2
+bad "--slurm-time-limit '1h': not a time limit sbatch takes" \
+  --slurm-autoscale --slurm-script "$script" --slurm-time-limit 1h
+[[ ! -e $SCRATCH/bad.db ]] || fail "a refused start created its store"
 
 # The workers dial the coordinator's address, so it is fixed before the start (and kept by the
 # restart).
@@ -41,6 +64,7 @@ echo 0 > "$SCRATCH/most.txt"
     sleep 0.2
   done
 ) &
+watcher=$!
 check_most() {
   (($(cat "$SCRATCH/most.txt") <= 2)) || fail "$(cat "$SCRATCH/most.txt") jobs were alive at once"
 }
@@ -91,6 +115,7 @@ for want in 'sgt_slurm_job_submissions_total{result="ok"} 1' 'sgt_slurm_job_subm
   grep -qF "$want" <<< "$metrics" || fail "metrics lack '$want': $(grep sgt_slurm <<< "$metrics")"
 done
 wait_until bash -c "curl -fsS 'http://127.0.0.1:$(cat "$SCRATCH/metrics.port")/metrics' | grep -q 'sgt_slurm_jobs{state=\"pending\"} 0'"
+kill "$watcher" && wait "$watcher" 2> /dev/null || true
 stop_coordinator
 stop_slurm
 echo "whole test: ${SECONDS} s" >> "$SCRATCH/times.txt"
