@@ -39,7 +39,8 @@ bad "--slurm-time-limit '1h': not a time limit sbatch takes" \
 
 # The workers dial the coordinator's address, so it is fixed before the start (and kept by the
 # restart).
-export COORD_LISTEN=127.0.0.1:$(free_port)
+COORD_LISTEN=127.0.0.1:$(free_port)
+export COORD_LISTEN
 name=sgt-autoscale-test
 flags=(--lease-seconds 6 --slurm-autoscale --slurm-script "$SOURCE/deploy/slurm/sgt-workers.sbatch"
   --slurm-max-jobs 2 --slurm-cpu-slots-per-node 1 --slurm-poll-seconds 0.5
