@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "services/coordinator/autoscaler.h"
 #include "services/coordinator/fleet.h"
 #include "services/coordinator/metrics.h"
 #include "services/coordinator/outbox.h"
@@ -119,6 +120,11 @@ class Coordinator {
 
   // Takes the lock; for metrics scrapes.
   FleetCounts Fleet() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // For the Slurm autoscaler (autoscaler.h): the queued runs of device kind `kind` that their
+  // sweeps' max_concurrent lets start, highest priority first, and the free devices of that
+  // kind on each connected worker that takes runs. Takes the lock briefly.
+  ScaleDemand ScalingDemand(const std::string& kind) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   Coordinator(Store* store, CoordinatorOptions options);

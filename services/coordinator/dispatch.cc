@@ -108,6 +108,36 @@ void Coordinator::Schedule(Outbox& out) {
   }
 }
 
+ScaleDemand Coordinator::ScalingDemand(const std::string& kind) {
+  absl::MutexLock lock(&mu_);
+  ScaleDemand d;
+  for (const WorkerCapacity& w : fleet_.Capacity()) {
+    auto total = w.total.find(kind);
+    if (total == w.total.end() || total->second <= 0) continue;
+    auto free = w.free.find(kind);
+    d.workers.push_back({free == w.free.end() ? 0 : std::max(0, free->second),
+                         fleet_.Find(w.worker_id)->session_opened});
+  }
+  // Room under each sweep's max_concurrent (-1: no limit).
+  std::map<int64_t, int32_t> room;
+  for (const auto& [id, s] : book_.sweeps())
+    room[id] = s.max_concurrent > 0 ? s.max_concurrent : -1;
+  std::vector<const RunRow*> queued;
+  for (const auto& [id, r] : book_.runs()) {
+    if (IsActive(r.state) && room.count(r.sweep_id) && room[r.sweep_id] > 0) room[r.sweep_id] -= 1;
+    if (r.state == v1::RUN_STATE_QUEUED && book_.DeviceKind(r) == kind) queued.push_back(&r);
+  }
+  std::stable_sort(queued.begin(), queued.end(),
+                   [](const RunRow* a, const RunRow* b) { return a->priority > b->priority; });
+  for (const RunRow* r : queued) {
+    auto it = room.find(r->sweep_id);
+    if (it != room.end() && it->second == 0) continue;
+    if (it != room.end() && it->second > 0) it->second -= 1;
+    d.waiting.push_back({r->devices, r->nodes});
+  }
+  return d;
+}
+
 void Coordinator::RecoverStranded(Outbox& out) {
   for (auto& [rid, r] : book_.runs()) {
     if (r.state == v1::RUN_STATE_LOST) {

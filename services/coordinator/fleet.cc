@@ -196,6 +196,7 @@ absl::StatusOr<uint64_t> Fleet::Open(const v1::Hello& hello, std::shared_ptr<Wor
   w.sink = std::move(sink);
   w.draining = false;
   const double now = Now();
+  w.session_opened = now;
   w.lease_expires = now + lease_seconds_;
   w.row.last_seen = now;
   Reconcile(w, {hello.runs().begin(), hello.runs().end()}, book, out);

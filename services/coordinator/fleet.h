@@ -45,6 +45,7 @@ struct WorkerState {
   WorkerRow row;
   std::shared_ptr<WorkerSink> sink;  // null while disconnected
   uint64_t session = 0;
+  double session_opened = 0;  // when the current session opened (the Slurm autoscaler's)
   double lease_expires = 0;
   struct Held {
     int32_t attempt = 0;

@@ -3,12 +3,14 @@
 //
 //   sgt-coordinator --listen 127.0.0.1:7070 --db sgt.db
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -29,6 +32,7 @@
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/metrics.h"
 #include "services/coordinator/service.h"
+#include "services/coordinator/slurm_autoscaler.h"
 #include "services/coordinator/store.h"
 
 namespace {
@@ -48,6 +52,25 @@ constexpr char kUsage[] = R"(usage: sgt-coordinator [options]
   --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
                             port 0 picks a free port); off by default
   --metrics-port-file F     write the metrics port to F
+
+Autoscaling on Slurm (off by default; docs/operations.md, "Autoscaling on Slurm"): worker jobs
+are submitted with sbatch while queued runs wait and no connected worker can take them.
+  --slurm-autoscale         turn it on (needs --slurm-script)
+  --slurm-script PATH       the worker batch script (deploy/slurm/sgt-workers.sbatch)
+  --slurm-script-arg K=V    an argument of the script (SGT_COORDINATOR=host:port,
+                            SGT_CHECKPOINT_ROOT=/shared/..., ...); repeat for each
+  --slurm-max-jobs N        the most worker jobs alive at once, across restarts (default 1)
+  --slurm-gpus-per-node G   GPU workers: --gres=gpu:G, a worker offers G GPUs (default 0: CPU)
+  --slurm-cpu-slots-per-node N  CPU workers: --cpus-per-task=N, a worker offers cpu:N
+                            (default 1)
+  --slurm-nodes-per-job N   nodes (workers) per job (default 1)
+  --slurm-partition P, --slurm-account A, --slurm-time-limit T   sbatch's, when given
+  --slurm-sbatch-arg ARG    one more sbatch argument (--qos=low); repeat for each
+  --slurm-job-name NAME     the jobs' name, how squeue finds them (default sgt-worker-autoscaled)
+  --slurm-poll-seconds S    seconds between rounds (default 10)
+  --slurm-start-seconds S   a running job counts as workers still coming this long (default 300)
+  --slurm-command-timeout S sbatch, squeue, scancel are killed after S seconds (default 30)
+  --sbatch P, --squeue P, --scancel P   the programs to run (default: from PATH)
 
 SIGTERM or SIGINT: stop accepting calls, finish the ones in flight, close the store, exit 0.
 exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or unusable files
@@ -121,6 +144,193 @@ std::vector<prometheus::MetricFamily> FleetFamilies(const sgt::coord::FleetCount
   return f.Take();
 }
 
+// The autoscaler's flags (docs/operations.md, "Autoscaling on Slurm"), as given.
+struct SlurmFlags {
+  bool on = false;
+  std::string first;  // the first --slurm-* flag given, other than --slurm-autoscale
+  bool cpu_slots_given = false;
+  sgt::coord::AutoscaleConfig config;
+  sgt::coord::SlurmCommands commands;
+  double poll_s = 10;
+};
+
+// A number flag's value in [lo, hi] (whole when `whole`); *problem names the flag, the value
+// and the fix otherwise.
+void TakeNumber(sgt::DaemonArgs& args, const char* flag, double lo, double hi, bool whole,
+                const char* example, double* out, std::string* problem) {
+  std::string v;
+  double x = 0;
+  if (args.Value(&v) && absl::SimpleAtod(v, &x) && std::isfinite(x) && x >= lo && x <= hi &&
+      (!whole || x == std::floor(x))) {
+    *out = x;
+    return;
+  }
+  *problem = absl::StrCat(flag, " ", v.empty() ? "(no value)" : absl::StrCat("'", v, "'"),
+                          ": needs ", whole ? "a whole number" : "a number of seconds", " from ",
+                          lo, " to ", hi, ", e.g. ", flag, " ", example);
+}
+
+void TakeInt(sgt::DaemonArgs& args, const char* flag, int32_t lo, int32_t hi, const char* example,
+             int32_t* out, std::string* problem) {
+  double x = *out;
+  TakeNumber(args, flag, lo, hi, /*whole=*/true, example, &x, problem);
+  *out = static_cast<int32_t>(x);
+}
+
+// Takes the current argument when it is one of the autoscaler's: true, with *problem set when
+// its value is missing or bad.
+bool TakeSlurmFlag(sgt::DaemonArgs& args, SlurmFlags* f, std::string* problem) {
+  sgt::coord::AutoscaleConfig& c = f->config;
+  std::string v;
+  auto text = [&](const char* flag, const char* what, std::string* out) {
+    if (!args.Value(out) || out->empty()) {
+      *problem = absl::StrCat(flag, " needs ", what);
+    }
+  };
+  if (args.Is("--slurm-autoscale")) {
+    f->on = true;
+    return true;
+  }
+  static constexpr const char* kFlags[] = {"--slurm-script",
+                                           "--slurm-script-arg",
+                                           "--slurm-max-jobs",
+                                           "--slurm-gpus-per-node",
+                                           "--slurm-cpu-slots-per-node",
+                                           "--slurm-nodes-per-job",
+                                           "--slurm-partition",
+                                           "--slurm-account",
+                                           "--slurm-time-limit",
+                                           "--slurm-sbatch-arg",
+                                           "--slurm-job-name",
+                                           "--slurm-poll-seconds",
+                                           "--slurm-start-seconds",
+                                           "--slurm-command-timeout",
+                                           "--sbatch",
+                                           "--squeue",
+                                           "--scancel"};
+  const char* flag = nullptr;
+  for (const char* k : kFlags) {
+    if (args.Is(k)) flag = k;
+  }
+  if (flag == nullptr) return false;
+  if (f->first.empty()) f->first = flag;
+  const std::string name = flag;
+  if (name == "--slurm-script") {
+    text(flag, "the path of the worker batch script (deploy/slurm/sgt-workers.sbatch)", &c.script);
+  } else if (name == "--slurm-script-arg") {
+    text(flag, "KEY=VALUE", &v);
+    if (problem->empty() && (v.find('=') == std::string::npos || v.find('=') == 0)) {
+      *problem = absl::StrCat(flag, " '", v,
+                              "': needs KEY=VALUE, e.g. --slurm-script-arg "
+                              "SGT_COORDINATOR=coord.example:7070 (one argument per flag)");
+    }
+    c.script_args.push_back(v);
+  } else if (name == "--slurm-max-jobs") {
+    TakeInt(args, flag, 1, 10000, "4", &c.max_jobs, problem);
+  } else if (name == "--slurm-gpus-per-node") {
+    TakeInt(args, flag, 0, 1024, "8", &c.gpus_per_node, problem);
+  } else if (name == "--slurm-cpu-slots-per-node") {
+    f->cpu_slots_given = true;
+    TakeInt(args, flag, 1, 4096, "4", &c.cpu_slots_per_node, problem);
+  } else if (name == "--slurm-nodes-per-job") {
+    TakeInt(args, flag, 1, 10000, "2", &c.nodes_per_job, problem);
+  } else if (name == "--slurm-partition") {
+    text(flag, "a partition name (sinfo lists them)", &c.partition);
+  } else if (name == "--slurm-account") {
+    text(flag, "an account name", &c.account);
+  } else if (name == "--slurm-time-limit") {
+    text(flag, "a time limit in sbatch's form (minutes, HH:MM:SS, D-HH:MM)", &c.time_limit);
+    if (problem->empty() && c.time_limit.find_first_not_of("0123456789:-") != std::string::npos) {
+      *problem = absl::StrCat(flag, " '", c.time_limit,
+                              "': not a time limit sbatch takes; write minutes (90), HH:MM:SS "
+                              "(12:00:00) or D-HH:MM (2-00:00)");
+    }
+  } else if (name == "--slurm-sbatch-arg") {
+    text(flag, "an sbatch argument, e.g. --slurm-sbatch-arg --qos=low", &v);
+    c.sbatch_args.push_back(v);
+  } else if (name == "--slurm-job-name") {
+    text(flag, "a job name", &c.job_name);
+    if (problem->empty() && c.job_name.find_first_of(" \t,") != std::string::npos) {
+      *problem = absl::StrCat(flag, " '", c.job_name,
+                              "': a job name squeue can look for has no spaces or commas; "
+                              "write e.g. sgt-worker-lab1");
+    }
+  } else if (name == "--slurm-poll-seconds") {
+    TakeNumber(args, flag, 0.2, 3600, false, "10", &f->poll_s, problem);
+  } else if (name == "--slurm-start-seconds") {
+    TakeNumber(args, flag, 1, 86400, false, "300", &c.start_s, problem);
+  } else if (name == "--slurm-command-timeout") {
+    TakeNumber(args, flag, 1, 600, false, "30", &f->commands.timeout_s, problem);
+  } else if (name == "--sbatch") {
+    text(flag, "the path of sbatch", &f->commands.sbatch);
+  } else if (name == "--squeue") {
+    text(flag, "the path of squeue", &f->commands.squeue);
+  } else if (name == "--scancel") {
+    text(flag, "the path of scancel", &f->commands.scancel);
+  }
+  return true;
+}
+
+// Where `program` runs from: itself when it has a slash, else its place on PATH; "" when it is
+// not an executable file.
+std::string FindProgram(const std::string& program) {
+  auto executable = [](const std::string& p) {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (program.find('/') != std::string::npos) return executable(program) ? program : "";
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "/usr/bin:/bin", ':')) {
+    const std::string p = absl::StrCat(dir.empty() ? "." : dir, "/", program);
+    if (executable(p)) return p;
+  }
+  return "";
+}
+
+// The flags together: "" or the problem and its fix.
+std::string CheckSlurmFlags(SlurmFlags* f) {
+  sgt::coord::AutoscaleConfig& c = f->config;
+  if (!f->on) {
+    if (f->first.empty()) return "";
+    return absl::StrCat(f->first,
+                        " is a setting of the Slurm autoscaler, which is off; add "
+                        "--slurm-autoscale (and --slurm-script) to turn it on, or drop ",
+                        f->first);
+  }
+  if (c.script.empty()) {
+    return "--slurm-autoscale needs --slurm-script PATH, the worker batch script "
+           "(deploy/slurm/sgt-workers.sbatch, on a file system sbatch reads)";
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(c.script, ec) || ::access(c.script.c_str(), R_OK) != 0) {
+    return absl::StrCat("--slurm-script ", c.script,
+                        ": not a readable file; pass the path of "
+                        "deploy/slurm/sgt-workers.sbatch");
+  }
+  c.script = std::filesystem::absolute(c.script).lexically_normal().string();
+  if (c.gpus_per_node > 0 && f->cpu_slots_given) {
+    return absl::StrCat("--slurm-gpus-per-node ", c.gpus_per_node,
+                        " and --slurm-cpu-slots-per-node ", c.cpu_slots_per_node,
+                        ": a worker offers GPUs or CPU slots, not both; drop one");
+  }
+  for (auto [flag, program] :
+       {std::pair<const char*, std::string*>{"--sbatch", &f->commands.sbatch},
+        {"--squeue", &f->commands.squeue},
+        {"--scancel", &f->commands.scancel}}) {
+    const std::string found = FindProgram(*program);
+    if (found.empty()) {
+      return absl::StrCat(flag, " ", *program,
+                          ": not an executable file (nor on PATH); install Slurm's client "
+                          "commands (Debian: slurm-client) or pass their path with ",
+                          flag);
+    }
+    *program = found;
+  }
+  const passwd* pw = ::getpwuid(::geteuid());
+  f->commands.user = pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,6 +343,7 @@ int main(int argc, char** argv) {
   std::string client_token_file, worker_token_file, tls_cert, tls_key, port_file;
   int64_t lease = 30;
   bool allow_unauthenticated = false;
+  SlurmFlags slurm;
   sgt::DaemonArgs args(argc, argv);
   for (; args.More(); args.Next()) {
     std::string v, problem;
@@ -158,6 +369,8 @@ int main(int argc, char** argv) {
       if (!args.Value(&port_file)) return Usage("--port-file needs a file");
     } else if (args.Is("--allow-unauthenticated")) {
       allow_unauthenticated = true;
+    } else if (TakeSlurmFlag(args, &slurm, &problem)) {
+      if (!problem.empty()) return Usage(problem);
     } else {
       return Usage(args.Unknown());
     }
@@ -167,6 +380,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (std::string problem = args.Finish(); !problem.empty()) return Usage(problem);
+  if (std::string problem = CheckSlurmFlags(&slurm); !problem.empty()) return Usage(problem);
 
   sgt::coord::AuthConfig auth;
   std::string err;
@@ -299,6 +513,29 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
   });
+  // The Slurm autoscaler's rounds, on their own thread: sbatch and squeue never hold the
+  // coordinator's lock, and a slow one delays only the next round.
+  std::unique_ptr<sgt::coord::SlurmAutoscaler> autoscaler;
+  std::thread scaler;
+  if (slurm.on) {
+    autoscaler = std::make_unique<sgt::coord::SlurmAutoscaler>(
+        slurm.config, slurm.commands, coord->get(), store->get(),
+        metrics ? &metrics->registry() : nullptr);
+    if (absl::Status s = autoscaler->Load(); !s.ok()) {
+      std::cerr << "sgt-coordinator: " << s.message() << "\n";
+      stopping = true;
+      ticker.join();
+      return 1;
+    }
+    scaler = std::thread([&] {
+      while (!stopping) {
+        autoscaler->Round();
+        for (double waited = 0; waited < slurm.poll_s && !stopping; waited += 0.05) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      }
+    });
+  }
 
   const int sig = sgt::signals::WaitForStop();
   sgt::log::Info("coordinator", "signal ", sig, ": shutting down");
@@ -309,6 +546,8 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
   ticker.join();
+  if (scaler.joinable()) scaler.join();  // a round in progress ends first (its time limits)
+  autoscaler.reset();
   metrics.reset();  // no scrape may reach the coordinator from here on
   coord->reset();
   store->reset();

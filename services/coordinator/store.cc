@@ -189,6 +189,16 @@ ALTER TABLE workers ADD COLUMN rendezvous_host TEXT NOT NULL DEFAULT '';
 ALTER TABLE workers ADD COLUMN rendezvous_port_base INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE workers ADD COLUMN rendezvous_port_count INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: the worker jobs the Slurm autoscaler submitted and Slurm still lists, so that a
+    // restarted coordinator counts them against --slurm-max-jobs before it asks squeue.
+    R"sql(
+CREATE TABLE slurm_jobs (
+  job_id        TEXT PRIMARY KEY,
+  state         TEXT NOT NULL,
+  submitted_at  REAL NOT NULL,
+  running_since REAL NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
               "one migration per schema version");
@@ -414,6 +424,11 @@ absl::Status Store::Impl::PrepareStatements() {
        "rendezvous_host = excluded.rendezvous_host, "
        "rendezvous_port_base = excluded.rendezvous_port_base, "
        "rendezvous_port_count = excluded.rendezvous_port_count"},
+      {&upsert_slurm_job,
+       "INSERT INTO slurm_jobs(job_id, state, submitted_at, running_since) "
+       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, "
+       "submitted_at = excluded.submitted_at, running_since = excluded.running_since"},
+      {&delete_slurm_job, "DELETE FROM slurm_jobs WHERE job_id = ?1"},
       {&insert_batch,
        "INSERT INTO telemetry_batches(run_id, attempt, sequence, rows, received_at) "
        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(run_id, attempt, sequence) DO NOTHING"},
@@ -453,6 +468,9 @@ absl::Status Store::Impl::PrepareStatements() {
       {&load_workers,
        "SELECT id, name, hostname, devices, registered_at, last_seen, rendezvous_host, "
        "rendezvous_port_base, rendezvous_port_count FROM workers ORDER BY rowid"},
+      {&load_slurm_jobs,
+       "SELECT job_id, state, submitted_at, running_since FROM slurm_jobs ORDER BY submitted_at, "
+       "job_id"},
       {&checkpoints,
        "SELECT attempt, step, path, bytes, sha256, reason, time FROM checkpoints "
        "WHERE run_id = ?1 ORDER BY id"},

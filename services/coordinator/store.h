@@ -30,7 +30,7 @@ struct sqlite3;
 namespace sgt::coord {
 
 // Schema version this build writes. Older files are migrated forward at Open.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct SweepRow {
   int64_t id = 0;  // assigned by InsertSweep
@@ -98,6 +98,15 @@ struct WorkerRow {
   std::string rendezvous_host;
   int32_t rendezvous_port_base = 0;
   int32_t rendezvous_port_count = 0;
+};
+
+// A worker job the Slurm autoscaler submitted and Slurm still listed when last asked (table
+// slurm_jobs; services/coordinator/autoscaler.h decides with them).
+struct SlurmJobRow {
+  std::string id;            // Slurm's job id ("1234")
+  std::string state;         // squeue's %T (PENDING, RUNNING, ...); SUBMITTED until first listed
+  double submitted_at = 0;   // seconds since the epoch
+  double running_since = 0;  // first seen RUNNING; 0 until then
 };
 
 // Rows stored for a run, over every attempt.
@@ -172,9 +181,15 @@ class Store {
   absl::Status UpsertWorker(const WorkerRow& worker);
   absl::StatusOr<std::vector<WorkerRow>> LoadWorkers() const;
 
+  // The Slurm autoscaler's jobs: inserted or updated by id, deleted once Slurm no longer lists
+  // them, loaded at start so that a restarted coordinator counts them against its maximum.
+  absl::Status UpsertSlurmJob(const SlurmJobRow& job);
+  absl::Status DeleteSlurmJob(const std::string& id);
+  absl::StatusOr<std::vector<SlurmJobRow>> LoadSlurmJobs() const;
+
   // Called after every write with its kind ("telemetry", "transition", "run", "sweep",
-  // "worker") and how long it held the write lock, in seconds. Set it before other threads use
-  // the store.
+  // "worker", "slurm_job") and how long it held the write lock, in seconds. Set it before other
+  // threads use the store.
   void SetWriteObserver(std::function<void(const char* op, double seconds)> observer);
 
   // Stores one telemetry batch in one transaction: its entropy rows, scalars, decisions and

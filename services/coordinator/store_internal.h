@@ -138,11 +138,12 @@ struct Store::Impl {
   StmtPtr upsert_worker, insert_batch, insert_entropy, insert_entropy_chunk, insert_scalar,
       insert_decision;
   StmtPtr insert_checkpoint;
+  StmtPtr upsert_slurm_job, delete_slurm_job;
 
   mutable std::mutex read_mu;
   Db rdb;
   StmtPtr rbegin, rcommit;
-  StmtPtr load_sweeps, load_runs, run_events, load_workers, checkpoints;
+  StmtPtr load_sweeps, load_runs, run_events, load_workers, load_slurm_jobs, checkpoints;
   StmtPtr count_entropy, count_scalars, count_decisions, attempts;
   StmtPtr entropy_cursor, entropy_page, scalar_cursor, scalar_page, decision_cursor, decision_page;
 

@@ -413,6 +413,39 @@ absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() const {
   return out;
 }
 
+absl::Status Store::UpsertSlurmJob(const SlurmJobRow& j) {
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "slurm_job");
+  Scoped s(impl_->upsert_slurm_job);
+  BindAll(s.get(), j.id, j.state, j.submitted_at, j.running_since);
+  return impl_->Execute(impl_->wdb, s.get(), absl::StrCat("storing Slurm job ", j.id));
+}
+
+absl::Status Store::DeleteSlurmJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Impl::WriteTimer timer(*impl_, "slurm_job");
+  Scoped s(impl_->delete_slurm_job);
+  BindAll(s.get(), id);
+  return impl_->Execute(impl_->wdb, s.get(), absl::StrCat("forgetting Slurm job ", id));
+}
+
+absl::StatusOr<std::vector<SlurmJobRow>> Store::LoadSlurmJobs() const {
+  std::lock_guard<std::mutex> lock(impl_->read_mu);
+  Scoped s(impl_->load_slurm_jobs);
+  std::vector<SlurmJobRow> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    SlurmJobRow j;
+    j.id = Text(s.get(), 0);
+    j.state = Text(s.get(), 1);
+    j.submitted_at = Real(s.get(), 2);
+    j.running_since = Real(s.get(), 3);
+    out.push_back(std::move(j));
+  }
+  if (rc != SQLITE_DONE) return impl_->Error(impl_->rdb, rc, "loading Slurm jobs");
+  return out;
+}
+
 }  // namespace sgt::coord
 
 #undef SGT_STORE_RETURN_IF_ERROR

@@ -9,6 +9,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +27,7 @@
 #include "services/common/signals.h"
 #include "services/worker/attempt_files.h"
 #include "services/worker/devices.h"
+#include "services/worker/idle.h"
 #include "services/worker/worker.h"
 
 namespace {
@@ -53,6 +56,9 @@ constexpr char kUsage[] = R"(usage: sgt-worker --checkpoint-root DIR --work-dir 
                             (default 29500-29599)
   --spool-max-mb N          telemetry kept on disk while the coordinator is away before the
                             children are made to wait (default 256)
+  --exit-when-idle S        stop as on SIGTERM, exit 0, once no attempt has been held for S
+                            seconds (batch allocations: give the nodes back when the queue is
+                            empty); off by default
   --log-level LEVEL         debug, info, warn, error (default info)
   --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
                             port 0 picks a free port); off by default
@@ -90,6 +96,11 @@ std::string HostName() {
   return buf;
 }
 
+// The steady clock's seconds, the supervisor's clock (Supervisor::Load::idle_since).
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 std::string SelfDir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -106,6 +117,7 @@ int main(int argc, char** argv) {
   }
   std::string devices = "cpu:1", token_file, tls_ca;
   int64_t spool_mb = 256;
+  double exit_when_idle_s = 0;
   sgt::DaemonArgs args(argc, argv);
   for (; args.More(); args.Next()) {
     std::string v, problem;
@@ -146,6 +158,14 @@ int main(int argc, char** argv) {
       if (!args.Value(&v) || !absl::SimpleAtoi(v, &spool_mb) || spool_mb < 1 ||
           spool_mb > (1 << 20)) {
         return Usage("--spool-max-mb needs megabytes from 1 to 1048576");
+      }
+    } else if (args.Is("--exit-when-idle")) {
+      if (!args.Value(&v) || !absl::SimpleAtod(v, &exit_when_idle_s) ||
+          !std::isfinite(exit_when_idle_s) || exit_when_idle_s < 1 ||
+          exit_when_idle_s > 30 * 86400) {
+        return Usage(absl::StrCat("--exit-when-idle ", v,
+                                  ": needs seconds from 1 to 2592000 (30 days), e.g. "
+                                  "--exit-when-idle 300; leave it out to never exit when idle"));
       }
     } else {
       return Usage(args.Unknown());
@@ -255,7 +275,27 @@ int main(int argc, char** argv) {
     sgt::log::Info("worker", "signal ", sig, ": stopping");
     worker.Stop();
   });
+  // --exit-when-idle: the stop a SIGTERM would make, so that it drains the same way.
+  std::atomic<bool> ran{false};
+  std::thread idler;
+  if (exit_when_idle_s > 0) {
+    idler = std::thread([&] {
+      while (!ran) {
+        const sgt::worker::Supervisor::Load load = worker.Load();
+        if (sgt::worker::IdleExpired(load.attempts, load.idle_since, SteadySeconds(),
+                                     exit_when_idle_s)) {
+          sgt::log::Info("worker", "no run for ", exit_when_idle_s,
+                         " s (--exit-when-idle): stopping");
+          ::kill(::getpid(), SIGTERM);
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    });
+  }
   worker.Run();  // on the main thread: children die with the thread that started them
+  ran = true;
+  if (idler.joinable()) idler.join();
   // Run returns only after Stop: the waiter has its signal.
   waiter.join();
   metrics.reset();  // no scrape may reach the worker from here on

@@ -35,6 +35,8 @@ constexpr int64_t kBatchRows = 4096;   // a batch is sent once it has this many 
 constexpr double kBatchSeconds = 0.5;  // or once its first row is this old
 constexpr double kResendSeconds = 10;  // an unacknowledged final status goes again
 constexpr double kDrainSeconds = 5;    // on shutdown, for the last acknowledgements
+// A child killed by an outside SIGTERM waits this long for the worker's own stop (Relay).
+constexpr double kOutsideTermSeconds = 2;
 
 double Mono() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -105,7 +107,7 @@ v1::WorkerMessage RunningStatus(const std::string& run_id, int32_t attempt) {
 }  // namespace
 
 Supervisor::Supervisor(SupervisorOptions options, Spool& spool, Link& link)
-    : o_(std::move(options)), spool_(spool), link_(link) {
+    : o_(std::move(options)), spool_(spool), link_(link), idle_since_(Mono()) {
   timer_ = std::thread([this] { Tick(); });
 }
 
@@ -207,6 +209,7 @@ void Supervisor::Handle(const v1::CoordinatorMessage& m) {
             it->second->final_status.status().state() == a.state()) {
           done = std::move(it->second);
           attempts_.erase(it);
+          if (attempts_.empty()) idle_since_ = Mono();
           cv_.notify_all();
         }
       }
@@ -228,6 +231,8 @@ Supervisor::Load Supervisor::CurrentLoad() {
   std::lock_guard<std::mutex> lock(mu_);
   for (const v1::Device& d : o_.devices) l.devices.emplace_back(d.kind(), busy_.count(d.id()) > 0);
   for (const auto& [key, a] : attempts_) l.children += a->alive;
+  l.attempts = static_cast<int>(attempts_.size());
+  l.idle_since = idle_since_;
   return l;
 }
 
@@ -521,6 +526,17 @@ void Supervisor::Relay(std::shared_ptr<Attempt> a) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return a->alive == 0; });
+    // A rank killed by a SIGTERM the worker did not send: a batch system that ends the job
+    // (scancel, a time limit) signals every process of it at once, this worker too. Wait a
+    // moment for the worker's own stop, so that the run is reported LOST like the others and
+    // not FAILED for a crash.
+    if (a->failed >= 0) {
+      const int st = a->ranks[static_cast<size_t>(a->failed)].wait_status;
+      if (WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) {
+        cv_.wait_for(lock, std::chrono::duration<double>(kOutsideTermSeconds),
+                     [&] { return stopping_.load(); });
+      }
+    }
   }
   Ended(*a, t);
   MaybeSendFinal(a->key);

@@ -68,10 +68,14 @@ class Supervisor : public LinkHandler {
   // Joins every relay. Blocks up to grace + 5 s.
   void StopChildren();
 
-  // For the state gauges: every device (kind, busy), and the children (ranks) alive.
+  // For the state gauges: every device (kind, busy), and the children (ranks) alive. For
+  // --exit-when-idle (idle.h): the attempts held (until their final status is acknowledged),
+  // and since when none has been held (the steady clock's seconds; the start, at first).
   struct Load {
     std::vector<std::pair<std::string, bool>> devices;
     int children = 0;
+    int attempts = 0;
+    double idle_since = 0;
   };
   Load CurrentLoad();
 
@@ -100,7 +104,8 @@ class Supervisor : public LinkHandler {
   bool session_open_ = false;
   bool stopped_children_ = false;
   std::map<std::string, std::shared_ptr<Attempt>> attempts_;  // "r3/2"
-  std::map<std::string, std::string> busy_;                   // device id -> attempt key
+  double idle_since_;                        // when attempts_ last became empty (Load::idle_since)
+  std::map<std::string, std::string> busy_;  // device id -> attempt key
   std::thread timer_;
 };
 

@@ -61,6 +61,8 @@ class Worker {
   // The worker's state gauges of docs/metrics.md (connected, devices, children, spool), read
   // at a scrape. Safe from any thread.
   std::vector<prometheus::MetricFamily> Gauges();
+  // What the supervisor holds now (--exit-when-idle). Safe from any thread.
+  Supervisor::Load Load() { return supervisor_.CurrentLoad(); }
 
  private:
   std::unique_ptr<Spool> spool_;

@@ -338,3 +338,112 @@ run_ranks() {
   done
   return $rc
 }
+
+# A one-host Slurm cluster of Debian's slurm-wlm for the Slurm tests: munged on its own socket
+# with a key made here, slurmctld and slurmd (node `sgtnode`, CPUs=4) on free ports, addressed on
+# 127.0.0.1 only, with no cgroups (proctrack/linuxproc, task/none), no accounting, and
+# MinJobAge=3600 so that `scontrol show job` still knows ended jobs. The configuration and the
+# logs are in $SCRATCH/slurm; the state, spool and socket directories in $SLURM_RUN, a short path
+# under /tmp, since Unix socket paths (munge's, slurmd's per-step ones) must stay under 108 bytes.
+# Exports SLURM_CONF (sbatch, squeue, scancel, scontrol read it); needs root (slurmd runs the
+# jobs). stop_slurm ends it all: kill_slurm_on_exit arranges that, however the test ends.
+start_slurm() {
+  local tool
+  for tool in munged mungekey slurmctld slurmd sbatch; do
+    command -v "$tool" > /dev/null ||
+      fail "$tool is not installed; scripts/install-deps installs munge, slurmctld, slurmd and slurm-client"
+  done
+  [[ $(id -u) == 0 ]] || fail "the Slurm tests start slurmd, which runs jobs as their users: run them as root"
+  local dir=$SCRATCH/slurm
+  mkdir -p "$dir"
+  SLURM_RUN=$(mktemp -d /tmp/sgt-slurm.XXXXXX)
+  mkdir -p "$SLURM_RUN/munge" "$SLURM_RUN/state" "$SLURM_RUN/spool"
+  chmod 700 "$SLURM_RUN/munge"
+  mungekey --create --keyfile "$SLURM_RUN/munge/munge.key" --bits 1024
+  munged --foreground --force --socket "$SLURM_RUN/munge/socket" \
+    --key-file "$SLURM_RUN/munge/munge.key" --pid-file "$SLURM_RUN/munge/munged.pid" \
+    --seed-file "$SLURM_RUN/munge/seed" --log-file "$dir/munged.log" >> "$dir/munged.log" 2>&1 &
+  MUNGED_PID=$!
+  wait_until test -S "$SLURM_RUN/munge/socket"
+  local host
+  host=$(hostname -s)
+  export SLURM_CONF=$dir/slurm.conf
+  cat > "$SLURM_CONF" <<CONF
+ClusterName=sgttest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$(free_port)
+SlurmdPort=$(free_port)
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$SLURM_RUN/munge/socket
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$SLURM_RUN/state
+SlurmdSpoolDir=$SLURM_RUN/spool
+SlurmctldPidFile=$SLURM_RUN/slurmctld.pid
+SlurmdPidFile=$SLURM_RUN/slurmd.pid
+SlurmctldLogFile="$dir/slurmctld.log"
+SlurmdLogFile="$dir/slurmd.log"
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+MailProg=/bin/true
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+ReturnToService=2
+MinJobAge=3600
+KillWait=30
+NodeName=sgtnode NodeHostname=$host NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN
+PartitionName=sgt Nodes=sgtnode Default=YES MaxTime=INFINITE State=UP
+CONF
+  slurmctld -D -i >> "$dir/slurmctld.out" 2>&1 &
+  SLURMCTLD_PID=$!
+  wait_until scontrol ping
+  slurmd -D -N sgtnode >> "$dir/slurmd.out" 2>&1 &
+  SLURMD_PID=$!
+  wait_until bash -c "sinfo -h -n sgtnode -o %T | grep -qx idle"
+}
+
+# Cancels every job, waits for them to be gone (their processes with them), then stops slurmd,
+# slurmctld and munged (by their pids) and removes $SLURM_RUN. Safe to call twice.
+stop_slurm() {
+  [[ -n ${SLURM_RUN:-} ]] || return 0
+  if [[ -n ${SLURMCTLD_PID:-} ]] && kill -0 "$SLURMCTLD_PID" 2> /dev/null; then
+    scancel --quiet --partition=sgt 2> /dev/null || true
+    # Not wait_until: its failure would exit this trap half-way.
+    local deadline=$((SECONDS + 60))
+    while [[ -n $(squeue -h -o %i 2> /dev/null) ]] && ((SECONDS < deadline)); do sleep 0.2; done
+  fi
+  local pid
+  for pid in ${SLURMD_PID:-} ${SLURMCTLD_PID:-} ${MUNGED_PID:-}; do
+    kill -TERM "$pid" 2> /dev/null || continue
+    wait "$pid" 2> /dev/null || true
+  done
+  rm -rf "$SLURM_RUN"
+  SLURM_RUN=
+}
+
+# The EXIT trap of a Slurm test: the cluster stopped first (its jobs' processes are not the
+# test's children), then every background job killed.
+kill_slurm_on_exit() {
+  trap 'stop_slurm; jobs -p | xargs -r kill -9 2>/dev/null || true' EXIT
+}
+
+# The start of a Slurm test: begin_worker_test's fresh $SCRATCH, $db and tiny token files, a
+# one-host Slurm (start_slurm) stopped at exit, and $SOURCE, the source tree (deploy/slurm/).
+begin_slurm_test() {
+  begin_worker_test
+  kill_slurm_on_exit
+  SOURCE=${SGT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+  start_slurm
+}
+
+# squeue's state of Slurm job $1 ("" once it has ended), and the final state scontrol remembers
+# for an ended one (COMPLETED, CANCELLED, ...).
+slurm_state() { squeue -h -j "$1" -o %T 2> /dev/null || true; }
+slurm_final_state() { scontrol show job "$1" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }

@@ -248,8 +248,8 @@ TEST_F(StoreTest, CreatesAFreshFileAtTheCurrentSchema) {
                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                    "('sweeps', 'runs', 'run_events', 'run_attempts', 'workers', "
                    "'checkpoints', 'growth_decisions', 'entropy', 'scalars', "
-                   "'telemetry_batches')"),
-            10);
+                   "'telemetry_batches', 'slurm_jobs')"),
+            11);
   // WAL mode is persistent in the file: header bytes 18 and 19 (read and write version) are 2.
   const std::string header = ReadAll(path_).substr(0, 20);
   EXPECT_EQ(header.substr(0, 15), "SQLite format 3");
@@ -289,7 +289,8 @@ TEST_F(StoreTest, MigratesAVersion1File) {
           "ALTER TABLE runs DROP COLUMN master_port; "
           "ALTER TABLE workers DROP COLUMN rendezvous_host; "
           "ALTER TABLE workers DROP COLUMN rendezvous_port_base; "
-          "ALTER TABLE workers DROP COLUMN rendezvous_port_count; PRAGMA user_version = 1");
+          "ALTER TABLE workers DROP COLUMN rendezvous_port_count; DROP TABLE slurm_jobs; "
+          "PRAGMA user_version = 1");
   ASSERT_EQ(SqlInt(path_, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'nodes'"),
             0);
 
@@ -323,6 +324,65 @@ TEST_F(StoreTest, MigratesAVersion1File) {
   ExpectSameRun((*again)[0], gang);
   store.reset();
   EXPECT_EQ(SqlInt(path_, "PRAGMA user_version"), kSchemaVersion);
+}
+
+// A file written by a version-2 coordinator (before the Slurm autoscaler): made here by dropping
+// the version-3 table. It is migrated in place, keeps its rows, and stores Slurm jobs from then on.
+TEST_F(StoreTest, MigratesAVersion2File) {
+  {
+    auto store = OpenOrDie(path_);
+    ASSERT_NE(store, nullptr);
+    Submit(*store, 1);
+  }
+  SqlExec(path_, "DROP TABLE slurm_jobs; PRAGMA user_version = 2");
+  ASSERT_EQ(SqlInt(path_, "SELECT count(*) FROM sqlite_master WHERE name = 'slurm_jobs'"), 0);
+
+  auto store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SchemaVersion(), kSchemaVersion);
+  auto runs = store->LoadRuns();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(runs->size(), 1u);
+  auto jobs = store->LoadSlurmJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_TRUE(jobs->empty());
+  SlurmJobRow j;
+  j.id = "41";
+  j.state = "PENDING";
+  j.submitted_at = 1700000000.25;
+  ASSERT_TRUE(store->UpsertSlurmJob(j).ok());
+  store.reset();
+  EXPECT_EQ(SqlInt(path_, "PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM slurm_jobs"), 1);
+}
+
+// The autoscaler's jobs: inserted, updated by id, deleted, loaded oldest first, across a reopen.
+TEST_F(StoreTest, SlurmJobsRoundTrip) {
+  {
+    auto store = OpenOrDie(path_);
+    ASSERT_NE(store, nullptr);
+    SlurmJobRow a{"12", "SUBMITTED", 1700000010.5, 0};
+    SlurmJobRow b{"9", "PENDING", 1700000000.0, 0};
+    SlurmJobRow c{"13", "PENDING", 1700000020.0, 0};
+    for (const SlurmJobRow& j : {a, b, c}) ASSERT_TRUE(store->UpsertSlurmJob(j).ok());
+    a.state = "RUNNING";
+    a.running_since = 1700000011.75;
+    ASSERT_TRUE(store->UpsertSlurmJob(a).ok());
+    ASSERT_TRUE(store->DeleteSlurmJob("13").ok());
+    ASSERT_TRUE(store->DeleteSlurmJob("404").ok());  // gone already: nothing to do
+  }
+  auto store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  auto jobs = store->LoadSlurmJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].id, "9");
+  EXPECT_EQ((*jobs)[0].state, "PENDING");
+  EXPECT_EQ((*jobs)[0].running_since, 0);
+  EXPECT_EQ((*jobs)[1].id, "12");
+  EXPECT_EQ((*jobs)[1].state, "RUNNING");
+  EXPECT_EQ((*jobs)[1].submitted_at, 1700000010.5);
+  EXPECT_EQ((*jobs)[1].running_since, 1700000011.75);
 }
 
 TEST_F(StoreTest, SweepsAndRunsRoundTrip) {

@@ -272,8 +272,11 @@ TEST_F(SupervisorTest, RunSucceedsAfterItsTelemetryIsAcknowledged) {
         Event(R"({"event":"scalars","time":2,"step":2,"loss":3.0})") +
         Event(R"({"event":"end","time":3,"status":"succeeded","step":2,"final_loss":3.0})"));
   Make();
+  const double idle_at_start = sup_->CurrentLoad().idle_since;
+  EXPECT_EQ(sup_->CurrentLoad().attempts, 0);
   Start("r1");
   ASSERT_TRUE(link_.WaitFor(HasStatus("r1", v1::RUN_STATE_RUNNING)));
+  EXPECT_EQ(sup_->CurrentLoad().attempts, 1);
   // The end event sends what is left; the child is gone; its status waits for the acks.
   ASSERT_TRUE(link_.WaitFor([](const Messages& m) { return ScalarRows(Batches(m, "r1")) == 2; }));
   ASSERT_TRUE(Eventually([&] { return Children() == 0; }));
@@ -315,8 +318,11 @@ TEST_F(SupervisorTest, RunSucceedsAfterItsTelemetryIsAcknowledged) {
   EXPECT_FALSE(sup_->CurrentLoad().devices.at(0).second);
   StatusAck("r1", v1::RUN_STATE_RUNNING);  // not the state reported: kept
   EXPECT_EQ(sup_->Held(false).size(), 1u);
+  EXPECT_EQ(sup_->CurrentLoad().attempts, 1);  // busy for --exit-when-idle until then
   StatusAck("r1", v1::RUN_STATE_SUCCEEDED);
   EXPECT_TRUE(sup_->Held(false).empty());
+  EXPECT_EQ(sup_->CurrentLoad().attempts, 0);
+  EXPECT_GT(sup_->CurrentLoad().idle_since, idle_at_start);  // idle from the acknowledgement
 }
 
 TEST_F(SupervisorTest, FailingChildIsReportedFailedWithItsStderr) {
@@ -507,6 +513,33 @@ TEST_F(SupervisorTest, ShutdownDrainsAndReportsItsChildrenLost) {
   EXPECT_EQ(m[static_cast<size_t>(drain)].heartbeat().runs(0).run_id(), "r10");
   EXPECT_LT(drain, StatusAt(m, "r10", v1::RUN_STATE_LOST));
   EXPECT_TRUE(sup_->Held(false).empty());
+}
+
+// A batch system ending the job (scancel, a time limit) sends SIGTERM to every process of it at
+// once: the child dies of it just before the worker stops. The run is LOST, as in a shutdown,
+// not FAILED for a crash; an outside SIGTERM with no stop following is still a failure.
+TEST_F(SupervisorTest, AnOutsideSigtermFollowedByTheWorkersStopIsLost) {
+  Train(kStart + "kill -TERM $$\nexec sleep 1000\n");
+  Make();
+  Start("r12");
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r12", v1::RUN_STATE_RUNNING)));
+  ASSERT_TRUE(Eventually([&] { return Children() == 0; }));
+  sup_->Stop();
+  std::thread stopper([&] { sup_->StopChildren(); });
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r12", v1::RUN_STATE_LOST)));
+  StatusAck("r12", v1::RUN_STATE_LOST);
+  stopper.join();
+  EXPECT_EQ(Status("r12", v1::RUN_STATE_LOST).reason(),
+            "w1 shut down; the run goes back to the queue");
+  EXPECT_EQ(StatusAt(link_.Sent(), "r12", v1::RUN_STATE_FAILED), -1);
+}
+
+TEST_F(SupervisorTest, AnOutsideSigtermAloneIsAFailure) {
+  Train(kStart + "kill -TERM $$\nexec sleep 1000\n");
+  Make();
+  Start("r13");
+  ASSERT_TRUE(link_.WaitFor(HasStatus("r13", v1::RUN_STATE_FAILED)));
+  EXPECT_THAT(Status("r13", v1::RUN_STATE_FAILED).reason(), HasSubstr("signal 15"));
 }
 
 // ---------------------------------------------------------------------------------------------
