@@ -480,6 +480,27 @@ class SweepParser {
     return absl::OkStatus();
   }
 
+  // One `key: value` that a named axis's value or the override sets: a run configuration key
+  // other than name (`name_problem` is the error for name), with a value of the key's type,
+  // checked on a copy of the base at the value's line. *text: the value as YAML text.
+  absl::Status ReadSetting(const std::string& key, const YAML::Mark& key_mark,
+                           const YAML::Node& value, const char* name_problem, std::string* text) {
+    if (!IsRunConfigKey(key) || key == "name") {
+      RunConfig probe;
+      absl::Status st = SetConfigValue(probe, key, "~");
+      return absl::InvalidArgumentError(
+          absl::StrCat(source(), ":", LineCol(key_mark), ": ",
+                       key == "name" ? std::string(name_problem) : std::string(st.message())));
+    }
+    *text = ValueText(value);
+    RunConfig probe = spec_.base;
+    if (absl::Status st = SetConfigValue(probe, key, *text); !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source(), ":", LineCol(value.Mark()), ": ", st.message()));
+    }
+    return absl::OkStatus();
+  }
+
   // A named axis: each value a mapping {label: L, dotted.key: value, ...} whose keys are set
   // together; the label names the value in run names, settings and exclude entries.
   absl::StatusOr<Axis> ReadNamedAxis(const std::string& key, const YAML::Mark& mark,
@@ -506,20 +527,13 @@ class SweepParser {
           }
           continue;
         }
-        if (!IsRunConfigKey(k) || k == "name") {
-          RunConfig probe;
-          absl::Status st = SetConfigValue(probe, k, "~");
-          return absl::InvalidArgumentError(absl::StrCat(
-              source(), ":", LineCol(k_mark), ": ",
-              k == "name" ? "name: cannot be set by the grid; any run configuration key but "
-                            "name; remove it from the axis value"
-                          : std::string(st.message())));
-        }
-        const std::string text = ValueText(kv.second);
-        RunConfig probe = spec_.base;
-        if (absl::Status st = SetConfigValue(probe, k, text); !st.ok()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(source(), ":", LineCol(kv.second.Mark()), ": ", st.message()));
+        std::string text;
+        if (absl::Status st = ReadSetting(k, k_mark, kv.second,
+                                          "name: cannot be set by the grid; any run configuration "
+                                          "key but name; remove it from the axis value",
+                                          &text);
+            !st.ok()) {
+          return st;
         }
         set.emplace_back(k, text);
         marks.push_back(kv.second.Mark());
@@ -564,19 +578,12 @@ class SweepParser {
     for (const auto& kv : override_node_) {
       const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : ValueText(kv.first);
       const YAML::Mark k_mark = kv.first.Mark();
-      if (!IsRunConfigKey(k) || k == "name") {
-        RunConfig probe;
-        absl::Status st = SetConfigValue(probe, k, "~");
-        return absl::InvalidArgumentError(absl::StrCat(
-            source(), ":", LineCol(k_mark), ": ",
-            k == "name" ? "name: cannot be overridden; the sweep names its runs; remove it"
-                        : std::string(st.message())));
-      }
-      const std::string text = ValueText(kv.second);
-      RunConfig probe = spec_.base;
-      if (absl::Status st = SetConfigValue(probe, k, text); !st.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source(), ":", LineCol(kv.second.Mark()), ": ", st.message()));
+      std::string text;
+      if (absl::Status st =
+              ReadSetting(k, k_mark, kv.second,
+                          "name: cannot be overridden; the sweep names its runs; remove it", &text);
+          !st.ok()) {
+        return st;
       }
       overrides_.emplace_back(k, text);
       override_marks_.push_back(kv.second.Mark());

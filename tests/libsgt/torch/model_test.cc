@@ -150,14 +150,25 @@ TEST(Model, BlockLoopRunsTheWholeBlockAgain) {
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
 }
 
-TEST(Model, FadeScalesUnkeptHeadsAndThenDropsThem) {
+// TinyModel under the fade transition with a window of 10 steps, and a structure whose layer 1
+// loops once over `kept`, activated at step 100.
+RunConfig FadeConfig() {
   RunConfig cfg;
   cfg.model = TinyModel();
   cfg.growth.transition = HeadTransition::kFade;
   cfg.growth.delta_t = 10;
+  return cfg;
+}
+GrowthState LayerOneLoops(const RunConfig& cfg, std::vector<int64_t> kept) {
   GrowthState s = GrowthState::Initial(cfg.model.layers);
   s.phase = GrowthPhase::kGrowing;
-  s.active.push_back(LoopedLayer{1, 1, {2}, false, 100});
+  s.active.push_back(LoopedLayer{1, 1, std::move(kept), false, 100});
+  return s;
+}
+
+TEST(Model, FadeScalesUnkeptHeadsAndThenDropsThem) {
+  const RunConfig cfg = FadeConfig();
+  const GrowthState s = LayerOneLoops(cfg, {2});
   LoopPlan during = MakeLoopPlan(cfg, s, 105, torch::kCPU);
   ASSERT_TRUE(during[1].head_scale.defined());
   EXPECT_FALSE(during[1].heads.defined());  // every head loops during the window
@@ -276,13 +287,8 @@ TEST(Entropy, CaptureHasOneTensorPerPassAndProbeAveragesChunks) {
 // loop under last_loop (§9); the others keep their loop-0 entropy, as in the reference.
 TEST(Entropy, LastLoopUnderFadeReplacesOnlyKeptHeads) {
   torch::manual_seed(3);
-  RunConfig cfg;
-  cfg.model = TinyModel();
-  cfg.growth.transition = HeadTransition::kFade;
-  cfg.growth.delta_t = 10;
-  GrowthState s = GrowthState::Initial(cfg.model.layers);
-  s.phase = GrowthPhase::kGrowing;
-  s.active.push_back(LoopedLayer{1, 1, {1, 3}, false, 100});
+  const RunConfig cfg = FadeConfig();
+  const GrowthState s = LayerOneLoops(cfg, {1, 3});
   const LoopPlan plan = MakeLoopPlan(cfg, s, 104, torch::kCPU);
   ASSERT_EQ(plan[1].head_ids.size(), static_cast<size_t>(cfg.model.heads));
   Transformer model(cfg.model);
