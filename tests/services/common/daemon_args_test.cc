@@ -49,8 +49,8 @@ Walk WalkArgs(std::vector<std::string> args) {
 }
 
 TEST(DaemonArgs, CheckArgsIsACommonFlagAnywhereOnTheLine) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--check-args", "--db", "x.db"}, {"--db", "x.db", "--check-args"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--check-args", "--db", "x.db"},
+                                                                {"--db", "x.db", "--check-args"}}) {
     const Walk w = WalkArgs(args);
     EXPECT_EQ(w.problem, "");
     EXPECT_TRUE(w.check);
