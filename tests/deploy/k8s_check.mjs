@@ -26,6 +26,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { tscErrors } from '../lib/tsc.mjs';
+
 const selftest = process.argv[2] === '--selftest';
 const [srcDir, scratchDir, modulesDir, binDir, ...targetArgs] = process.argv.slice(selftest ? 3 : 2);
 const require = createRequire(path.join(modulesDir, 'x.js'));
@@ -105,28 +107,12 @@ function checkTypes(targets, errors) {
     fs.writeFileSync(file, lines.join('\n') + '\n');
     lineMaps.set(path.resolve(file), { t, paths });
   }
-  const tsc = path.join(modulesDir, 'typescript/bin/tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', '.', '--pretty', 'false'], {
-    cwd: tsDir, encoding: 'utf8', maxBuffer: 64 << 20,
+  const found = tscErrors(tsDir, modulesDir, (file, line, code, message) => {
+    const map = lineMaps.get(file);
+    const p = map?.paths[line - 1] ?? '';
+    return `${map ? map.t.name : file}: ${p || `line ${line}`}: unknown field or wrong type (${code}): ${message}`;
   });
-  if (r.error) return errors.push(`tsc: ${r.error.message}`);
-  if (r.status === 0) return;
-  let current = null;
-  const flush = () => current && errors.push(current.join('\n'));
-  for (const line of `${r.stdout}${r.stderr}`.split('\n')) {
-    const m = /^(.*?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
-    if (m) {
-      flush();
-      const map = lineMaps.get(path.resolve(tsDir, m[1]));
-      const p = map?.paths[Number(m[2]) - 1] ?? '';
-      current = [`${map ? map.t.name : m[1]}: ${p || `line ${m[2]}`}: unknown field or wrong type (${m[4]}): ${m[5]}`];
-    } else if (line.trim() && current) {
-      current.push(`    ${line.trim()}`);
-    } else if (line.trim()) {
-      errors.push(`tsc: ${line}`);
-    }
-  }
-  flush();
+  if (found) errors.push(...found);
 }
 
 // `v` as a TypeScript literal, one property per line, each line's JSON path recorded (after the
