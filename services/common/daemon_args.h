@@ -1,6 +1,6 @@
 // The command line of a daemon (sgt-coordinator, sgt-worker): the walk over `--flag value`
 // arguments, and the flags every daemon takes (--help, --log-level, the metrics endpoint's
-// flags), so that each main() lists only its own.
+// flags, --check-args), so that each main() lists only its own.
 //
 //   sgt::DaemonArgs args(argc, argv);
 //   for (; args.More(); args.Next()) {
@@ -15,6 +15,13 @@
 //   }
 //   if (args.help()) { print usage; return 0; }
 //   if (std::string problem = args.Finish(); !problem.empty()) return Usage(problem);
+//   ... the checks between flags that need no file, device or network ...
+//   if (args.check_args()) return args.Checked("sgt-x");
+//
+// --check-args makes the daemon parse and check its whole command line as always and then exit,
+// 0 (Checked) or 2 with the usual message, before it reads a file a flag names, probes a device,
+// opens its store or listens: deploy/k8s's test runs the daemons so on the command lines of the
+// rendered manifests, on a machine that has none of their files.
 #ifndef SGT_SERVICES_COMMON_DAEMON_ARGS_H_
 #define SGT_SERVICES_COMMON_DAEMON_ARGS_H_
 
@@ -43,6 +50,11 @@ class DaemonArgs {
   // set when its value is missing or bad. --help and -h end the walk (help() is then true).
   bool TakeCommon(std::string* problem);
   bool help() const { return help_; }
+  // Whether --check-args was given: check the command line, then exit without doing anything.
+  bool check_args() const { return check_args_; }
+  // For --check-args once every check has passed: prints "<daemon>: arguments accepted" on
+  // stdout and returns 0, the exit status.
+  static int Checked(const char* daemon);
 
   // After the walk: sets the log level and checks the metrics flags; "" or the problem.
   std::string Finish();
@@ -52,6 +64,7 @@ class DaemonArgs {
   std::vector<std::string> args_;
   size_t i_ = 0;
   bool help_ = false;
+  bool check_args_ = false;
   std::string level_ = "info";
   metrics::MetricsFlags metrics_;
 };

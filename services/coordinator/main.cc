@@ -52,6 +52,8 @@ constexpr char kUsage[] = R"(usage: sgt-coordinator [options]
   --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
                             port 0 picks a free port); off by default
   --metrics-port-file F     write the metrics port to F
+  --check-args              check these arguments and exit (0 accepted, 2 not) without reading
+                            the files they name, opening the store or listening
 
 Autoscaling on Slurm (off by default; docs/operations.md, "Autoscaling on Slurm"): worker jobs
 are submitted with sbatch while queued runs wait and no connected worker can take them.
@@ -382,12 +384,23 @@ int main(int argc, char** argv) {
   if (std::string problem = args.Finish(); !problem.empty()) return Usage(problem);
   if (std::string problem = CheckSlurmFlags(&slurm); !problem.empty()) return Usage(problem);
 
-  sgt::coord::AuthConfig auth;
-  std::string err;
+  // The rules between flags first: they need no file, so --check-args checks them too.
   if (client_token_file.empty() != worker_token_file.empty()) {
     return Usage("--client-token-file and --worker-token-file go together: give both or neither");
   }
-  if (!client_token_file.empty()) {
+  const bool tokens = !client_token_file.empty();
+  if (!tokens && !IsLoopback(listen) && !allow_unauthenticated) {
+    return Usage(absl::StrCat("--listen ", listen,
+                              " is not a loopback address and no tokens are set; pass "
+                              "--client-token-file and --worker-token-file (docs/operations.md), "
+                              "or --allow-unauthenticated on a trusted network"));
+  }
+  if (tls_cert.empty() != tls_key.empty()) return Usage("--tls-cert and --tls-key go together");
+  if (args.check_args()) return sgt::DaemonArgs::Checked("sgt-coordinator");
+
+  sgt::coord::AuthConfig auth;
+  std::string err;
+  if (tokens) {
     if (!ReadSecret(client_token_file, "--client-token-file", &auth.client_token, &err) ||
         !ReadSecret(worker_token_file, "--worker-token-file", &auth.worker_token, &err)) {
       return Usage(err);
@@ -396,14 +409,7 @@ int main(int argc, char** argv) {
       return Usage("the client and worker tokens are the same; give each role its own secret");
     }
   }
-  if (!auth.enabled() && !IsLoopback(listen) && !allow_unauthenticated) {
-    return Usage(absl::StrCat("--listen ", listen,
-                              " is not a loopback address and no tokens are set; pass "
-                              "--client-token-file and --worker-token-file (docs/operations.md), "
-                              "or --allow-unauthenticated on a trusted network"));
-  }
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-  if (tls_cert.empty() != tls_key.empty()) return Usage("--tls-cert and --tls-key go together");
   if (!tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl;
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;

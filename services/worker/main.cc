@@ -63,11 +63,17 @@ constexpr char kUsage[] = R"(usage: sgt-worker --checkpoint-root DIR --work-dir 
   --metrics-listen ADDR     serve Prometheus metrics at http://ADDR/metrics (docs/metrics.md;
                             port 0 picks a free port); off by default
   --metrics-port-file F     write the metrics port to F
+  --check-args              check these arguments and exit (0 accepted, 2 not) without reading
+                            the files they name, probing GPUs, touching the directories or
+                            connecting
 
 SIGTERM or SIGINT: stop the children (their runs go back to the queue from their newest
 checkpoint), hand in their last telemetry, exit 0.
 exit status: 0 stopped cleanly, 2 bad arguments or unusable directories
 )";
+
+// The GPUs --check-args supposes (it probes none): more than any node has.
+constexpr int kCheckArgsGpus = 1024;
 
 int Usage(const std::string& problem) {
   std::cerr << "sgt-worker: " << problem << "\n\n" << kUsage;
@@ -180,11 +186,16 @@ int main(int argc, char** argv) {
   if (o.work_dir.empty()) return Usage("--work-dir is required");
 
   std::string cuda_why;
-  const int cuda = devices.rfind("cuda", 0) == 0 ? sgt::worker::CudaDeviceCount(&cuda_why) : -1;
+  int cuda = -1;
+  if (devices.rfind("cuda", 0) == 0) {
+    // --check-args checks the form of the spec, not this machine's GPUs: any index is taken.
+    cuda = args.check_args() ? kCheckArgsGpus : sgt::worker::CudaDeviceCount(&cuda_why);
+  }
   absl::StatusOr<std::vector<sgt::v1::Device>> devs =
       sgt::worker::ParseDevices(devices, cuda, cuda_why);
   if (!devs.ok()) return Fatal(std::string(devs.status().message()));
   o.devices = *devs;
+  if (args.check_args()) return sgt::DaemonArgs::Checked("sgt-worker");
 
   // Both directories must be usable now: a worker that cannot write checkpoints would take runs
   // only to fail them.

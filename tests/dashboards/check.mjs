@@ -28,6 +28,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { tscErrors } from '../lib/tsc.mjs';
+
 const [srcDir, scratchDir, modulesDir] = process.argv.slice(2);
 if (!srcDir || !scratchDir || !modulesDir) {
   console.error('usage: node check.mjs SOURCE_DIR SCRATCH_DIR NODE_MODULES_DIR');
@@ -545,36 +547,19 @@ function checkTypes() {
     )
   );
   const lineMaps = generateTs(tsDir);
-  const tsc = path.join(modulesDir, 'typescript/bin/tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', '.', '--pretty', 'false'], {
-    cwd: tsDir,
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
+  // Each error is mapped back to the dashboard file and the JSON path of the line it points at.
+  const tscErrorList = tscErrors(tsDir, modulesDir, (file, line, code, message) => {
+    const map = lineMaps.get(file);
+    const jsonPath = map?.paths[line - 1];
+    const where = map ? `${map.where} ${jsonPath || '(top level)'}` : `${file}:${line}`;
+    return `${where}: schema (${code}): ${message}`;
   });
-  if (r.error) return fail('tsc', r.error.message);
-  if (r.status === 0) {
+  if (tscErrorList === null) {
     const version = require('typescript/package.json').version;
     passed.push(`schema: ${dashboards.length} dashboards type-check against @grafana/schema ${schemaPackageVersion} (tsc ${version} --strict)`);
     return;
   }
-  // Map each error back to the dashboard file and the JSON path of the line it points at.
-  let current = null;
-  const flush = () => current && errors.push(current.join('\n'));
-  for (const line of `${r.stdout}${r.stderr}`.split('\n')) {
-    const m = /^(.*?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
-    if (m) {
-      flush();
-      const map = lineMaps.get(path.resolve(tsDir, m[1]));
-      const jsonPath = map?.paths[Number(m[2]) - 1];
-      const where = map ? `${map.where} ${jsonPath || '(top level)'}` : `${m[1]}:${m[2]}`;
-      current = [`${where}: schema (${m[4]}): ${m[5]}`];
-    } else if (line.trim() && current) {
-      current.push(`    ${line.trim()}`);
-    } else if (line.trim()) {
-      errors.push(`tsc: ${line}`);
-    }
-  }
-  flush();
+  errors.push(...tscErrorList);
   notes.push(`the generated TypeScript is in ${tsDir}`);
 }
 
