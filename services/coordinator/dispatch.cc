@@ -149,7 +149,8 @@ void Coordinator::RecoverStranded(Outbox& out) {
       WorkerState* w = fleet_.Find(id);
       if (w == nullptr) continue;  // ExpireLeases loses those
       auto h = w->held.find(rid);
-      if (h == w->held.end() || h->second.attempt != r.attempt) {
+      const bool finished = w->finished_parts.count({rid, r.attempt}) > 0;
+      if (!finished && (h == w->held.end() || h->second.attempt != r.attempt)) {
         fleet_.LoseAttempt(r, *w,
                            absl::StrCat("worker ", id, " no longer holds attempt ", r.attempt,
                                         " (its loss could not be stored at the time)"),

@@ -386,6 +386,10 @@ void Fleet::Ended(WorkerState& w, int64_t run_id, int32_t attempt) {
 }
 
 void Fleet::Hold(WorkerState& w, int64_t run_id, WorkerState::Held held) {
+  // A new attempt of the run: what earlier ones finished here no longer matters.
+  for (auto it = w.finished_parts.begin(); it != w.finished_parts.end();) {
+    it = it->first == run_id ? w.finished_parts.erase(it) : std::next(it);
+  }
   if (auto old = w.held.find(run_id); old != w.held.end() && old->second.attempt != held.attempt) {
     w.stopping[{run_id, old->second.attempt}] = old->second;
   }

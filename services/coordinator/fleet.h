@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,7 +57,10 @@ struct WorkerState {
     int32_t master_port = 0;  // node 0 of a multi-node attempt: its rendezvous port here
   };
   std::map<int64_t, Held> held;  // run id -> the attempt this worker holds
-  bool draining = false;         // shutting down (its heartbeat says): nothing new for it
+  // (run id, attempt) of multi-node attempts whose part here, a node above 0, finished
+  // (succeeded or paused) while node 0 was still finishing: no longer held, but not lost.
+  std::set<std::pair<int64_t, int32_t>> finished_parts;
+  bool draining = false;  // shutting down (its heartbeat says): nothing new for it
   // Attempts the worker still runs that the coordinator cancelled on it (superseded after a
   // lost lease, say): their devices stay busy until the worker stops listing them or reports
   // how they ended.

@@ -237,9 +237,11 @@ absl::Status Coordinator::HandleNodeStatus(WorkerState& w, int rank, RunRow& run
   const std::string node = absl::StrCat("node ", rank, " of ", run.nodes, " (", w.row.id, ")");
   std::string reason = st.reason();
   switch (st.state()) {
-    case v1::RUN_STATE_RUNNING:    // node 0's status says the run runs
+    case v1::RUN_STATE_RUNNING:  // node 0's status says the run runs
+      return absl::OkStatus();
     case v1::RUN_STATE_SUCCEEDED:  // node 0's status decides the outcome; this node's devices
-    case v1::RUN_STATE_PAUSED:     // are free (Fleet::Ended)
+    case v1::RUN_STATE_PAUSED:     // are free (Fleet::Ended), and its part is not a loss
+      w.finished_parts.insert({run.id, run.attempt});
       return absl::OkStatus();
     case v1::RUN_STATE_FAILED: {
       std::string why = absl::StrCat(node, " failed", reason.empty() ? "" : ": ", reason);

@@ -920,6 +920,13 @@ TEST_F(GangTest, NodeOneSucceededFreesItsDevicesOnly) {
   EXPECT_EQ(FreeDevices("w2"), 1);
   EXPECT_EQ(FreeDevices("w1"), 0);
   EXPECT_TRUE(CancelsOf(a_).empty());
+  // Node 0 is still writing its final evaluation and checkpoint: ticks meanwhile must not take
+  // node 1's finished part, no longer held, for a lost one (seen as an extra attempt under load).
+  coord_->Tick();
+  coord_->Tick();
+  EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(Get(run_).attempt(), 1);
+  EXPECT_TRUE(CancelsOf(a_).empty());
   ASSERT_TRUE(Status(sa_, run_, 1, v1::RUN_STATE_SUCCEEDED, R"({"step": 100})").ok());
   EXPECT_EQ(Get(run_).state(), v1::RUN_STATE_SUCCEEDED);
   EXPECT_EQ(Get(run_).worker_ids_size(), 0);
