@@ -808,6 +808,14 @@ class BenchRunner {
     if (absl::Status s = session_.Connect(); !s.ok()) return s;
     if (absl::Status s = session_.Init(); !s.ok()) return s;
     if (absl::Status s = session_.BroadcastModel(); !s.ok()) return s;
+    ModelPaths paths;
+    for (const std::string& name : arm_.textbook) {
+      if (!UseTextbookPath(name, &paths)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("benchmark arm '", arm_.name, "': no model path '", name, "'"));
+      }
+    }
+    session_.model()->set_paths(paths);
     probe_ = torch::randint(arm_.cfg.model.vocab_size,
                             {arm_.cfg.entropy.probe_sequences, arm_.cfg.model.context}, gen_,
                             torch::kLong);
@@ -867,6 +875,7 @@ class BenchRunner {
     j["blas_threads"] = session_.runtime().blas_threads;
     j["steps"] = step_times_.size();
     j["train_entropy"] = arm_.train_entropy;
+    if (!arm_.textbook.empty()) j["textbook"] = arm_.textbook;
     j["step_ms"] = step_s * 1e3;
     // Robust to a noisy neighbour stalling a few steps (shared VMs): the per-step median and
     // minimum beside the mean.
