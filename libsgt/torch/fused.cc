@@ -4,7 +4,10 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace sgt {
 namespace {
@@ -216,6 +219,65 @@ class SplitHeadsRopeFn : public torch::autograd::Function<SplitHeadsRopeFn> {
   }
 };
 
+class BlockCausalAttentionFn : public torch::autograd::Function<BlockCausalAttentionFn> {
+ public:
+  // Query block i is [starts[i], starts[i + 1]); it sees keys [0, starts[i + 1]).
+  static std::vector<int64_t> Starts(int64_t T, int64_t blocks) {
+    blocks = std::max<int64_t>(1, std::min(blocks, T));
+    std::vector<int64_t> starts;
+    for (int64_t i = 0; i <= blocks; ++i) starts.push_back(T * i / blocks);
+    return starts;
+  }
+
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask, int64_t blocks) {
+    const int64_t B = q.size(0), h = q.size(1), T = q.size(2), dh = q.size(3);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+    torch::Tensor q3 = q.reshape({B * h, T, dh}), k3 = k.reshape({B * h, T, dh}),
+                  v3 = v.reshape({B * h, T, dh});
+    const std::vector<int64_t> starts = Starts(T, blocks);
+    torch::Tensor out = torch::empty({B * h, T, dh}, q.options());
+    variable_list saved = {q3, k3, v3};
+    for (size_t i = 0; i + 1 < starts.size(); ++i) {
+      const int64_t t0 = starts[i], tq = starts[i + 1] - t0, tk = starts[i + 1];
+      torch::Tensor p = torch::softmax(
+          torch::baddbmm(mask.narrow(0, t0, tq).narrow(1, 0, tk), q3.narrow(1, t0, tq),
+                         k3.narrow(1, 0, tk).transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale),
+          -1);
+      out.narrow(1, t0, tq).copy_(torch::bmm(p, v3.narrow(1, 0, tk)));
+      saved.push_back(p);
+    }
+    ctx->save_for_backward(saved);
+    ctx->saved_data["blocks"] = blocks;
+    return out.view({B, h, T, dh});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list s = ctx->get_saved_variables();
+    const torch::Tensor &q3 = s[0], &k3 = s[1], &v3 = s[2];
+    const int64_t BH = q3.size(0), T = q3.size(1), dh = q3.size(2);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+    const torch::Tensor go = grads[0].reshape({BH, T, dh});
+    const std::vector<int64_t> starts = Starts(T, ctx->saved_data["blocks"].toInt());
+    // Zeroed: baddbmm_ with beta 0 still propagates NaN from uninitialised memory (LibTorch 1.13).
+    torch::Tensor gq = torch::zeros_like(q3);
+    torch::Tensor gk = torch::zeros_like(k3);
+    torch::Tensor gv = torch::zeros_like(v3);
+    for (size_t i = 0; i + 1 < starts.size(); ++i) {
+      const int64_t t0 = starts[i], tq = starts[i + 1] - t0, tk = starts[i + 1];
+      const torch::Tensor& p = s[3 + i];
+      torch::Tensor goi = go.narrow(1, t0, tq);
+      gv.narrow(1, 0, tk).baddbmm_(p.transpose(1, 2), goi);
+      torch::Tensor gs = torch::_softmax_backward_data(
+          torch::bmm(goi, v3.narrow(1, 0, tk).transpose(1, 2)), p, -1, p.scalar_type());
+      gq.narrow(1, t0, tq).baddbmm_(gs, k3.narrow(1, 0, tk), 1.0, scale);
+      gk.narrow(1, 0, tk).baddbmm_(gs.transpose(1, 2), q3.narrow(1, t0, tq), 1.0, scale);
+    }
+    const auto sizes = grads[0].sizes();
+    return {gq.view(sizes), gk.view(sizes), gv.view(sizes), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::ScalarType ComputeDtype(const torch::Tensor& x) {
@@ -260,6 +322,12 @@ torch::Tensor ResidualLinear(const torch::Tensor& res, const torch::Tensor& a,
 std::vector<torch::Tensor> SplitHeadsRope(const torch::Tensor& qkv, int64_t heads,
                                           const torch::Tensor& cos, const torch::Tensor& sin) {
   return SplitHeadsRopeFn::apply(qkv, heads, cos, sin);
+}
+
+torch::Tensor BlockCausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& v, const torch::Tensor& mask,
+                                   int64_t blocks) {
+  return BlockCausalAttentionFn::apply(q, k, v, mask, blocks);
 }
 
 }  // namespace sgt

@@ -11,16 +11,19 @@ namespace sgt {
 namespace {
 
 // LibTorch 2.x has a fused causal attention (flash kernels on CUDA and CPU); 1.13 does not, so
-// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs.
+// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs,
+// or the same in query blocks that skip the scores above the diagonal (`blocks` > 1).
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& mask) {
+                              const torch::Tensor& v, const torch::Tensor& mask, int64_t blocks) {
 #if TORCH_VERSION_MAJOR >= 2
   (void)mask;
+  (void)blocks;
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 #else
   // The scores tensor [B, h, T, T] is the largest in the step, and every pass over it is
   // memory-bound: scaling and masking ride along in one baddbmm (bias + alpha * q k^T) instead
   // of two more passes forward and two backward.
+  if (blocks > 1) return BlockCausalAttention(q, k, v, mask, blocks);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t B = q.size(0), h = q.size(1), T = q.size(2), dh = q.size(3);
   torch::Tensor scores =
@@ -87,6 +90,8 @@ bool UseTextbookPath(const std::string& name, ModelPaths* paths) {
     paths->fused_residual = false;
   } else if (name == "rope") {
     paths->fused_rope = false;
+  } else if (name == "attention") {
+    paths->causal_blocks = false;
   } else {
     return false;
   }
@@ -221,7 +226,8 @@ torch::Tensor TransformerImpl::AttentionPass(int64_t layer, const torch::Tensor&
   }
   mask = causal_mask_.narrow(0, 0, T).narrow(1, 0, T);
 #endif
-  torch::Tensor out = CausalAttention(q, k, v, mask);  // [B, h, T, dh]
+  torch::Tensor out =
+      CausalAttention(q, k, v, mask, paths_.causal_blocks ? 4 : 1);  // [B, h, T, dh]
   if (head_scale.defined()) out = out * head_scale.view({1, h, 1, 1}).to(out.dtype());
   out = out.transpose(1, 2).reshape({B, T, h * dh});
   if (paths_.fused_residual) return ResidualLinear(x, out, L.wo, {cols, o_slot, forward_id});

@@ -47,14 +47,15 @@ struct ModelPaths {
   bool grad_slot = true;       // loop passes' weight gradients go to the base pass (GradSlot)
   bool fused_residual = true;  // x + linear(a, W) as one addmm (ResidualLinear)
   bool fused_rope = true;      // q, k, v split with RoPE in one pass (SplitHeadsRope)
+  bool causal_blocks = true;   // LibTorch 1.x: attention in 4 query blocks (BlockCausalAttention)
 
   // The textbook forms: full-width RMSNorm, index_select gathers, separate residual adds,
-  // concatenating RoPE.
-  static ModelPaths Reference() { return {false, false, false, false}; }
+  // concatenating RoPE, attention over the whole masked T x T scores.
+  static ModelPaths Reference() { return {false, false, false, false, false}; }
 };
 
-// Turns the path `name` (norm, slot, residual, rope; all for every one) of `paths` to its
-// textbook form; false for an unknown name. For the benchmark's before arms.
+// Turns the path `name` (norm, slot, residual, rope, attention; all for every one) of `paths` to
+// its textbook form; false for an unknown name. For the benchmark's before arms.
 bool UseTextbookPath(const std::string& name, ModelPaths* paths);
 
 // Builds the per-layer plan of `state` at `step` for tensors on `device`.

@@ -56,7 +56,7 @@ struct BenchArm {
   bool train_entropy = true;  // capture the training entropy signal (its cost is measured)
   bool probe = false;         // also run the probe after every timed step, timed apart
   // Parts of the forward run in their textbook form (model.h, ModelPaths): norm, slot,
-  // residual, rope, or all: the before arms of the fused paths' benchmark.
+  // residual, rope, attention, or all: the before arms of the fused paths' benchmark.
   std::vector<std::string> textbook;
 };
 

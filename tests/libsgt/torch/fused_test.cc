@@ -76,6 +76,26 @@ TEST(Fused, ResidualLinearAndSplitHeadsRopeEqualTheirTextbookForms) {
   EXPECT_LT(MaxAbs(g1 - g2), 1e-6);
 }
 
+// Any number of query blocks, T divisible by it or not, against the whole masked T x T form.
+TEST(Fused, BlockCausalAttentionEqualsTheMaskedFullMatrix) {
+  torch::manual_seed(6);
+  const int64_t B = 2, h = 3, T = 11, dh = 4;
+  torch::Tensor q = torch::randn({B, h, T, dh}, torch::requires_grad());
+  torch::Tensor k = torch::randn({B, h, T, dh}, torch::requires_grad());
+  torch::Tensor v = torch::randn({B, h, T, dh}, torch::requires_grad());
+  torch::Tensor mask = torch::full({T, T}, -INFINITY).triu(1);
+  torch::Tensor want =
+      torch::matmul(torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / 2.0 + mask, -1), v);
+  torch::Tensor dy = torch::randn_like(want);
+  auto wg = torch::autograd::grad({want}, {q, k, v}, {dy});
+  for (int64_t blocks : {1, 2, 3, 4, 5, 11}) {
+    torch::Tensor got = BlockCausalAttention(q, k, v, mask, blocks);
+    auto gg = torch::autograd::grad({got}, {q, k, v}, {dy});
+    EXPECT_LT(MaxAbs(got - want), 1e-5) << blocks;
+    for (size_t i = 0; i < 3; ++i) EXPECT_LT(MaxAbs(gg[i] - wg[i]), 1e-5) << blocks << " " << i;
+  }
+}
+
 // A loop pass's gathered gradient reaches the weight only through the base pass of its own
 // forward; one from another forward is dropped.
 TEST(Fused, GradSlotHandsTheGatheredGradientToItsOwnBasePass) {
