@@ -81,13 +81,13 @@ class NormLinearFn : public torch::autograd::Function<NormLinearFn> {
       torch::Tensor xc = x2f.to(cdt);
       y = torch::mm(xc, wg.t());
       y.mul_(r.to(cdt));
-      ctx->save_for_backward({x2f, xc, r, ws, g, wg});
+      ctx->save_for_backward({x2f, xc, r, ws, g, wg, y});
     } else {
       torch::Tensor xr = x2f * r;
       torch::Tensor xn = (xr * g).to(cdt);
       torch::Tensor wc = ws.to(cdt);
       y = torch::mm(xn, wc.t());
-      ctx->save_for_backward({x2f, xn, r, xr, g, wc});
+      ctx->save_for_backward({x2f, xn, r, xr, g, wc, torch::Tensor()});
     }
     ctx->saved_data["scale_output"] = scale_output;
     ctx->saved_data["w_sizes"] = w.sizes();
@@ -110,11 +110,15 @@ class NormLinearFn : public torch::autograd::Function<NormLinearFn> {
     const int64_t n = s[5].size(0);
     torch::Tensor gx, gws, gg;
     if (ctx->saved_data["scale_output"].toBool()) {
-      const torch::Tensor &xc = s[1], &ws = s[3], &wg = s[5];
-      torch::Tensor gz = grads[0].reshape({-1, n}).to(wg.scalar_type()) * r.to(wg.scalar_type());
-      torch::Tensor u = torch::mm(gz, wg).to(torch::kFloat);  // r * dL/d(x r g) g
+      const torch::Tensor &xc = s[1], &ws = s[3], &wg = s[5], &y = s[6];
+      torch::Tensor gy = grads[0].reshape({-1, n}).to(wg.scalar_type());
+      // <dL/d(x r), x r> per row, from the narrow output: <gy, y> (= <gy, z> r, z = y / r).
+      torch::Tensor dot = (gy.to(torch::kFloat) * y.to(torch::kFloat)).sum(1, /*keepdim=*/true);
+      torch::Tensor gz = gy * r.to(wg.scalar_type());
+      torch::Tensor u = torch::mm(gz, wg).to(torch::kFloat);  // r * dL/d(x r)
       torch::Tensor gwg = torch::mm(gz.t(), xc).to(torch::kFloat);
-      gx = NormBackwardInPlace(std::move(u), x2f, r);
+      const double d = static_cast<double>(x2f.size(1));
+      gx = u.addcmul_(x2f, dot.mul_(r).mul_(r).div_(-d));
       gg = (gwg * ws).sum(0);
       gws = gwg.mul_(g);
     } else {
