@@ -244,11 +244,13 @@ class BlockCausalAttentionFn : public torch::autograd::Function<BlockCausalAtten
     variable_list saved = {q3, k3, v3};
     for (size_t i = 0; i + 1 < starts.size(); ++i) {
       const int64_t t0 = starts[i], tq = starts[i + 1] - t0, tk = starts[i + 1];
-      torch::Tensor p = torch::softmax(
-          torch::baddbmm(mask.narrow(0, t0, tq).narrow(1, 0, tk), q3.narrow(1, t0, tq),
-                         k3.narrow(1, 0, tk).transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale),
-          -1);
-      out.narrow(1, t0, tq).copy_(torch::bmm(p, v3.narrow(1, 0, tk)));
+      // Under CUDA autocast (bf16 q, k, v) softmax runs in fp32, as autocast runs it.
+      torch::Tensor p =
+          torch::softmax(torch::baddbmm(mask.narrow(0, t0, tq).narrow(1, 0, tk).to(q.scalar_type()),
+                                        q3.narrow(1, t0, tq), k3.narrow(1, 0, tk).transpose(1, 2),
+                                        /*beta=*/1.0, /*alpha=*/scale),
+                         -1);
+      out.narrow(1, t0, tq).copy_(torch::bmm(p.to(v.scalar_type()), v3.narrow(1, 0, tk)));
       saved.push_back(p);
     }
     ctx->save_for_backward(saved);
@@ -261,7 +263,7 @@ class BlockCausalAttentionFn : public torch::autograd::Function<BlockCausalAtten
     const torch::Tensor &q3 = s[0], &k3 = s[1], &v3 = s[2];
     const int64_t BH = q3.size(0), T = q3.size(1), dh = q3.size(2);
     const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-    const torch::Tensor go = grads[0].reshape({BH, T, dh});
+    const torch::Tensor go = grads[0].reshape({BH, T, dh}).to(q3.scalar_type());
     const std::vector<int64_t> starts = Starts(T, ctx->saved_data["blocks"].toInt());
     // Zeroed: baddbmm_ with beta 0 still propagates NaN from uninitialised memory (LibTorch 1.13).
     torch::Tensor gq = torch::zeros_like(q3);
@@ -269,11 +271,15 @@ class BlockCausalAttentionFn : public torch::autograd::Function<BlockCausalAtten
     torch::Tensor gv = torch::zeros_like(v3);
     for (size_t i = 0; i + 1 < starts.size(); ++i) {
       const int64_t t0 = starts[i], tq = starts[i + 1] - t0, tk = starts[i + 1];
-      const torch::Tensor& p = s[3 + i];
+      const torch::Tensor& p = s[3 + i];  // fp32 under autocast; q, k, v's dtype otherwise
+      const at::ScalarType cdt = q3.scalar_type();
       torch::Tensor goi = go.narrow(1, t0, tq);
-      gv.narrow(1, 0, tk).baddbmm_(p.transpose(1, 2), goi);
-      torch::Tensor gs = torch::_softmax_backward_data(
-          torch::bmm(goi, v3.narrow(1, 0, tk).transpose(1, 2)), p, -1, p.scalar_type());
+      gv.narrow(1, 0, tk).baddbmm_(p.to(cdt).transpose(1, 2), goi);
+      torch::Tensor gs =
+          torch::_softmax_backward_data(
+              torch::bmm(goi, v3.narrow(1, 0, tk).transpose(1, 2)).to(p.scalar_type()), p, -1,
+              p.scalar_type())
+              .to(cdt);
       gq.narrow(1, t0, tq).baddbmm_(gs, k3.narrow(1, 0, tk), 1.0, scale);
       gk.narrow(1, 0, tk).baddbmm_(gs.transpose(1, 2), q3.narrow(1, t0, tq), 1.0, scale);
     }
