@@ -8,8 +8,9 @@
 //
 // The sublayers run fused forms (fused.h) that touch the full-width activations fewer times:
 // the RMSNorm inside the projection after it, the residual add inside the output projection's
-// addmm, RoPE written straight into q and k, and a loop pass's weight gradients handed to the base
-// pass instead of full-size zero-filled gradients per pass. ModelPaths turns each back to the
+// addmm, RoPE written straight into q and k, causal attention in query blocks (LibTorch 1.x), and
+// a loop pass's weight gradients handed to the base pass instead of full-size zero-filled
+// gradients per pass. ModelPaths turns each back to the
 // textbook form it replaced: the reference for the tests and the benchmark's "before" arms.
 #ifndef SGT_TORCH_MODEL_H_
 #define SGT_TORCH_MODEL_H_
