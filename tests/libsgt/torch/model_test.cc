@@ -67,6 +67,24 @@ torch::Tensor ReferenceFfn(const TransformerImpl::Layer& L, const torch::Tensor&
   return torch::matmul(torch::silu(gu[0]) * gu[1], L.w_down.t());
 }
 
+// Logits by the textbook forward written from sgt-method.md §3 on the model's own parameters: a
+// loop pass computes EVERY head and zeroes those not in `keep`.
+torch::Tensor ReferenceLogits(Transformer& model, const torch::Tensor& tokens, const LoopPlan& plan,
+                              const std::vector<int64_t>& keep) {
+  const ModelConfig& m = model->config();
+  const auto params = model->named_parameters();
+  torch::Tensor x = torch::embedding(params["embed"], tokens);
+  for (int64_t l = 0; l < m.layers; ++l) {
+    const auto& L = model->layers()[l];
+    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
+    for (int64_t k = 1; k <= plan[l].k; ++k) {
+      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), keep);
+    }
+    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
+  }
+  return torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+}
+
 class LoopTest : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(LoopTest, LoopedLayerEqualsAllHeadsComputedThenSelected) {
@@ -84,43 +102,18 @@ TEST_P(LoopTest, LoopedLayerEqualsAllHeadsComputedThenSelected) {
   torch::Tensor tokens = torch::randint(m.vocab_size, {3, m.context}, torch::kLong);
   torch::Tensor got = model->forward(tokens, plan);
 
-  // Reference forward written from sgt-method.md §3.
-  auto& layers = model->layers();
-  const auto params = model->named_parameters();
-  torch::Tensor x = torch::embedding(params["embed"], tokens);
-  for (int64_t l = 0; l < m.layers; ++l) {
-    const auto& L = layers[l];
-    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
-    for (int64_t k = 1; k <= plan[l].k; ++k) {
-      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), S);
-    }
-    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
-  }
-  torch::Tensor want =
-      torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+  torch::Tensor want = ReferenceLogits(model, tokens, plan, S);
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << "K=" << K;
 }
 
 INSTANTIATE_TEST_SUITE_P(K, LoopTest, ::testing::Values(1, 2, 3));
 
-// The mean next-token loss of `window` by the textbook forward of sgt-method.md §3 on the model's
-// own parameters: a loop pass computes EVERY head and zeroes those not in `keep`.
+// The mean next-token loss of `window` by the textbook forward (ReferenceLogits).
 torch::Tensor ReferenceLoss(Transformer& model, const torch::Tensor& window, const LoopPlan& plan,
                             const std::vector<int64_t>& keep) {
   const ModelConfig& m = model->config();
-  const auto params = model->named_parameters();
   const int64_t T = window.size(1) - 1;
-  torch::Tensor x = torch::embedding(params["embed"], window.narrow(1, 0, T));
-  for (int64_t l = 0; l < m.layers; ++l) {
-    const auto& L = model->layers()[l];
-    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
-    for (int64_t k = 1; k <= plan[l].k; ++k) {
-      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), keep);
-    }
-    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
-  }
-  torch::Tensor logits =
-      torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+  torch::Tensor logits = ReferenceLogits(model, window.narrow(1, 0, T), plan, keep);
   return torch::cross_entropy_loss(logits.reshape({-1, m.vocab_size}),
                                    window.narrow(1, 1, T).reshape({-1}));
 }
