@@ -53,6 +53,13 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The median of `v` (not empty).
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size();
+  return m % 2 == 1 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+}
+
 double ProcessCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -873,9 +880,6 @@ class BenchRunner {
     for (double t : step_times_) timed += t;
     const double step_s = timed / n;
     const double flops = session_.flops().train - flops_before_;
-    std::vector<double> sorted = step_times_;
-    std::sort(sorted.begin(), sorted.end());
-    const size_t m = sorted.size();
     json j;
     if (!arm_.name.empty()) j["arm"] = arm_.name;
     j["variant"] = VariantName(cfg.variant);
@@ -888,14 +892,11 @@ class BenchRunner {
     j["step_ms"] = step_s * 1e3;
     // Robust to a noisy neighbour stalling a few steps (shared VMs): the per-step median and
     // minimum beside the mean.
-    j["step_ms_median"] =
-        (m % 2 == 1 ? sorted[m / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2) * 1e3;
-    j["step_ms_min"] = sorted.front() * 1e3;
+    j["step_ms_median"] = Median(step_times_) * 1e3;
+    j["step_ms_min"] = *std::min_element(step_times_.begin(), step_times_.end()) * 1e3;
     // CPU time of the whole process per step (all its threads, spinning included): on a machine
     // shared with other work it counts less of the others' time slices than the wall clock.
-    std::vector<double> cpu = step_cpu_;
-    std::sort(cpu.begin(), cpu.end());
-    j["step_cpu_ms_median"] = (m % 2 == 1 ? cpu[m / 2] : (cpu[m / 2 - 1] + cpu[m / 2]) / 2) * 1e3;
+    j["step_cpu_ms_median"] = Median(step_cpu_) * 1e3;
     j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * cfg.model.context) / step_s;
     j["achieved_gflops"] = flops / timed / 1e9;
     j["flops_per_step"] = flops / n;
