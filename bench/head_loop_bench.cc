@@ -1,8 +1,11 @@
 // How the cost of one attention loop pass scales with the number of looped heads h.
 //
 // sgt-method.md §3: a loop pass over h of n heads must cost h/n of an attention sublayer. This
-// times TransformerImpl::Attention forward + backward for h = 1, 2, 4, 8 of 8 heads (the base
-// pass is h = 8) at the benchmark model's width (d_model 256, context 256, batch 8), one thread.
+// times one attention pass (TransformerImpl::AttentionSublayer: RMSNorm, the heads' projections,
+// RoPE, attention, output projection and residual) forward + backward for h = 1, 2, 4, 8 of 8
+// heads (the base pass is h = 8) at the benchmark model's width (d_model 256, context 256, batch
+// 8), one thread; second argument 1 for the fused paths (the default), 0 for the textbook ones
+// (ModelPaths::Reference()).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -22,18 +25,20 @@ void BM_LoopPass(benchmark::State& state) {
   m.vocab_size = 256;
   torch::manual_seed(1);
   sgt::Transformer model(m);
+  model->set_paths(state.range(1) != 0 ? sgt::ModelPaths{} : sgt::ModelPaths::Reference());
   const int64_t h = state.range(0);
   torch::Tensor heads;
   if (h < m.heads) heads = torch::arange(0, h, torch::kLong) * (m.heads / h);  // spread out
   torch::Tensor x = torch::randn({8, m.context, m.d_model}, torch::requires_grad());
   for (auto _ : state) {
-    torch::Tensor y = model->Attention(0, x, heads, {}, nullptr);
+    torch::Tensor y = model->AttentionSublayer(0, x, heads, {}, nullptr);
     y.sum().backward();
     benchmark::DoNotOptimize(y.data_ptr());
   }
   state.counters["heads"] = static_cast<double>(h);
+  state.counters["fused"] = static_cast<double>(state.range(1));
 }
-BENCHMARK(BM_LoopPass)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LoopPass)->ArgsProduct({{1, 2, 4, 8}, {0, 1}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

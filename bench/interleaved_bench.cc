@@ -3,6 +3,7 @@
 //
 //   sgt-bench-interleaved --steps 16 --warmup 2 vanilla=bench/configs/vanilla.yaml
 //       sgt=bench/configs/sgt.yaml sgt-no-entropy=bench/configs/sgt.yaml+no-train-entropy
+//       sgt-before=bench/configs/sgt.yaml+textbook=all
 //
 // Separate processes of the same configuration differ by 15-40 % on a shared 2-core VM
 // (docs/benchmarks.md), more than the SGT overhead being measured; steps of different arms taken
@@ -22,8 +23,10 @@ namespace {
 
 constexpr char kUsage[] = R"(usage: sgt-bench-interleaved [--steps N] [--warmup W] ARM...
 
-ARM is NAME=CONFIG[+no-train-entropy][+probe]: a run configuration (docs/config.md; data files
-are not read) trained on random tokens. Every arm runs W untimed then N timed steps (defaults
+ARM is NAME=CONFIG[+no-train-entropy][+probe][+textbook=PATH...]: a run configuration
+(docs/config.md; data files are not read) trained on random tokens. textbook=PATH runs that part
+of the forward in its textbook form: norm, slot, residual, rope, attention, or all (libsgt/torch/model.h,
+ModelPaths); repeat it for several. Every arm runs W untimed then N timed steps (defaults
 16 and 2), step by step in turn. Prints one JSON line per arm.
 )";
 
@@ -49,7 +52,7 @@ int main(int argc, char** argv) {
     }
     const size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Usage("'" + a + "' is not an arm: write NAME=CONFIG[+no-train-entropy][+probe]");
+      return Usage("'" + a + "' is not an arm: write NAME=CONFIG[+OPTION...]");
     }
     std::vector<std::string> parts = absl::StrSplit(a.substr(eq + 1), '+');
     sgt::BenchArm arm;
@@ -59,9 +62,11 @@ int main(int argc, char** argv) {
         arm.train_entropy = false;
       } else if (parts[p] == "probe") {
         arm.probe = true;
+      } else if (parts[p].rfind("textbook=", 0) == 0) {
+        arm.textbook.push_back(parts[p].substr(9));
       } else {
         return Usage("arm '" + arm.name + "': unknown option '" + parts[p] +
-                     "'; allowed: no-train-entropy, probe");
+                     "'; allowed: no-train-entropy, probe, textbook=PATH");
       }
     }
     absl::StatusOr<sgt::RunConfig> cfg = sgt::LoadRunConfig(parts[0]);

@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   }
   if (bench > 0) {
     absl::StatusOr<std::vector<std::string>> r = sgt::RunBenchmark(
-        {sgt::BenchArm{"", *cfg, train_entropy, probe}}, bench, bench_warmup, *dist);
+        {sgt::BenchArm{"", *cfg, train_entropy, probe, {}}}, bench, bench_warmup, *dist);
     if (!r.ok()) {
       std::cerr << "sgt-train: " << r.status().message() << "\n";
       return kExitRuntime;

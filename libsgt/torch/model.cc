@@ -11,16 +11,19 @@ namespace sgt {
 namespace {
 
 // LibTorch 2.x has a fused causal attention (flash kernels on CUDA and CPU); 1.13 does not, so
-// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs.
+// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs,
+// or the same in query blocks that skip the scores above the diagonal (`blocks` > 1).
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& mask) {
+                              const torch::Tensor& v, const torch::Tensor& mask, int64_t blocks) {
 #if TORCH_VERSION_MAJOR >= 2
   (void)mask;
+  (void)blocks;
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 #else
   // The scores tensor [B, h, T, T] is the largest in the step, and every pass over it is
   // memory-bound: scaling and masking ride along in one baddbmm (bias + alpha * q k^T) instead
   // of two more passes forward and two backward.
+  if (blocks > 1) return BlockCausalAttention(q, k, v, mask, blocks);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t B = q.size(0), h = q.size(1), T = q.size(2), dh = q.size(3);
   torch::Tensor scores =
@@ -64,7 +67,8 @@ torch::Tensor LastRowEntropy(const torch::Tensor& q_last, const torch::Tensor& k
   return ent.mean(0).reshape({-1});
 }
 
-std::pair<torch::Tensor, torch::Tensor> RotaryCache::Get(int64_t T, torch::Device device) {
+std::pair<torch::Tensor, torch::Tensor> RotaryCache::Get(int64_t T, torch::Device device,
+                                                         at::ScalarType dtype) {
   if (!cos_.defined() || cos_.size(0) < T || cos_.device() != device) {
     const int64_t half = d_head_ / 2;
     torch::Tensor inv_freq =
@@ -74,8 +78,33 @@ std::pair<torch::Tensor, torch::Tensor> RotaryCache::Get(int64_t T, torch::Devic
     torch::Tensor emb = torch::cat({freqs, freqs}, -1);  // [T, d_head]
     cos_ = emb.cos().to(torch::kFloat).to(device);
     sin_ = emb.sin().to(torch::kFloat).to(device);
+    cos_c_ = sin_c_ = torch::Tensor();
   }
-  return {cos_.narrow(0, 0, T), sin_.narrow(0, 0, T)};
+  if (dtype == cos_.scalar_type()) return {cos_.narrow(0, 0, T), sin_.narrow(0, 0, T)};
+  if (!cos_c_.defined() || cos_c_.scalar_type() != dtype) {
+    cos_c_ = cos_.to(dtype);
+    sin_c_ = sin_.to(dtype);
+  }
+  return {cos_c_.narrow(0, 0, T), sin_c_.narrow(0, 0, T)};
+}
+
+bool UseTextbookPath(const std::string& name, ModelPaths* paths) {
+  if (name == "all") {
+    *paths = ModelPaths::Reference();
+  } else if (name == "norm") {
+    paths->fused_norm = false;
+  } else if (name == "slot") {
+    paths->grad_slot = false;
+  } else if (name == "residual") {
+    paths->fused_residual = false;
+  } else if (name == "rope") {
+    paths->fused_rope = false;
+  } else if (name == "attention") {
+    paths->causal_blocks = false;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 LoopPlan MakeLoopPlan(const RunConfig& cfg, const GrowthState& state, int64_t step,
@@ -120,6 +149,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& cfg)
     L.w_down = register_parameter(p + "w_down", InitNormal({d, ff}, sd, cut));
   }
   final_norm_ = register_parameter("final_norm", torch::ones({d}));
+  slots_.resize(cfg.layers);
   lm_head_ = register_parameter("lm_head", InitNormal({V, d}, sd, cut));
 }
 
@@ -127,49 +157,90 @@ torch::Tensor TransformerImpl::RmsNorm(const torch::Tensor& x, const torch::Tens
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.norm_eps) * w;
 }
 
-torch::Tensor TransformerImpl::Ffn(const Layer& L, const torch::Tensor& x) const {
-  std::vector<torch::Tensor> gu = torch::linear(x, L.w_gate_up).chunk(2, -1);
-  return torch::linear(torch::silu(gu[0]) * gu[1], L.w_down);
+torch::Tensor TransformerImpl::NormThenLinear(const torch::Tensor& x, const torch::Tensor& g,
+                                              const torch::Tensor& w) const {
+  if (paths_.fused_norm) return NormLinear(x, g, w, cfg_.norm_eps, {});
+  return torch::linear(RmsNorm(x, g), w);
 }
 
-torch::Tensor TransformerImpl::Attention(int64_t layer, const torch::Tensor& x_norm,
-                                         const torch::Tensor& heads,
-                                         const torch::Tensor& head_scale,
-                                         torch::Tensor* entropy_out) {
+torch::Tensor TransformerImpl::FfnSublayer(const Layer& L, const torch::Tensor& h) const {
+  std::vector<torch::Tensor> gu = NormThenLinear(h, L.ffn_norm, L.w_gate_up).chunk(2, -1);
+  torch::Tensor a = torch::silu(gu[0]) * gu[1];
+  if (paths_.fused_residual) return ResidualLinear(h, a, L.w_down, {});
+  return h + torch::linear(a, L.w_down);
+}
+
+torch::Tensor TransformerImpl::AttentionSublayer(int64_t layer, const torch::Tensor& x,
+                                                 const torch::Tensor& heads,
+                                                 const torch::Tensor& head_scale,
+                                                 torch::Tensor* entropy_out) {
+  return AttentionPass(layer, x, heads, head_scale, entropy_out, /*forward_id=*/-1);
+}
+
+torch::Tensor TransformerImpl::AttentionPass(int64_t layer, const torch::Tensor& x,
+                                             const torch::Tensor& heads,
+                                             const torch::Tensor& head_scale,
+                                             torch::Tensor* entropy_out, int64_t forward_id) {
   const Layer& L = layers_[layer];
-  const int64_t B = x_norm.size(0), T = x_norm.size(1), d = cfg_.d_model;
+  const int64_t B = x.size(0), T = x.size(1), d = cfg_.d_model;
   const int64_t dh = cfg_.d_head();
   const int64_t n_heads = cfg_.heads;
-  torch::Tensor wqkv = L.wqkv, wo = L.wo;
-  int64_t h = n_heads;
-  if (heads.defined()) {
-    // Gather only the selected heads' rows of W_QKV and columns of W_O: the loop pass then
-    // costs h/n of a full attention sublayer (sgt-method.md §3).
-    h = heads.size(0);
-    wqkv = L.wqkv.view({3, n_heads, dh, d}).index_select(1, heads).reshape({3 * h * dh, d});
-    wo = L.wo.view({d, n_heads, dh}).index_select(1, heads).reshape({d, h * dh});
+  // A loop pass gathers only the selected heads' rows of W_QKV and columns of W_O: it then costs
+  // h/n of a full attention sublayer (sgt-method.md §3).
+  const bool gathered = heads.defined();
+  const int64_t h = gathered ? heads.size(0) : n_heads;
+  torch::Tensor rows, cols;  // of W_QKV (q, k, v parts, each head's d_head rows) and of W_O
+  if (gathered) {
+    const auto opts = heads.options();
+    torch::Tensor within = torch::arange(dh, opts);
+    cols = (heads.view({h, 1}) * dh + within.view({1, dh})).reshape({-1});
+    rows = (torch::arange(3, opts).view({3, 1}) * d + cols.view({1, -1})).reshape({-1});
   }
-  torch::Tensor qkv = torch::linear(x_norm, wqkv).view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});
-  auto [rope_cos, rope_sin] = rope_.Get(T, x_norm.device());
-  torch::Tensor qk = ApplyRope(qkv.narrow(0, 0, 2), rope_cos, rope_sin);
-  torch::Tensor q = qk[0], k = qk[1], v = qkv[2];
+  GradSlot* qkv_slot = nullptr;
+  GradSlot* o_slot = nullptr;
+  if (paths_.grad_slot && forward_id >= 0) {
+    qkv_slot = &slots_[layer].qkv;
+    o_slot = &slots_[layer].o;
+  }
+
+  torch::Tensor qkv;  // [B, T, 3 * h * dh]
+  if (paths_.fused_norm) {
+    qkv = NormLinear(x, L.attn_norm, L.wqkv, cfg_.norm_eps, {rows, qkv_slot, forward_id});
+  } else {
+    qkv = torch::linear(RmsNorm(x, L.attn_norm), gathered ? L.wqkv.index_select(0, rows) : L.wqkv);
+  }
+  auto [rope_cos, rope_sin] = rope_.Get(T, x.device(), qkv.scalar_type());
+  torch::Tensor q, k, v;
+  if (paths_.fused_rope) {
+    std::vector<torch::Tensor> split = SplitHeadsRope(qkv, h, rope_cos, rope_sin);
+    q = split[0];
+    k = split[1];
+    v = split[2];
+  } else {
+    torch::Tensor parts = qkv.view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});
+    torch::Tensor qk = ApplyRope(parts.narrow(0, 0, 2), rope_cos, rope_sin);
+    q = qk[0];
+    k = qk[1];
+    v = parts[2];
+  }
   if (entropy_out != nullptr) {
     torch::NoGradGuard no_grad;
     *entropy_out = LastRowEntropy(q.narrow(2, T - 1, 1).detach(), k.detach());
   }
   torch::Tensor mask;
 #if TORCH_VERSION_MAJOR < 2
-  if (!causal_mask_.defined() || causal_mask_.size(0) < T ||
-      causal_mask_.device() != x_norm.device()) {
+  if (!causal_mask_.defined() || causal_mask_.size(0) < T || causal_mask_.device() != x.device()) {
     causal_mask_ =
-        torch::full({T, T}, -std::numeric_limits<float>::infinity()).triu(1).to(x_norm.device());
+        torch::full({T, T}, -std::numeric_limits<float>::infinity()).triu(1).to(x.device());
   }
   mask = causal_mask_.narrow(0, 0, T).narrow(1, 0, T);
 #endif
-  torch::Tensor out = CausalAttention(q, k, v, mask);  // [B, h, T, dh]
+  torch::Tensor out =
+      CausalAttention(q, k, v, mask, paths_.causal_blocks ? 4 : 1);  // [B, h, T, dh]
   if (head_scale.defined()) out = out * head_scale.view({1, h, 1, 1}).to(out.dtype());
   out = out.transpose(1, 2).reshape({B, T, h * dh});
-  return torch::linear(out, wo);
+  if (paths_.fused_residual) return ResidualLinear(x, out, L.wo, {cols, o_slot, forward_id});
+  return x + torch::linear(out, gathered ? L.wo.index_select(1, cols) : L.wo);
 }
 
 torch::Tensor TransformerImpl::Block(int64_t layer, const torch::Tensor& x_in,
@@ -178,18 +249,20 @@ torch::Tensor TransformerImpl::Block(int64_t layer, const torch::Tensor& x_in,
   const bool whole_block = loop != nullptr && loop->whole_block;
   const int64_t block_passes = whole_block ? 1 + loop->k : 1;
   const int64_t head_loops = (loop != nullptr && !whole_block) ? loop->k : 0;
+  // Names this forward of the layer for its gradient slots (only a graph has a backward).
+  const int64_t id = torch::GradMode::is_enabled() ? next_forward_id_++ : -1;
   torch::Tensor x = x_in;
   for (int64_t pass = 0; pass < block_passes; ++pass) {
     torch::Tensor ent;
     torch::Tensor* ent_ptr = capture != nullptr ? &ent : nullptr;
-    torch::Tensor h = x + Attention(layer, RmsNorm(x, L.attn_norm), {}, {}, ent_ptr);
+    torch::Tensor h = AttentionPass(layer, x, {}, {}, ent_ptr, id);
     if (capture != nullptr) capture->passes[layer].push_back(ent);
     for (int64_t k = 1; k <= head_loops; ++k) {
       // Hk = H(k-1) + sum_{i in S} Attn_i(RMSNorm_attn(H(k-1))): same weights, norm and RoPE.
-      h = h + Attention(layer, RmsNorm(h, L.attn_norm), loop->heads, loop->head_scale, ent_ptr);
+      h = AttentionPass(layer, h, loop->heads, loop->head_scale, ent_ptr, id);
       if (capture != nullptr) capture->passes[layer].push_back(ent);
     }
-    x = h + Ffn(L, RmsNorm(h, L.ffn_norm));
+    x = FfnSublayer(L, h);
   }
   return x;
 }
@@ -206,7 +279,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const LoopPl
     x = Block(l, x, loop, capture);
   }
   if (!want_logits) return {};
-  return torch::linear(RmsNorm(x, final_norm_), lm_head_);
+  return NormThenLinear(x, final_norm_, lm_head_);
 }
 
 torch::Tensor TransformerImpl::Loss(const torch::Tensor& window, const LoopPlan& plan,

@@ -5,16 +5,26 @@
 // so one set of weights serves vanilla, Block Loop and SGT and a checkpoint of one can be resumed
 // with any structure. A loop pass over h of n heads gathers those heads' slices of W_QKV and W_O
 // and computes only them: its cost is h/n of an attention sublayer.
+//
+// The sublayers run fused forms (fused.h) that touch the full-width activations fewer times:
+// the RMSNorm inside the projection after it, the residual add inside the output projection's
+// addmm, RoPE written straight into q and k, causal attention in query blocks (LibTorch 1.x), and
+// a loop pass's weight gradients handed to the base pass instead of full-size zero-filled
+// gradients per pass. ModelPaths turns each back to the
+// textbook form it replaced: the reference for the tests and the benchmark's "before" arms.
 #ifndef SGT_TORCH_MODEL_H_
 #define SGT_TORCH_MODEL_H_
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <deque>
+#include <string>
 #include <vector>
 
 #include "libsgt/core/config.h"
 #include "libsgt/core/growth.h"
+#include "libsgt/torch/fused.h"
 
 namespace sgt {
 
@@ -29,6 +39,25 @@ struct LayerLoop {
   std::vector<int64_t> head_ids;  // the same heads as a plain list, for entropy bookkeeping
 };
 using LoopPlan = std::vector<LayerLoop>;
+
+// Which formulation each part of the forward uses; all fused by default. Every combination computes
+// the same function (up to floating-point reassociation) with the same parameters, so a
+// checkpoint does not depend on it.
+struct ModelPaths {
+  bool fused_norm = true;      // RMSNorm inside the following projection (NormLinear)
+  bool grad_slot = true;       // loop passes' weight gradients go to the base pass (GradSlot)
+  bool fused_residual = true;  // x + linear(a, W) as one addmm (ResidualLinear)
+  bool fused_rope = true;      // q, k, v split with RoPE in one pass (SplitHeadsRope)
+  bool causal_blocks = true;   // LibTorch 1.x: attention in 4 query blocks (BlockCausalAttention)
+
+  // The textbook forms: full-width RMSNorm, index_select gathers, separate residual adds,
+  // concatenating RoPE, attention over the whole masked T x T scores.
+  static ModelPaths Reference() { return {false, false, false, false, false}; }
+};
+
+// Turns the path `name` (norm, slot, residual, rope, attention; all for every one) of `paths` to
+// its textbook form; false for an unknown name. For the benchmark's before arms.
+bool UseTextbookPath(const std::string& name, ModelPaths* paths);
 
 // Builds the per-layer plan of `state` at `step` for tensors on `device`.
 LoopPlan MakeLoopPlan(const RunConfig& cfg, const GrowthState& state, int64_t step,
@@ -49,13 +78,16 @@ torch::Tensor LastRowEntropy(const torch::Tensor& q_last, const torch::Tensor& k
 class RotaryCache {
  public:
   RotaryCache(int64_t d_head, double theta) : d_head_(d_head), theta_(theta) {}
-  // cos and sin tables [T, d_head] for positions 0..T-1, cached per (T, device).
-  std::pair<torch::Tensor, torch::Tensor> Get(int64_t T, torch::Device device);
+  // cos and sin tables [T, d_head] for positions 0..T-1, cached per (T, device), returned
+  // in `dtype` (the compute dtype: a bf16 q times an fp32 table would promote to fp32).
+  std::pair<torch::Tensor, torch::Tensor> Get(int64_t T, torch::Device device,
+                                              at::ScalarType dtype = at::kFloat);
 
  private:
   int64_t d_head_;
   double theta_;
-  torch::Tensor cos_, sin_;
+  torch::Tensor cos_, sin_;      // fp32
+  torch::Tensor cos_c_, sin_c_;  // the same in the last other dtype asked for
 };
 
 class TransformerImpl : public torch::nn::Module {
@@ -71,12 +103,15 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor Loss(const torch::Tensor& window, const LoopPlan& plan,
                      EntropyCapture* capture = nullptr);
 
-  // Applies attention of layer `layer` to normalised input for the given heads (undefined: all)
-  // and returns the sublayer output before the residual add. Exposed for tests.
-  torch::Tensor Attention(int64_t layer, const torch::Tensor& x_norm, const torch::Tensor& heads,
-                          const torch::Tensor& head_scale, torch::Tensor* entropy_out);
+  // One attention pass of layer `layer` over the heads `heads` (undefined: all), residual
+  // included: x + sum_i Attn_i(RMSNorm_attn(x)). Exposed for tests and benchmarks; on its own a
+  // pass returns its weight gradients in full (no GradSlot: no base pass follows it).
+  torch::Tensor AttentionSublayer(int64_t layer, const torch::Tensor& x, const torch::Tensor& heads,
+                                  const torch::Tensor& head_scale, torch::Tensor* entropy_out);
 
   const ModelConfig& config() const { return cfg_; }
+  const ModelPaths& paths() const { return paths_; }
+  void set_paths(const ModelPaths& p) { paths_ = p; }
 
   struct Layer {
     torch::Tensor attn_norm, wqkv, wo;          // wqkv [3*d, d] rows: q heads, k heads, v heads
@@ -85,14 +120,28 @@ class TransformerImpl : public torch::nn::Module {
   std::vector<Layer>& layers() { return layers_; }
 
  private:
+  // A loop pass's gathered weights hand their gradients to the base pass through these.
+  struct LayerSlots {
+    GradSlot qkv, o;
+  };
+
   torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const;
-  torch::Tensor Ffn(const Layer& L, const torch::Tensor& x) const;
+  // x @ w^T after RMSNorm with gain g, fused or textbook per paths_.
+  torch::Tensor NormThenLinear(const torch::Tensor& x, const torch::Tensor& g,
+                               const torch::Tensor& w) const;
+  torch::Tensor AttentionPass(int64_t layer, const torch::Tensor& x, const torch::Tensor& heads,
+                              const torch::Tensor& head_scale, torch::Tensor* entropy_out,
+                              int64_t forward_id);
+  torch::Tensor FfnSublayer(const Layer& L, const torch::Tensor& h) const;
   torch::Tensor Block(int64_t layer, const torch::Tensor& x, const LayerLoop* loop,
                       EntropyCapture* capture);
 
   ModelConfig cfg_;
   torch::Tensor embed_, final_norm_, lm_head_;
   std::vector<Layer> layers_;
+  std::deque<LayerSlots> slots_;  // one per layer (a deque: addresses stay put)
+  int64_t next_forward_id_ = 0;
+  ModelPaths paths_;
   RotaryCache rope_;
   torch::Tensor
       causal_mask_;  // [T, T] additive bias: -inf above the diagonal, else 0 (LibTorch 1.x path)

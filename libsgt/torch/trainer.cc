@@ -15,6 +15,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -50,6 +51,19 @@ void OnPauseSignal(int) { g_pause_requested.store(1); }
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+// The median of `v` (not empty).
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size();
+  return m % 2 == 1 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+}
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 double PeakRssMb() {
@@ -824,6 +838,14 @@ class BenchRunner {
     if (absl::Status s = session_.Connect(); !s.ok()) return s;
     if (absl::Status s = session_.Init(); !s.ok()) return s;
     if (absl::Status s = session_.BroadcastModel(); !s.ok()) return s;
+    ModelPaths paths;
+    for (const std::string& name : arm_.textbook) {
+      if (!UseTextbookPath(name, &paths)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("benchmark arm '", arm_.name, "': no model path '", name, "'"));
+      }
+    }
+    session_.model()->set_paths(paths);
     probe_ = torch::randint(arm_.cfg.model.vocab_size,
                             {arm_.cfg.entropy.probe_sequences, arm_.cfg.model.context}, gen_,
                             torch::kLong);
@@ -843,11 +865,13 @@ class BenchRunner {
     const bool timed = step > warmup_;
     if (step == warmup_ + 1) flops_before_ = session_.flops().train;
     const Clock::time_point t0 = Clock::now();
+    const double cpu0 = ProcessCpuSeconds();
     absl::StatusOr<double> loss = session_.TrainStep(step, batch, arm_.train_entropy);
     if (!loss.ok()) return loss.status();
     Sync();
     if (timed) {
       step_times_.push_back(Seconds(t0, Clock::now()));
+      step_cpu_.push_back(ProcessCpuSeconds() - cpu0);
       comm_wait_ += session_.comm_wait_seconds();
     }
     if (arm_.probe && timed) {
@@ -880,9 +904,6 @@ class BenchRunner {
     for (double t : step_times_) timed += t;
     const double step_s = timed / n;
     const double flops = session_.flops().train - flops_before_;
-    std::vector<double> sorted = step_times_;
-    std::sort(sorted.begin(), sorted.end());
-    const size_t m = sorted.size();
     json j;
     if (!arm_.name.empty()) j["arm"] = arm_.name;
     j["variant"] = VariantName(cfg.variant);
@@ -891,12 +912,15 @@ class BenchRunner {
     j["blas_threads"] = session_.runtime().blas_threads;
     j["steps"] = step_times_.size();
     j["train_entropy"] = arm_.train_entropy;
+    if (!arm_.textbook.empty()) j["textbook"] = arm_.textbook;
     j["step_ms"] = step_s * 1e3;
     // Robust to a noisy neighbour stalling a few steps (shared VMs): the per-step median and
     // minimum beside the mean.
-    j["step_ms_median"] =
-        (m % 2 == 1 ? sorted[m / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2) * 1e3;
-    j["step_ms_min"] = sorted.front() * 1e3;
+    j["step_ms_median"] = Median(step_times_) * 1e3;
+    j["step_ms_min"] = *std::min_element(step_times_.begin(), step_times_.end()) * 1e3;
+    // CPU time of the whole process per step (all its threads, spinning included): on a machine
+    // shared with other work it counts less of the others' time slices than the wall clock.
+    j["step_cpu_ms_median"] = Median(step_cpu_) * 1e3;
     j["tokens_per_second"] = static_cast<double>(cfg.train.batch_size * cfg.model.context) / step_s;
     j["achieved_gflops"] = flops / timed / 1e9;
     j["flops_per_step"] = flops / n;
@@ -928,6 +952,7 @@ class BenchRunner {
   torch::Generator gen_;
   torch::Tensor probe_;
   std::vector<double> step_times_;
+  std::vector<double> step_cpu_;
   double probe_time_ = 0;
   double comm_wait_ = 0;
   double flops_before_ = 0;

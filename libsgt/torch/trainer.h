@@ -55,6 +55,9 @@ struct BenchArm {
   RunConfig cfg;
   bool train_entropy = true;  // capture the training entropy signal (its cost is measured)
   bool probe = false;         // also run the probe after every timed step, timed apart
+  // Parts of the forward run in their textbook form (model.h, ModelPaths): norm, slot,
+  // residual, rope, attention, or all: the before arms of the fused paths' benchmark.
+  std::vector<std::string> textbook;
 };
 
 // `dist` makes the benchmark data-parallel: each rank trains its share of the global batch and

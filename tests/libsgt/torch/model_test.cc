@@ -1,11 +1,15 @@
-// Model tests: head-level looping equals the plain computation, loop passes never touch the
-// unselected heads, Block Loop re-runs whole blocks, and entropy has its defining values.
+// Model tests: head-level looping equals the plain computation (forward and gradients, fused and
+// textbook paths), loop passes never touch the unselected heads, Block Loop re-runs whole blocks,
+// and entropy has its defining values.
 #include "libsgt/torch/model.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
+#include <tuple>
 
 #include "libsgt/torch/entropy.h"
 
@@ -63,6 +67,24 @@ torch::Tensor ReferenceFfn(const TransformerImpl::Layer& L, const torch::Tensor&
   return torch::matmul(torch::silu(gu[0]) * gu[1], L.w_down.t());
 }
 
+// Logits by the textbook forward written from sgt-method.md §3 on the model's own parameters: a
+// loop pass computes EVERY head and zeroes those not in `keep`.
+torch::Tensor ReferenceLogits(Transformer& model, const torch::Tensor& tokens, const LoopPlan& plan,
+                              const std::vector<int64_t>& keep) {
+  const ModelConfig& m = model->config();
+  const auto params = model->named_parameters();
+  torch::Tensor x = torch::embedding(params["embed"], tokens);
+  for (int64_t l = 0; l < m.layers; ++l) {
+    const auto& L = model->layers()[l];
+    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
+    for (int64_t k = 1; k <= plan[l].k; ++k) {
+      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), keep);
+    }
+    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
+  }
+  return torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+}
+
 class LoopTest : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(LoopTest, LoopedLayerEqualsAllHeadsComputedThenSelected) {
@@ -80,24 +102,90 @@ TEST_P(LoopTest, LoopedLayerEqualsAllHeadsComputedThenSelected) {
   torch::Tensor tokens = torch::randint(m.vocab_size, {3, m.context}, torch::kLong);
   torch::Tensor got = model->forward(tokens, plan);
 
-  // Reference forward written from sgt-method.md §3.
-  auto& layers = model->layers();
-  const auto params = model->named_parameters();
-  torch::Tensor x = torch::embedding(params["embed"], tokens);
-  for (int64_t l = 0; l < m.layers; ++l) {
-    const auto& L = layers[l];
-    torch::Tensor h = x + ReferenceAttention(m, L, Rms(x, L.attn_norm, m.norm_eps), {});
-    for (int64_t k = 1; k <= plan[l].k; ++k) {
-      h = h + ReferenceAttention(m, L, Rms(h, L.attn_norm, m.norm_eps), S);
-    }
-    x = h + ReferenceFfn(L, Rms(h, L.ffn_norm, m.norm_eps));
-  }
-  torch::Tensor want =
-      torch::matmul(Rms(x, params["final_norm"], m.norm_eps), params["lm_head"].t());
+  torch::Tensor want = ReferenceLogits(model, tokens, plan, S);
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << "K=" << K;
 }
 
 INSTANTIATE_TEST_SUITE_P(K, LoopTest, ::testing::Values(1, 2, 3));
+
+// The mean next-token loss of `window` by the textbook forward (ReferenceLogits).
+torch::Tensor ReferenceLoss(Transformer& model, const torch::Tensor& window, const LoopPlan& plan,
+                            const std::vector<int64_t>& keep) {
+  const ModelConfig& m = model->config();
+  const int64_t T = window.size(1) - 1;
+  torch::Tensor logits = ReferenceLogits(model, window.narrow(1, 0, T), plan, keep);
+  return torch::cross_entropy_loss(logits.reshape({-1, m.vocab_size}),
+                                   window.narrow(1, 1, T).reshape({-1}));
+}
+
+// Every parameter's gradient by name (cloned), then clears them.
+std::map<std::string, torch::Tensor> TakeGrads(Transformer& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& p : model->named_parameters()) {
+    out[p.key()] = p.value().grad().defined() ? p.value().grad().clone() : torch::Tensor();
+    p.value().mutable_grad() = torch::Tensor();
+  }
+  return out;
+}
+
+double MaxAbs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
+
+// h heads of 4 looped K times in layer 1; every path of the model against the textbook forward,
+// in the loss and in every parameter's gradient, over two micro-batches of gradient accumulation.
+class LoopGradientTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(LoopGradientTest, EveryPathEqualsAllHeadsComputedThenMasked) {
+  const auto [h, K] = GetParam();
+  torch::manual_seed(17);
+  const ModelConfig m = TinyModel();
+  Transformer model(m);
+  // Unsorted, so that the gathered order is the plan's order, not the weights' order.
+  const std::vector<int64_t> order = {3, 1, 2, 0};
+  const std::vector<int64_t> S(order.begin(), order.begin() + h);
+  LoopPlan plan(m.layers);
+  plan[1].k = K;
+  plan[1].head_ids = S;
+  if (h < m.heads)
+    plan[1].heads = torch::tensor(S, torch::kLong);  // as MakeLoopPlan: all heads
+                                                     // loop without a gather
+  std::vector<torch::Tensor> micro;
+  for (int i = 0; i < 2; ++i) {
+    micro.push_back(torch::randint(m.vocab_size, {3, m.context + 1}, torch::kLong));
+  }
+
+  std::vector<double> want_loss;
+  for (const torch::Tensor& w : micro) {
+    torch::Tensor loss = ReferenceLoss(model, w, plan, S);
+    loss.backward();
+    want_loss.push_back(loss.item<double>());
+  }
+  const std::map<std::string, torch::Tensor> want = TakeGrads(model);
+
+  ModelPaths no_slot;
+  no_slot.grad_slot = false;
+  for (const ModelPaths& paths : {ModelPaths{}, ModelPaths::Reference(), no_slot}) {
+    model->set_paths(paths);
+    // A forward whose graph is dropped without a backward leaves nothing for the next one.
+    model->Loss(micro[0], plan);
+    for (size_t i = 0; i < micro.size(); ++i) {
+      torch::Tensor loss = model->Loss(micro[i], plan);
+      loss.backward();
+      EXPECT_NEAR(loss.item<double>(), want_loss[i], 1e-5)
+          << "h=" << h << " K=" << K << " fused_norm=" << paths.fused_norm;
+    }
+    const std::map<std::string, torch::Tensor> got = TakeGrads(model);
+    for (const auto& [name, g] : want) {
+      ASSERT_TRUE(got.at(name).defined()) << name;
+      EXPECT_LE(MaxAbs(got.at(name) - g), 1e-5 * MaxAbs(g) + 1e-7)
+          << name << " h=" << h << " K=" << K << " fused_norm=" << paths.fused_norm
+          << " grad_slot=" << paths.grad_slot;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadsAndDepth, LoopGradientTest,
+                         ::testing::Combine(::testing::Range<int64_t>(1, 5),
+                                            ::testing::Range<int64_t>(1, 4)));
 
 TEST(Model, LoopPassNeverReadsUnselectedHeads) {
   // Poison the unselected heads' slices of W_QKV and W_O with NaN. If a loop pass computed all
@@ -113,13 +201,16 @@ TEST(Model, LoopPassNeverReadsUnselectedHeads) {
     for (int64_t part = 0; part < 3; ++part) L.wqkv.narrow(0, part * d + h * dh, dh).fill_(nan);
     L.wo.narrow(1, h * dh, dh).fill_(nan);
   }
-  torch::Tensor xn = torch::randn({2, m.context, d});
-  torch::Tensor selected =
-      model->Attention(0, xn, torch::tensor({1, 3}, torch::kLong), {}, nullptr);
-  EXPECT_TRUE(torch::isfinite(selected).all().item<bool>());
-  EXPECT_EQ(selected.sizes(), xn.sizes());
-  torch::Tensor all = model->Attention(0, xn, {}, {}, nullptr);
-  EXPECT_FALSE(torch::isfinite(all).all().item<bool>());  // the poison is really there
+  torch::Tensor x = torch::randn({2, m.context, d});
+  for (const ModelPaths& paths : {ModelPaths{}, ModelPaths::Reference()}) {
+    model->set_paths(paths);
+    torch::Tensor selected =
+        model->AttentionSublayer(0, x, torch::tensor({1, 3}, torch::kLong), {}, nullptr);
+    EXPECT_TRUE(torch::isfinite(selected).all().item<bool>());
+    EXPECT_EQ(selected.sizes(), x.sizes());
+    torch::Tensor all = model->AttentionSublayer(0, x, {}, {}, nullptr);
+    EXPECT_FALSE(torch::isfinite(all).all().item<bool>());  // the poison is really there
+  }
 }
 
 TEST(Model, BlockLoopRunsTheWholeBlockAgain) {
