@@ -88,14 +88,10 @@ FlopsPlan PlanFlops(const RunConfig& cfg) {
   FlopsPlan plan;
   plan.final_state = GrowthState::Initial(layers);
   FlopsTally tally;
-  // A fixed schedule from step 0 loops from the first step on (the paper's Block Loop).
-  if (IsGrowthBoundary(cfg, 0)) {
-    if (IsProbeStep(cfg, 0)) tally.probe += ProbeForwardFlops(cfg, plan.final_state, 0);
-    ++plan.boundaries;
-    plan.final_state = Decide(cfg, plan.final_state, rising, 0).state;
-  }
-  for (int64_t step = 1; step <= cfg.train.steps; ++step) {
-    tally.AddTrainStep(cfg, plan.final_state, step);
+  // Step 0 trains nothing; it is a boundary only for a fixed schedule from step 0, which loops
+  // from the first step on (the paper's Block Loop).
+  for (int64_t step = 0; step <= cfg.train.steps; ++step) {
+    if (step > 0) tally.AddTrainStep(cfg, plan.final_state, step);
     // The probe measures before the boundary's decision, at the structure that just trained.
     if (IsProbeStep(cfg, step)) tally.probe += ProbeForwardFlops(cfg, plan.final_state, step);
     if (IsGrowthBoundary(cfg, step)) {
