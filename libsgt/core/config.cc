@@ -180,6 +180,12 @@ void VisitFields(Config& c, Visitor&& visit) {
   visit("checkpoint.final", c.checkpoint.final);
 
   visit("flops.embedding", c.flops.embedding);
+
+  visit("eval.tasks", c.eval.tasks);
+  visit("eval.tokenizer", c.eval.tokenizer);
+  visit("eval.at_checkpoints", c.eval.at_checkpoints);
+  visit("eval.limit", c.eval.limit);
+  visit("eval.batch_size", c.eval.batch_size);
 }
 
 // "growth.k_max" -> "growth"; "name" -> "".
@@ -377,6 +383,27 @@ std::string Decode(const YAML::Node& node, std::vector<int64_t>& out) {
   return "";
 }
 
+std::string Decode(const YAML::Node& node, std::vector<std::string>& out) {
+  if (node.IsNull()) {
+    out.clear();
+    return "";
+  }
+  if (!node.IsSequence()) {
+    return absl::StrCat("expected a list of strings, got ", Shown(node),
+                        "; a list such as [tasks/arc_easy.jsonl]; write the values in square "
+                        "brackets or as a block list");
+  }
+  std::vector<std::string> values;
+  for (size_t i = 0; i < node.size(); ++i) {
+    std::string v;
+    std::string error = Decode(node[i], v);
+    if (!error.empty()) return absl::StrCat("element ", i, ": ", error);
+    values.push_back(std::move(v));
+  }
+  out = std::move(values);
+  return "";
+}
+
 std::string Decode(const YAML::Node& node, DoublePair<double> out) {
   if (!node.IsSequence() || node.size() != 2) {
     return absl::StrCat("expected a list of two numbers, got ", Shown(node),
@@ -419,6 +446,7 @@ nlohmann::json Encode(double v) { return v; }
 nlohmann::json Encode(bool v) { return v; }
 nlohmann::json Encode(const std::string& v) { return v; }
 nlohmann::json Encode(const std::vector<int64_t>& v) { return v; }
+nlohmann::json Encode(const std::vector<std::string>& v) { return v; }
 nlohmann::json Encode(DoublePair<const double> v) {
   return nlohmann::json::array({v.first, v.second});
 }
@@ -526,7 +554,7 @@ absl::StatusOr<RunConfig> ParseTree(const YAML::Node& root, const std::string& s
     return ErrorAt(source, root.Mark(), "(top level)",
                    absl::StrCat("expected a mapping of sections, got ", Shown(root),
                                 "; sections name, variant, model, train, growth, entropy, data, "
-                                "checkpoint, flops; see examples/tiny-sgt.yaml"));
+                                "checkpoint, flops, eval; see examples/tiny-sgt.yaml"));
   }
   if (root.IsMap()) {
     absl::Status s = ParseMapping(root, "", cfg);
@@ -768,6 +796,21 @@ void ValidateEntropy(const EntropyConfig& e, Validator& v) {
 void ValidateRest(const RunConfig& c, Validator& v) {
   v.AtLeast<int64_t>("checkpoint.every", c.checkpoint.every, 0);
   v.AtLeast<int64_t>("checkpoint.keep", c.checkpoint.keep, 0);
+  std::set<std::string> names;
+  for (size_t i = 0; i < c.eval.tasks.size(); ++i) {
+    const std::string& t = c.eval.tasks[i];
+    const std::string stem = std::filesystem::path(t).stem().string();
+    v.Check(!t.empty(), "eval.tasks", absl::StrCat("element ", i, " is empty"),
+            "allowed: paths of task files (JSONL, docs/evaluation.md)",
+            "remove the empty entry or write the task file's path");
+    v.Check(t.empty() || names.insert(stem).second, "eval.tasks",
+            absl::StrCat("element ", i, " (", t, ") has the same task name '", stem,
+                         "' as an earlier one"),
+            "allowed: task files whose names (file names without .jsonl) differ",
+            "rename one of the files or list each task once");
+  }
+  v.AtLeast<int64_t>("eval.limit", c.eval.limit, 0);
+  v.AtLeast<int64_t>("eval.batch_size", c.eval.batch_size, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -947,16 +990,38 @@ absl::Status ValidateRunConfig(const RunConfig& cfg) {
 absl::Status ValidateDataFiles(const RunConfig& cfg) {
   absl::Status s = CheckTokenFile(cfg, "data.train", cfg.data.train);
   if (!s.ok()) return s;
-  return CheckTokenFile(cfg, "data.validation", cfg.data.validation);
+  s = CheckTokenFile(cfg, "data.validation", cfg.data.validation);
+  if (!s.ok()) return s;
+  std::error_code ec;
+  for (const std::string& t : cfg.eval.tasks) {
+    if (!std::filesystem::is_regular_file(t, ec)) {
+      return absl::NotFoundError(absl::StrCat(
+          Where(cfg, "eval.tasks"), "eval.tasks: task file '", t, "' does not exist (resolved to ",
+          std::filesystem::absolute(t, ec).string(),
+          "); allowed: JSONL task files, relative to the current directory; fix the path, or "
+          "write the file with `sgt-data task` (docs/evaluation.md)"));
+    }
+  }
+  if (!cfg.eval.tokenizer.empty() && !std::filesystem::is_regular_file(cfg.eval.tokenizer, ec)) {
+    return absl::NotFoundError(absl::StrCat(
+        Where(cfg, "eval.tokenizer"), "eval.tokenizer: '", cfg.eval.tokenizer,
+        "' does not exist; allowed: a SentencePiece model; fix the path, or leave eval.tokenizer "
+        "out to use the one data.train was encoded with"));
+  }
+  return absl::OkStatus();
 }
 
-std::string CanonicalJson(const RunConfig& cfg) {
+namespace {
+
+// The configuration as JSON: every field (`whole`), or only those that change the losses (name,
+// the checkpoint schedule and the eval section left out). Fields that do not apply (growth.* and
+// entropy.* for vanilla) are left out either way.
+std::string ConfigJson(const RunConfig& cfg, bool whole) {
   nlohmann::json j = nlohmann::json::object();
   VisitFields(cfg, [&](const char* key, auto&& field) {
     const std::string section = SectionOf(key);
-    // name and the checkpoint schedule do not change the losses.
-    if (section.empty() && std::string(key) == "name") return;
-    if (section == "checkpoint") return;
+    if (!whole && (section.empty() && std::string(key) == "name")) return;
+    if (!whole && (section == "checkpoint" || section == "eval")) return;
     if (cfg.variant == Variant::kVanilla && (section == "growth" || section == "entropy")) return;
     if (section.empty()) {
       j[key] = Encode(field);
@@ -967,6 +1032,12 @@ std::string CanonicalJson(const RunConfig& cfg) {
   // Replace, not throw, on invalid UTF-8 in a path: this function cannot fail.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+}  // namespace
+
+std::string CanonicalJson(const RunConfig& cfg) { return ConfigJson(cfg, false); }
+
+std::string WorkerConfigJson(const RunConfig& cfg) { return ConfigJson(cfg, true); }
 
 RunConfigBrief BriefOfConfigJson(const std::string& json_text) {
   RunConfigBrief b;

@@ -131,6 +131,17 @@ struct FlopsConfig {
   bool embedding = false;
 };
 
+// Zero-shot multiple-choice evaluation (docs/evaluation.md): each task file is scored after the
+// last step, and at every checkpoint with at_checkpoints. It does not change training, so, like
+// the checkpoint schedule, it is not part of CanonicalJson.
+struct EvalConfig {
+  std::vector<std::string> tasks;  // task files (JSONL, docs/evaluation.md); the stem names each
+  std::string tokenizer;           // SentencePiece model; "": the one data.train's sidecar names
+  bool at_checkpoints = false;     // also score at every checkpoint written
+  int64_t limit = 0;               // score the first `limit` items of each task (0: all)
+  int64_t batch_size = 16;         // sequences per forward pass while scoring
+};
+
 struct RunConfig {
   std::string name = "run";
   Variant variant = Variant::kSgt;
@@ -141,6 +152,7 @@ struct RunConfig {
   DataConfig data;
   CheckpointConfig checkpoint;
   FlopsConfig flops;
+  EvalConfig eval;
   std::string source;  // file the configuration was read from ("" if built in code)
   // Dotted key ("growth.k_max", and sections: "growth") -> "line:col" in `source`, filled by
   // ParseRunConfig so that ValidateRunConfig can point at the line to fix. Not part of the run.
@@ -179,6 +191,10 @@ absl::Status ValidateDataFiles(const RunConfig& cfg);
 // Canonical JSON of the effective configuration: keys sorted, fields that do not affect the run
 // dropped (growth.* and entropy.* for vanilla). Equal strings mean identical runs.
 std::string CanonicalJson(const RunConfig& cfg);
+
+// CanonicalJson plus what a worker needs that does not change the losses: the run's name, its
+// checkpoint schedule and its eval section. RunConfigFromJson reads it back whole.
+std::string WorkerConfigJson(const RunConfig& cfg);
 
 // Inverse of CanonicalJson (also accepts any JSON with the YAML schema). Used by checkpoints.
 absl::StatusOr<RunConfig> RunConfigFromJson(const std::string& json_text);

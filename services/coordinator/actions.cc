@@ -26,18 +26,6 @@ std::string HashOf(const std::string& canonical) {
   return Sha256Hex(canonical.data(), canonical.size());
 }
 
-// The whole configuration a worker needs: the canonical JSON (what changes the losses) plus the
-// run's name and checkpoint schedule, which CanonicalJson leaves out. RunConfigFromJson reads it.
-std::string WorkerConfigJson(const RunConfig& cfg) {
-  json j = json::parse(CanonicalJson(cfg));
-  j["name"] = cfg.name;
-  j["checkpoint"] = {{"at_boundaries", cfg.checkpoint.at_boundaries},
-                     {"every", cfg.checkpoint.every},
-                     {"keep", cfg.checkpoint.keep},
-                     {"final", cfg.checkpoint.final}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 }  // namespace
 
 absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
