@@ -3,6 +3,7 @@
 // an ordered_json, so that a scalars line's rows follow the line's order.
 #include "libsgt/core/event_log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <initializer_list>
@@ -27,6 +28,7 @@ const char kEvalEvent[] = "eval";
 const char kDecisionEvent[] = "decision";
 const char kCheckpointEvent[] = "checkpoint";
 const char kExtrapolationEvent[] = "extrapolation";
+const char kTaskEvalEvent[] = "task_eval";
 const char kErrorEvent[] = "error";
 const char kEndEvent[] = "end";
 
@@ -42,6 +44,8 @@ const char kOverhead[] = "overhead";
 const char kStepS[] = "step_s";
 const char kValLoss[] = "val_loss";
 const char kValPpl[] = "val_ppl";
+const char kAcc[] = "acc";
+const char kAccNorm[] = "acc_norm";
 }  // namespace scalar
 
 namespace summary {
@@ -65,7 +69,15 @@ const char kTokensPerS[] = "tokens_per_s";
 const char kGrowth[] = "growth";
 const char kPeakRssMb[] = "peak_rss_mb";
 const char kLastCheckpoint[] = "last_checkpoint";
+const char kTasks[] = "tasks";
+const char kAcc[] = "acc";
+const char kAccNorm[] = "acc_norm";
 }  // namespace summary
+
+namespace task_eval_reason {
+const char kFinal[] = "final";
+const char kCheckpoint[] = "checkpoint";
+}  // namespace task_eval_reason
 
 namespace checkpoint_reason {
 const char kBoundary[] = "boundary";
@@ -119,6 +131,11 @@ constexpr char kBytes[] = "bytes";
 constexpr char kSha256[] = "sha256";
 // error
 constexpr char kMessage[] = "message";
+// task_eval (and summary.json's tasks entries)
+constexpr char kScores[] = "scores";
+constexpr char kTask[] = "task";
+constexpr char kGroup[] = "group";
+constexpr char kItems[] = "items";
 
 using Json = nlohmann::json;
 using Ordered = nlohmann::ordered_json;
@@ -145,6 +162,19 @@ Json DecisionRecord(const DecisionEvent& d) {
               {kLayerEntropy, d.layer_entropy},
               {kHeadEntropy, d.head_entropy},
               {kReason, d.reason}};
+}
+
+Json TaskScoresJson(const std::vector<eval::TaskScore>& scores) {
+  Json a = Json::array();
+  for (const eval::TaskScore& t : scores) {
+    Json j{{kTask, t.task},
+           {kItems, t.items},
+           {scalar::kAcc, t.acc},
+           {scalar::kAccNorm, t.acc_norm}};
+    if (!t.group.empty()) j[kGroup] = t.group;
+    a.push_back(std::move(j));
+  }
+  return a;
 }
 
 Json SummaryObject(const RunSummary& s) {
@@ -184,6 +214,13 @@ Json SummaryObject(const RunSummary& s) {
   if (j[summary::kGrowth].is_discarded()) j[summary::kGrowth] = nullptr;
   j[summary::kPeakRssMb] = s.peak_rss_mb;
   if (!s.last_checkpoint.empty()) j[summary::kLastCheckpoint] = s.last_checkpoint;
+  if (!s.tasks.empty()) {
+    j[summary::kTasks] = TaskScoresJson(s.tasks);
+    if (const std::optional<MacroAccuracy> m = TaskMacroMean(s.tasks)) {
+      j[summary::kAcc] = m->acc;
+      j[summary::kAccNorm] = m->acc_norm;
+    }
+  }
   return j;
 }
 
@@ -249,6 +286,12 @@ struct ToJson {
   }
   Json operator()(const ErrorEvent& e) const {
     return {{kEvent, kErrorEvent}, {kStep, e.step}, {kMessage, e.message}};
+  }
+  Json operator()(const TaskEvalEvent& e) const {
+    return {{kEvent, kTaskEvalEvent},
+            {kStep, e.step},
+            {kReason, e.reason},
+            {kScores, TaskScoresJson(e.scores)}};
   }
   Json operator()(const EndEvent& e) const {
     Json j = Json::parse(e.summary_json, nullptr, /*allow_exceptions=*/false);
@@ -510,6 +553,33 @@ absl::Status ReadDecision(const Fields& f, DecisionEvent* d) {
   return absl::OkStatus();
 }
 
+// A list of task scores (a task_eval event's `scores`, summary.json's `tasks`), named `key` in
+// errors: "scores[2].acc is not a number".
+absl::Status ReadTaskScores(const Fields& f, const char* key, std::vector<eval::TaskScore>* out) {
+  const Ordered* list = f.Find(key);
+  if (list == nullptr) return f.Error(absl::StrCat("no ", key));
+  if (!list->is_array()) return f.Bad(key, "a list of task scores");
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string name = absl::StrCat(key, "[", i, "]");
+    const Ordered& o = (*list)[i];
+    if (!o.is_object()) return f.Bad(name, "an object (task, group, items, acc, acc_norm)");
+    const Fields sf = f.Nested(o, name);
+    eval::TaskScore t;
+    if (absl::Status s = First({sf.String(kTask, &t.task), sf.String(kGroup, &t.group, true),
+                                sf.Int(kItems, 0, kInt64Max, &t.items),
+                                sf.Number(scalar::kAcc, &t.acc),
+                                sf.Number(scalar::kAccNorm, &t.acc_norm)});
+        !s.ok()) {
+      return s;
+    }
+    if (t.task.empty() || t.task.find('/') != std::string::npos) {
+      return sf.Bad(kTask, "a non-empty task name without '/' (a task file's stem)");
+    }
+    out->push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
 // The start of a line, for errors about lines that are not events at all.
 std::string Excerpt(std::string_view line) {
   constexpr size_t kMax = 80;
@@ -520,6 +590,67 @@ std::string Excerpt(std::string_view line) {
 
 std::string ExtrapolationScalarName(std::string_view name, int64_t multiple) {
   return absl::StrCat(absl::string_view(name.data(), name.size()), "@x", multiple);
+}
+
+std::string TaskScalarName(std::string_view metric, std::string_view task, std::string_view group) {
+  const auto view = [](std::string_view v) { return absl::string_view(v.data(), v.size()); };
+  if (task.empty()) return std::string(metric);
+  if (group.empty()) return absl::StrCat(view(metric), "/", view(task));
+  return absl::StrCat(view(metric), "/", view(task), "/", view(group));
+}
+
+std::optional<TaskScalar> ParseTaskScalarName(std::string_view name) {
+  for (const char* metric : {scalar::kAcc, scalar::kAccNorm}) {
+    const std::string_view m(metric);
+    if (name == m) return TaskScalar{metric, "", ""};
+    if (name.size() <= m.size() + 1 || name.substr(0, m.size()) != m || name[m.size()] != '/') {
+      continue;
+    }
+    const std::string_view rest = name.substr(m.size() + 1);
+    const size_t slash = rest.find('/');
+    const std::string_view task = rest.substr(0, slash);
+    if (task.empty()) return std::nullopt;
+    if (slash == std::string_view::npos) return TaskScalar{metric, std::string(task), ""};
+    const std::string_view group = rest.substr(slash + 1);
+    if (group.empty()) return std::nullopt;
+    return TaskScalar{metric, std::string(task), std::string(group)};
+  }
+  return std::nullopt;
+}
+
+TaskEvalEvent TaskEvalEventOf(int64_t step, std::string reason,
+                              std::vector<eval::TaskScore> scores) {
+  return TaskEvalEvent{step, std::move(reason), std::move(scores)};
+}
+
+std::optional<MacroAccuracy> TaskMacroMean(const std::vector<eval::TaskScore>& scores) {
+  MacroAccuracy m;
+  double acc_sum = 0, norm_sum = 0;
+  int64_t acc_n = 0, norm_n = 0;
+  for (const eval::TaskScore& t : scores) {
+    if (!t.group.empty()) continue;
+    ++m.tasks;
+    if (std::isfinite(t.acc)) acc_sum += t.acc, ++acc_n;
+    if (std::isfinite(t.acc_norm)) norm_sum += t.acc_norm, ++norm_n;
+  }
+  if (m.tasks == 0) return std::nullopt;
+  m.acc = acc_n > 0 ? acc_sum / static_cast<double>(acc_n) : kNaN;
+  m.acc_norm = norm_n > 0 ? norm_sum / static_cast<double>(norm_n) : kNaN;
+  return m;
+}
+
+absl::StatusOr<std::vector<eval::TaskScore>> SummaryTasks(std::string_view summary_json) {
+  const Ordered j = Ordered::parse(summary_json.begin(), summary_json.end(), nullptr,
+                                   /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("summary.json is not a JSON object: ", Excerpt(summary_json)));
+  }
+  std::vector<eval::TaskScore> out;
+  if (!j.contains(summary::kTasks)) return out;
+  const Fields f(j, "summary.json");
+  if (absl::Status s = ReadTaskScores(f, summary::kTasks, &out); !s.ok()) return s;
+  return out;
 }
 
 ScalarsEvent ScalarsEventOf(int64_t step, const TrainingScalars& s) {
@@ -564,7 +695,8 @@ EndEvent EndEventOf(const RunSummary& s) { return EndEvent{s.status, RunSummaryJ
 const char* EventKind(const Event& e) {
   static constexpr const char* kKinds[] = {kStartEvent,      kScalarsEvent,       kEntropyEvent,
                                            kEvalEvent,       kExtrapolationEvent, kDecisionEvent,
-                                           kCheckpointEvent, kErrorEvent,         kEndEvent};
+                                           kCheckpointEvent, kErrorEvent,         kEndEvent,
+                                           kTaskEvalEvent};
   static_assert(std::size(kKinds) == std::variant_size_v<Event>);
   return kKinds[e.index()];
 }
@@ -593,7 +725,8 @@ absl::StatusOr<ParsedEvent> ParseEventLine(std::string_view line) {
   const std::string& kind = out.kind;
   const bool rows_event = kind == kScalarsEvent || kind == kEvalEvent ||
                           kind == kExtrapolationEvent || kind == kEntropyEvent ||
-                          kind == kDecisionEvent || kind == kCheckpointEvent;
+                          kind == kDecisionEvent || kind == kCheckpointEvent ||
+                          kind == kTaskEvalEvent;
   const bool known = rows_event || kind == kStartEvent || kind == kEndEvent || kind == kErrorEvent;
 
   const auto step_field = j.find(kStep);
@@ -657,6 +790,12 @@ absl::StatusOr<ParsedEvent> ParseEventLine(std::string_view line) {
                     f.String(kSha256, &e.sha256), f.String(kReason, &e.reason)});
     if (status.ok()) status = f.Number(kTime, &out.time, /*optional=*/true);
     out.event = std::move(e);
+  } else if (kind == kTaskEvalEvent) {
+    TaskEvalEvent e;
+    e.step = step;
+    status = f.String(kReason, &e.reason);
+    if (status.ok()) status = ReadTaskScores(f, kScores, &e.scores);
+    out.event = std::move(e);
   } else if (kind == kErrorEvent) {
     ErrorEvent e;
     e.step = step;
@@ -717,6 +856,14 @@ bool operator==(const ErrorEvent& a, const ErrorEvent& b) {
 }
 bool operator==(const EndEvent& a, const EndEvent& b) {
   return std::tie(a.status, a.summary_json) == std::tie(b.status, b.summary_json);
+}
+bool operator==(const TaskEvalEvent& a, const TaskEvalEvent& b) {
+  const auto same = [](const eval::TaskScore& x, const eval::TaskScore& y) {
+    return std::tie(x.task, x.group, x.items, x.acc, x.acc_norm) ==
+           std::tie(y.task, y.group, y.items, y.acc, y.acc_norm);
+  };
+  return a.step == b.step && a.reason == b.reason &&
+         std::equal(a.scores.begin(), a.scores.end(), b.scores.begin(), b.scores.end(), same);
 }
 
 }  // namespace sgt::events

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/eval_tasks.h"
 #include "libsgt/core/growth.h"
 
 namespace sgt::events {
@@ -37,6 +38,7 @@ extern const char kEvalEvent[];
 extern const char kDecisionEvent[];
 extern const char kCheckpointEvent[];
 extern const char kExtrapolationEvent[];
+extern const char kTaskEvalEvent[];
 extern const char kErrorEvent[];
 extern const char kEndEvent[];
 
@@ -54,11 +56,27 @@ extern const char kOverhead[];
 extern const char kStepS[];
 extern const char kValLoss[];  // eval and extrapolation
 extern const char kValPpl[];   // eval and extrapolation
+extern const char kAcc[];      // task_eval: accuracy (TaskScalarName), and the macro mean
+extern const char kAccNorm[];  // task_eval: length-normalised accuracy, and the macro mean
 }  // namespace scalar
 
 // The row name of an extrapolation event's value: `name` (scalar::kValLoss or kValPpl) at
 // `multiple` times the context, "val_loss@x2".
 std::string ExtrapolationScalarName(std::string_view name, int64_t multiple);
+
+// The row name of one task score's `metric` (scalar::kAcc or kAccNorm): "acc/arc_easy" for a
+// task's total (group ""), "acc/mmlu/stem" for a group. The macro mean over the tasks' totals is
+// the row named `metric` alone ("acc"). A task is a file stem and holds no '/', so the name
+// parses back unambiguously (ParseTaskScalarName).
+std::string TaskScalarName(std::string_view metric, std::string_view task, std::string_view group);
+struct TaskScalar {
+  std::string metric;  // scalar::kAcc or kAccNorm
+  std::string task;    // "" for the macro mean
+  std::string group;
+};
+// The parts of a row name TaskScalarName made, or of a macro mean ("acc"); nullopt for any other
+// name (val_loss, loss@x2, acc/ without a task).
+std::optional<TaskScalar> ParseTaskScalarName(std::string_view name);
 
 // The fields of summary.json (and of the end event, which carries it).
 namespace summary {
@@ -82,6 +100,9 @@ extern const char kTokensPerS[];
 extern const char kGrowth[];
 extern const char kPeakRssMb[];
 extern const char kLastCheckpoint[];
+extern const char kTasks[];    // task_eval scores of the final evaluation (list; absent: none)
+extern const char kAcc[];      // their macro mean (TaskMacroMean), with kTasks only
+extern const char kAccNorm[];
 }  // namespace summary
 
 // A checkpoint event's `reason` values.
@@ -92,6 +113,12 @@ extern const char kSnapshot[];  // SIGUSR1
 extern const char kPause[];     // SIGUSR2
 extern const char kFinal[];     // checkpoint.final, after the last step
 }  // namespace checkpoint_reason
+
+// A task_eval event's `reason` values.
+namespace task_eval_reason {
+extern const char kFinal[];       // after the last step
+extern const char kCheckpoint[];  // at a checkpoint (eval.at_checkpoints)
+}  // namespace task_eval_reason
 
 // summary.json's `status` values.
 extern const char kStatusSucceeded[];
@@ -169,6 +196,26 @@ struct ExtrapolationEvent {
   double val_ppl = 0;   // required
 };
 
+// Zero-shot multiple-choice scores (eval.tasks, docs/evaluation.md) at one step: each task's
+// total (group "") and its groups. All required; in a score `group` may be absent ("").
+struct TaskEvalEvent {
+  int64_t step = 0;
+  std::string reason;                   // task_eval_reason; any string parses
+  std::vector<eval::TaskScore> scores;  // each: task non-empty, items >= 0; acc null is NaN
+};
+TaskEvalEvent TaskEvalEventOf(int64_t step, std::string reason,
+                              std::vector<eval::TaskScore> scores);
+
+// The macro mean over the tasks' totals (the scores with group ""), each task weighing the same
+// whatever its item count; a non-finite score is left out of its mean. nullopt when no total is
+// among `scores`; a mean with no finite value is NaN.
+struct MacroAccuracy {
+  double acc = 0;
+  double acc_norm = 0;
+  int64_t tasks = 0;  // the totals averaged
+};
+std::optional<MacroAccuracy> TaskMacroMean(const std::vector<eval::TaskScore>& scores);
+
 // A growth decision record (GrowthDecision) with the signal it was taken on. All required.
 struct DecisionEvent {
   int64_t step = 0;
@@ -231,7 +278,15 @@ struct RunSummary {
   std::string growth_json;  // GrowthStateToJson
   double peak_rss_mb = 0;
   std::string last_checkpoint;  // "" leaves the field out
+  // The final task_eval scores ([] leaves out tasks, acc and acc_norm; acc and acc_norm are
+  // TaskMacroMean's, written when some score is a total).
+  std::vector<eval::TaskScore> tasks;
 };
+
+// summary.json's `tasks` read back (the worker, the coordinator, sgtctl): [] when absent; an
+// entry that is not an object with a string task, an integer items and numeric (or null) acc
+// and acc_norm is an error naming its index.
+absl::StatusOr<std::vector<eval::TaskScore>> SummaryTasks(std::string_view summary_json);
 
 // summary.json's text: keys sorted, `indent` as nlohmann's dump (-1 compact; sgt-train: 2).
 std::string RunSummaryJson(const RunSummary& s, int indent = -1);
@@ -240,7 +295,7 @@ EndEvent EndEventOf(const RunSummary& s);
 // --- writer and parser -------------------------------------------------------------------------
 
 using Event = std::variant<StartEvent, ScalarsEvent, EntropyEvent, EvalEvent, ExtrapolationEvent,
-                           DecisionEvent, CheckpointEvent, ErrorEvent, EndEvent>;
+                           DecisionEvent, CheckpointEvent, ErrorEvent, EndEvent, TaskEvalEvent>;
 
 // The `event` field of `e`'s line.
 const char* EventKind(const Event& e);
@@ -276,6 +331,7 @@ bool operator==(const DecisionEvent& a, const DecisionEvent& b);
 bool operator==(const CheckpointEvent& a, const CheckpointEvent& b);
 bool operator==(const ErrorEvent& a, const ErrorEvent& b);
 bool operator==(const EndEvent& a, const EndEvent& b);
+bool operator==(const TaskEvalEvent& a, const TaskEvalEvent& b);
 
 }  // namespace sgt::events
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -103,6 +104,14 @@ RunSummary ASummary() {
   return s;
 }
 
+// Final scores of two tasks, one with groups, as the trainer's hook writes them.
+std::vector<eval::TaskScore> SomeScores() {
+  return {{"arithmetic", "", 40, 0.275, 0.3},
+          {"mmlu", "", 12, 0.5, 0.25},
+          {"mmlu", "stem", 5, 0.4, 0.2},
+          {"mmlu", "social sciences", 7, 4.0 / 7, 2.0 / 7}};
+}
+
 TEST(EventLogTest, EveryKindRoundTrips) {
   ExpectRoundTrip(AStart());
   StartEvent fresh = AStart();
@@ -123,6 +132,132 @@ TEST(EventLogTest, EveryKindRoundTrips) {
   paused.validated = false;
   paused.last_checkpoint = "";
   ExpectRoundTrip(EndEventOf(paused));
+  ExpectRoundTrip(TaskEvalEventOf(60, task_eval_reason::kFinal, SomeScores()));
+  ExpectRoundTrip(TaskEvalEvent{20, task_eval_reason::kCheckpoint, {}});
+  RunSummary evaluated = ASummary();
+  evaluated.tasks = SomeScores();
+  ExpectRoundTrip(EndEventOf(evaluated));
+}
+
+TEST(EventLogTest, TaskEvalLineAndNonFiniteScores) {
+  EXPECT_EQ(EventLine(TaskEvalEvent{60, "final", {{"arith", "", 40, 0.25, 0.5},
+                                                  {"arith", "add", 10, 0.5, 1.0}}},
+                      7.0),
+            R"({"event":"task_eval","reason":"final","scores":[)"
+            R"({"acc":0.25,"acc_norm":0.5,"items":40,"task":"arith"},)"
+            R"({"acc":0.5,"acc_norm":1.0,"group":"add","items":10,"task":"arith"}],)"
+            R"("step":60,"time":7.0})");
+  // A score of no items (NaN) is written as null and read back as NaN.
+  const std::string line =
+      EventLine(TaskEvalEvent{3, "final", {{"empty", "", 0, std::nan(""), std::nan("")}}}, 1.0);
+  absl::StatusOr<ParsedEvent> p = ParseEventLine(line);
+  ASSERT_TRUE(p.ok()) << p.status();
+  const TaskEvalEvent& e = std::get<TaskEvalEvent>(*p->event);
+  ASSERT_EQ(e.scores.size(), 1u);
+  EXPECT_TRUE(std::isnan(e.scores[0].acc));
+  EXPECT_EQ(p->step, 3);
+  EXPECT_EQ(std::string(EventKind(Event(e))), "task_eval");
+}
+
+TEST(EventLogTest, TaskEvalErrorsNameTheField) {
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"scores":[]})"),
+            "task_eval event at step 5: no reason");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","reason":"final","scores":[]})"),
+            "task_eval event: no step");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final"})"),
+            "task_eval event at step 5: no scores");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":{}})"),
+            "task_eval event at step 5: scores is not a list of task scores");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[3]})"),
+            "task_eval event at step 5: scores[0] is not an object (task, group, items, acc, "
+            "acc_norm)");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[)"
+                       R"({"task":"a","items":4,"acc":0.5,"acc_norm":0.5},)"
+                       R"({"task":"b","items":4,"acc":"high","acc_norm":0.5}]})"),
+            "task_eval event at step 5: scores[1].acc is not a number");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[)"
+                       R"({"task":"a","items":4,"acc":0.5}]})"),
+            "task_eval event at step 5: no scores[0].acc_norm");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[)"
+                       R"({"task":"a","items":-1,"acc":0.5,"acc_norm":0.5}]})"),
+            "task_eval event at step 5: scores[0].items is not an integer in range");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[)"
+                       R"({"task":"a","group":1,"items":1,"acc":0.5,"acc_norm":0.5}]})"),
+            "task_eval event at step 5: scores[0].group is not a string");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":"final","scores":[)"
+                       R"({"task":"a/b","items":1,"acc":0.5,"acc_norm":0.5}]})"),
+            "task_eval event at step 5: scores[0].task is not a non-empty task name without '/' "
+            "(a task file's stem)");
+  EXPECT_EQ(ParseError(R"({"event":"task_eval","step":5,"reason":7,"scores":[]})"),
+            "task_eval event at step 5: reason is not a string");
+}
+
+TEST(EventLogTest, TaskMacroMeanIsOverTheTasksTotals) {
+  const std::optional<MacroAccuracy> m = TaskMacroMean(SomeScores());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->tasks, 2);
+  EXPECT_DOUBLE_EQ(m->acc, (0.275 + 0.5) / 2);  // groups are not counted, items do not weigh
+  EXPECT_DOUBLE_EQ(m->acc_norm, (0.3 + 0.25) / 2);
+  EXPECT_FALSE(TaskMacroMean({}).has_value());
+  EXPECT_FALSE(TaskMacroMean({{"mmlu", "stem", 5, 0.4, 0.2}}).has_value());
+  // A task with no finite score is left out of the mean, not counted as 0.
+  const std::optional<MacroAccuracy> n =
+      TaskMacroMean({{"a", "", 4, 0.5, std::nan("")}, {"b", "", 0, std::nan(""), std::nan("")}});
+  ASSERT_TRUE(n.has_value());
+  EXPECT_DOUBLE_EQ(n->acc, 0.5);
+  EXPECT_TRUE(std::isnan(n->acc_norm));
+}
+
+TEST(EventLogTest, SummaryJsonCarriesTheTasksAndTheirMacroMean) {
+  RunSummary s = ASummary();
+  s.tasks = SomeScores();
+  const nlohmann::json j = nlohmann::json::parse(RunSummaryJson(s, 2));
+  EXPECT_EQ(j.size(), 23u);
+  ASSERT_EQ(j[summary::kTasks].size(), 4u);
+  EXPECT_EQ(j[summary::kTasks][0].dump(),
+            R"({"acc":0.275,"acc_norm":0.3,"items":40,"task":"arithmetic"})");
+  EXPECT_EQ(j[summary::kTasks][2]["group"], "stem");
+  EXPECT_DOUBLE_EQ(j[summary::kAcc].get<double>(), (0.275 + 0.5) / 2);
+  EXPECT_DOUBLE_EQ(j[summary::kAccNorm].get<double>(), (0.3 + 0.25) / 2);
+  absl::StatusOr<std::vector<eval::TaskScore>> back = SummaryTasks(RunSummaryJson(s));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE((TaskEvalEvent{0, "", *back} == TaskEvalEvent{0, "", SomeScores()}));
+  // No tasks: none of the three fields, and SummaryTasks reads [].
+  const nlohmann::json none = nlohmann::json::parse(RunSummaryJson(ASummary()));
+  EXPECT_FALSE(none.contains(summary::kTasks));
+  EXPECT_FALSE(none.contains(summary::kAcc));
+  back = SummaryTasks(RunSummaryJson(ASummary()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->empty());
+  // Bad entries are errors naming the index.
+  EXPECT_EQ(SummaryTasks(R"({"tasks":[{"task":"a","items":1,"acc":true,"acc_norm":0}]})")
+                .status()
+                .message(),
+            "summary.json: tasks[0].acc is not a number");
+  EXPECT_FALSE(SummaryTasks("[1]").ok());
+}
+
+TEST(EventLogTest, TaskScalarNamesParseBack) {
+  EXPECT_EQ(TaskScalarName(scalar::kAcc, "arc_easy", ""), "acc/arc_easy");
+  EXPECT_EQ(TaskScalarName(scalar::kAccNorm, "mmlu", "social sciences"),
+            "acc_norm/mmlu/social sciences");
+  EXPECT_EQ(TaskScalarName(scalar::kAcc, "", ""), "acc");
+  const std::optional<TaskScalar> t = ParseTaskScalarName("acc_norm/mmlu/a/b");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->metric, "acc_norm");
+  EXPECT_EQ(t->task, "mmlu");
+  EXPECT_EQ(t->group, "a/b");  // only the task is free of '/'
+  const std::optional<TaskScalar> macro = ParseTaskScalarName("acc");
+  ASSERT_TRUE(macro.has_value());
+  EXPECT_EQ(macro->task, "");
+  const std::optional<TaskScalar> total = ParseTaskScalarName("acc/arith");
+  ASSERT_TRUE(total.has_value());
+  EXPECT_EQ(total->metric, "acc");
+  EXPECT_EQ(total->task, "arith");
+  EXPECT_EQ(total->group, "");
+  for (const char* other : {"accuracy", "acc/", "acc//x", "acc/x/", "val_loss", "loss@x2", ""}) {
+    EXPECT_FALSE(ParseTaskScalarName(other).has_value()) << other;
+  }
 }
 
 TEST(EventLogTest, LinesAreWrittenAsSgtTrainAlwaysHas) {
