@@ -76,9 +76,7 @@ std::vector<std::string> SplitLines(const std::string& text) {
   return lines;
 }
 
-bool IsBlank(const std::string& s) {
-  return s.find_first_not_of(" \t\r\n") == std::string::npos;
-}
+bool IsBlank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
 
 std::string Strip(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n");
@@ -148,15 +146,23 @@ absl::Status LineError(const Place& at, const std::string& problem, const std::s
 
 const char* JsonTypeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a fractional number";
-    default: return "an unsupported value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a fractional number";
+    default:
+      return "an unsupported value";
   }
 }
 
@@ -207,15 +213,13 @@ absl::StatusOr<int64_t> IntegerLike(const Place& at, const json& v, const std::s
   if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
   if (v.is_string()) {
     const std::string s = Strip(v.get<std::string>());
-    if (!s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) {
-          return c >= '0' && c <= '9';
-        })) {
+    if (!s.empty() && s.size() < 10 &&
+        std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return std::stoll(s);
     }
     if (s.empty()) {
-      return FieldError(at, path,
-                        "is empty (a split distributed without answers, such as a test split?)",
-                        fix);
+      return FieldError(
+          at, path, "is empty (a split distributed without answers, such as a test split?)", fix);
     }
     return FieldError(at, path, absl::StrCat("is \"", v.get<std::string>(), "\", not a number"),
                       fix);
@@ -229,12 +233,11 @@ absl::StatusOr<int64_t> IntegerLike(const Place& at, const json& v, const std::s
 // Checks one line's object and turns it into an item.
 absl::StatusOr<TaskItem> ParseTaskItem(const std::string& file, int64_t line, const json& obj) {
   const Place at{file, line, 0};
-  static const char* const kKnown[] = {"context", "choices", "gold", "contexts",
-                                       "continuation", "group", "id"};
+  static const char* const kKnown[] = {"context",      "choices", "gold", "contexts",
+                                       "continuation", "group",   "id"};
   for (auto it = obj.begin(); it != obj.end(); ++it) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) {
-          return it.key() == k;
-        }) == std::end(kKnown)) {
+    if (std::find_if(std::begin(kKnown), std::end(kKnown),
+                     [&](const char* k) { return it.key() == k; }) == std::end(kKnown)) {
       return FieldError(at, it.key(), "is not a task file field",
                         absl::StrCat("remove it; the fields are ", kTaskFields));
     }
@@ -268,15 +271,14 @@ absl::StatusOr<TaskItem> ParseTaskItem(const std::string& file, int64_t line, co
                       list_fix);
   }
   if ((*list)->size() < 2) {
-    return FieldError(at, list_key, absl::StrCat("has ", (*list)->size(), " entries, need 2 or more"),
-                      list_fix);
+    return FieldError(at, list_key,
+                      absl::StrCat("has ", (*list)->size(), " entries, need 2 or more"), list_fix);
   }
   for (size_t i = 0; i < (*list)->size(); ++i) {
     const json& e = (**list)[i];
     const std::string path = absl::StrCat(list_key, "[", i, "]");
     if (!e.is_string()) {
-      return FieldError(at, path, absl::StrCat("is ", JsonTypeName(e), ", not a string"),
-                        list_fix);
+      return FieldError(at, path, absl::StrCat("is ", JsonTypeName(e), ", not a string"), list_fix);
     }
     if (e.get<std::string>().empty()) return FieldError(at, path, "is empty", list_fix);
     if (first) {
@@ -285,9 +287,9 @@ absl::StatusOr<TaskItem> ParseTaskItem(const std::string& file, int64_t line, co
       item.choices.push_back(Choice{e.get<std::string>(), *one});
     }
   }
-  const std::string gold_fix = absl::StrCat("write \"gold\" as the 0-based index of the correct ",
-                                            first ? "choice" : "context", " (0 to ",
-                                            item.choices.size() - 1, ")");
+  const std::string gold_fix =
+      absl::StrCat("write \"gold\" as the 0-based index of the correct ",
+                   first ? "choice" : "context", " (0 to ", item.choices.size() - 1, ")");
   absl::StatusOr<const json*> gold = Field(at, obj, "gold", "gold", gold_fix);
   if (!gold.ok()) return gold.status();
   if (!(*gold)->is_number_integer() && !(*gold)->is_number_unsigned()) {
@@ -300,10 +302,10 @@ absl::StatusOr<TaskItem> ParseTaskItem(const std::string& file, int64_t line, co
   }
   item.gold = (*gold)->get<int64_t>();
   if (item.gold < 0 || item.gold >= static_cast<int64_t>(item.choices.size())) {
-    return FieldError(at, "gold",
-                      absl::StrCat("is ", item.gold, ", out of range for ", item.choices.size(),
-                                   " ", list_key),
-                      gold_fix);
+    return FieldError(
+        at, "gold",
+        absl::StrCat("is ", item.gold, ", out of range for ", item.choices.size(), " ", list_key),
+        gold_fix);
   }
   if (auto g = obj.find("group"); g != obj.end()) {
     if (!g->is_string()) {
@@ -318,7 +320,8 @@ absl::StatusOr<TaskItem> ParseTaskItem(const std::string& file, int64_t line, co
     } else if (id->is_number_integer() || id->is_number_unsigned()) {
       item.id = id->dump();
     } else {
-      return FieldError(at, "id", absl::StrCat("is ", JsonTypeName(*id), ", not a string or integer"),
+      return FieldError(at, "id",
+                        absl::StrCat("is ", JsonTypeName(*id), ", not a string or integer"),
                         "write it as a string or an integer, or leave it out");
     }
   }
@@ -454,24 +457,23 @@ absl::StatusOr<LabelledQuestion> ReadLabelledQuestion(const Record& r, const cha
         const json& e = (**list)[i];
         const std::string epath = absl::StrCat(path, "[", i, "]");
         if (!e.is_string()) {
-          return FieldError(at, epath, absl::StrCat("is ", JsonTypeName(e), ", not a string"),
-                            fix);
+          return FieldError(at, epath, absl::StrCat("is ", JsonTypeName(e), ", not a string"), fix);
         }
         if (IsBlank(e.get<std::string>())) return FieldError(at, epath, "is empty", fix);
         (key[0] == 't' ? q.texts : labels).push_back(e.get<std::string>());
       }
     }
     if (q.texts.size() != labels.size()) {
-      return FieldError(at, "choices.label",
-                        absl::StrCat("has ", labels.size(), " entries but choices.text has ",
-                                     q.texts.size()),
-                        "give one label per choice");
+      return FieldError(
+          at, "choices.label",
+          absl::StrCat("has ", labels.size(), " entries but choices.text has ", q.texts.size()),
+          "give one label per choice");
     }
     choices_path = "choices";
   }
   if (q.texts.size() < 2) {
-    return FieldError(at, choices_path, absl::StrCat("has ", q.texts.size(), " choices, need 2 or more"),
-                      fix);
+    return FieldError(at, choices_path,
+                      absl::StrCat("has ", q.texts.size(), " choices, need 2 or more"), fix);
   }
   absl::StatusOr<std::string> key = StringField(
       at, obj, "answerKey", "answerKey",
@@ -530,7 +532,7 @@ absl::StatusOr<std::vector<TaskItem>> ConvertArcLike(SourceFormat format,
 
 // The usual cleanup of HellaSwag's WikiHow-derived text: " [title]" ends a sentence, other
 // bracketed tags ("[header]", "[step]", "[substeps]") go, runs of spaces become one, and the ends
-// are trimmed.
+// are trimmed (before and after, so a tag at either end leaves no space behind).
 std::string CleanHellaSwag(const std::string& in) {
   std::string s = Strip(in);
   std::string t;
@@ -558,7 +560,8 @@ std::string CleanHellaSwag(const std::string& in) {
     if (c == ' ' && !v.empty() && v.back() == ' ') continue;
     v += c;
   }
-  return v;
+  // A tag removed from either end leaves a space there.
+  return Strip(v);
 }
 
 // Upper-cases the first letter and lower-cases the rest (ASCII letters only), as the usual
@@ -647,10 +650,10 @@ absl::StatusOr<std::vector<TaskItem>> ConvertWinoGrande(const std::vector<std::s
     const size_t blank = sentence->find('_');
     const int64_t blanks = std::count(sentence->begin(), sentence->end(), '_');
     if (blanks != 1) {
-      return FieldError(at, "sentence",
-                        absl::StrCat("has ", blanks, " \"_\" blanks, need exactly 1: \"",
-                                     *sentence, "\""),
-                        "mark the one place the options fill with a single \"_\"");
+      return FieldError(
+          at, "sentence",
+          absl::StrCat("has ", blanks, " \"_\" blanks, need exactly 1: \"", *sentence, "\""),
+          "mark the one place the options fill with a single \"_\"");
     }
     const std::string before = sentence->substr(0, blank);
     const std::string after = sentence->substr(blank + 1);
@@ -873,11 +876,12 @@ absl::StatusOr<std::string> MmluCategory(const std::string& subject, const std::
       nearest = s.name;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      where, ": \"", subject, "\" is not one of MMLU's 57 subjects",
-      best <= std::max<size_t>(3, subject.size() / 4) ? absl::StrCat(" (did you mean \"", nearest, "\"?)")
-                                                      : std::string(),
-      "; use one of: ", absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat(where, ": \"", subject, "\" is not one of MMLU's 57 subjects",
+                   best <= std::max<size_t>(3, subject.size() / 4)
+                       ? absl::StrCat(" (did you mean \"", nearest, "\"?)")
+                       : std::string(),
+                   "; use one of: ", absl::StrJoin(names, ", ")));
 }
 
 std::string MmluContext(const std::string& subject, const std::string& question,
@@ -899,7 +903,8 @@ TaskItem MmluItem(const std::string& subject, const std::string& category,
                   int64_t gold, std::string id) {
   TaskItem item;
   const std::string context = MmluContext(subject, question, options);
-  for (const char* letter : {" A", " B", " C", " D"}) item.choices.push_back(Choice{context, letter});
+  for (const char* letter : {" A", " B", " C", " D"})
+    item.choices.push_back(Choice{context, letter});
   item.gold = gold;
   item.group = category;
   item.id = std::move(id);
@@ -913,7 +918,9 @@ struct CsvRecord {
 
 // RFC 4180 CSV: fields separated by commas, records by "\n" or "\r\n"; a quoted field may hold
 // commas, newlines and doubled quotes.
-absl::StatusOr<std::vector<CsvRecord>> ParseCsv(const std::string& file, const std::string& text) {
+// `names` name the fields in messages (by position; "field N" past its end).
+absl::StatusOr<std::vector<CsvRecord>> ParseCsv(const std::string& file, const std::string& text,
+                                                const std::vector<std::string>& names) {
   std::vector<CsvRecord> records;
   CsvRecord cur;
   std::string field;
@@ -925,6 +932,11 @@ absl::StatusOr<std::vector<CsvRecord>> ParseCsv(const std::string& file, const s
   const std::string fix =
       "quote a field that holds commas, quotes or newlines with \"...\" and double each quote "
       "inside it (\"\")";
+  auto field_name = [&]() {
+    const size_t k = cur.fields.size();
+    return k < names.size() ? absl::StrCat("field \"", names[k], "\"")
+                            : absl::StrCat("field ", k + 1);
+  };
   auto end_field = [&]() {
     cur.fields.push_back(std::move(field));
     field.clear();
@@ -962,14 +974,13 @@ absl::StatusOr<std::vector<CsvRecord>> ParseCsv(const std::string& file, const s
       }
       if (!closed) {
         return absl::InvalidArgumentError(absl::StrCat(
-            file, ": record ", records.size() + 1, " (line ", cur.line,
-            "): field ", cur.fields.size() + 1, " opens a quote on line ", open_line,
-            " that is never closed; ", fix));
+            file, ": record ", records.size() + 1, " (line ", cur.line, "): ", field_name(),
+            " opens a quote on line ", open_line, " that is never closed; ", fix));
       }
       if (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            file, ": record ", records.size() + 1, " (line ", line, "): field ",
-            cur.fields.size() + 1, " has text after its closing quote; ", fix));
+        return absl::InvalidArgumentError(absl::StrCat(file, ": record ", records.size() + 1,
+                                                       " (line ", line, "): ", field_name(),
+                                                       " has text after its closing quote; ", fix));
       }
       if (i >= n) {
         end_record();
@@ -994,9 +1005,9 @@ absl::StatusOr<std::vector<CsvRecord>> ParseCsv(const std::string& file, const s
       continue;
     }
     if (c == '"') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file, ": record ", records.size() + 1, " (line ", line, "): field ",
-          cur.fields.size() + 1, " has a quote inside an unquoted field; ", fix));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": record ", records.size() + 1, " (line ", line, "): ", field_name(),
+                       " has a quote inside an unquoted field; ", fix));
     }
     field += c;
     ++i;
@@ -1017,9 +1028,10 @@ absl::StatusOr<std::string> MmluSubjectFromFileName(const std::string& file) {
     }
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      file, ": an MMLU CSV file's name says its subject: {subject}_test.csv, {subject}_dev.csv or "
-            "{subject}_val.csv (as in the original distribution's data/test/); rename it, or "
-            "give the Hugging Face JSONL layout (a .jsonl file) instead"));
+      file,
+      ": an MMLU CSV file's name says its subject: {subject}_test.csv, {subject}_dev.csv or "
+      "{subject}_val.csv (as in the original distribution's data/test/); rename it, or "
+      "give the Hugging Face JSONL layout (a .jsonl file) instead"));
 }
 
 absl::Status ConvertMmluCsv(const std::string& file, std::vector<TaskItem>* items) {
@@ -1029,11 +1041,12 @@ absl::Status ConvertMmluCsv(const std::string& file, std::vector<TaskItem>* item
   if (!category.ok()) return category.status();
   absl::StatusOr<std::string> text = ReadWholeFile(file, "input file");
   if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<CsvRecord>> records = ParseCsv(file, *text);
+  static const char* const kFieldNames[] = {"question", "A", "B", "C", "D", "answer"};
+  absl::StatusOr<std::vector<CsvRecord>> records =
+      ParseCsv(file, *text, {std::begin(kFieldNames), std::end(kFieldNames)});
   if (!records.ok()) return records.status();
   const std::string fix =
       "each record is question,A,B,C,D,answer (no header row), answer one of A, B, C, D";
-  static const char* const kFieldNames[] = {"question", "A", "B", "C", "D", "answer"};
   int64_t converted = 0;
   for (size_t r = 0; r < records->size(); ++r) {
     const CsvRecord& rec = (*records)[r];
@@ -1044,8 +1057,7 @@ absl::Status ConvertMmluCsv(const std::string& file, std::vector<TaskItem>* item
     }
     for (size_t f = 0; f < 6; ++f) {
       if (!ValidUtf8(rec.fields[f])) {
-        return FieldError(at, kFieldNames[f], "is not valid UTF-8",
-                          "save the file as UTF-8");
+        return FieldError(at, kFieldNames[f], "is not valid UTF-8", "save the file as UTF-8");
       }
     }
     if (IsBlank(rec.fields[0])) return FieldError(at, "question", "is empty", fix);
@@ -1060,7 +1072,8 @@ absl::Status ConvertMmluCsv(const std::string& file, std::vector<TaskItem>* item
     ++converted;
   }
   if (converted == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": no records (the file is empty); ", fix));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": no records (the file is empty); ", fix));
   }
   return absl::OkStatus();
 }
@@ -1168,8 +1181,8 @@ absl::Status CheckTaskItem(const TaskItem& item) {
         absl::StrCat("has ", item.choices.size(), " choices, need 2 or more"));
   }
   if (item.gold < 0 || item.gold >= static_cast<int64_t>(item.choices.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("gold ", item.gold, " is out of range for ",
-                                                   item.choices.size(), " choices"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gold ", item.gold, " is out of range for ", item.choices.size(), " choices"));
   }
   bool same_context = true, same_continuation = true;
   for (const Choice& c : item.choices) {
@@ -1240,9 +1253,9 @@ absl::StatusOr<Task> ReadTaskFile(const std::string& path) {
     task.items.push_back(std::move(*item));
   }
   if (task.items.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": the task file is empty; write one item per line (", kTaskFields,
-        "), e.g. with `sgt-data task convert`"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the task file is empty; write one item per line (", kTaskFields,
+                     "), e.g. with `sgt-data task convert`"));
   }
   return task;
 }
@@ -1300,27 +1313,35 @@ absl::Status WriteTaskFile(const std::string& path, const std::vector<TaskItem>&
 
 const char* SourceFormatName(SourceFormat f) {
   switch (f) {
-    case SourceFormat::kArc: return "arc";
-    case SourceFormat::kOpenBookQa: return "openbookqa";
-    case SourceFormat::kCommonsenseQa: return "csqa";
-    case SourceFormat::kHellaSwag: return "hellaswag";
-    case SourceFormat::kWinoGrande: return "winogrande";
-    case SourceFormat::kSocialIqa: return "siqa";
-    case SourceFormat::kMmlu: return "mmlu";
+    case SourceFormat::kArc:
+      return "arc";
+    case SourceFormat::kOpenBookQa:
+      return "openbookqa";
+    case SourceFormat::kCommonsenseQa:
+      return "csqa";
+    case SourceFormat::kHellaSwag:
+      return "hellaswag";
+    case SourceFormat::kWinoGrande:
+      return "winogrande";
+    case SourceFormat::kSocialIqa:
+      return "siqa";
+    case SourceFormat::kMmlu:
+      return "mmlu";
   }
   return "?";
 }
 
 absl::StatusOr<SourceFormat> SourceFormatFromName(const std::string& name) {
   std::vector<std::string> names;
-  for (SourceFormat f : {SourceFormat::kArc, SourceFormat::kOpenBookQa,
-                         SourceFormat::kCommonsenseQa, SourceFormat::kHellaSwag,
-                         SourceFormat::kWinoGrande, SourceFormat::kSocialIqa, SourceFormat::kMmlu}) {
+  for (SourceFormat f :
+       {SourceFormat::kArc, SourceFormat::kOpenBookQa, SourceFormat::kCommonsenseQa,
+        SourceFormat::kHellaSwag, SourceFormat::kWinoGrande, SourceFormat::kSocialIqa,
+        SourceFormat::kMmlu}) {
     if (name == SourceFormatName(f)) return f;
     names.push_back(SourceFormatName(f));
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown task format \"", name,
-                                                 "\"; use one of ", absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown task format \"", name, "\"; use one of ", absl::StrJoin(names, ", ")));
 }
 
 absl::StatusOr<std::vector<TaskItem>> ConvertTask(SourceFormat format,
@@ -1328,18 +1349,23 @@ absl::StatusOr<std::vector<TaskItem>> ConvertTask(SourceFormat format,
                                                   const std::string& labels) {
   if (inputs.empty()) return absl::InvalidArgumentError("no input files to convert");
   if (!labels.empty() && format != SourceFormat::kSocialIqa) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a labels file (", labels, ") is only read for siqa, not ", SourceFormatName(format),
-        ", whose records carry their answers; drop it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a labels file (", labels, ") is only read for siqa, not ",
+                     SourceFormatName(format), ", whose records carry their answers; drop it"));
   }
   switch (format) {
     case SourceFormat::kArc:
     case SourceFormat::kOpenBookQa:
-    case SourceFormat::kCommonsenseQa: return ConvertArcLike(format, inputs);
-    case SourceFormat::kHellaSwag: return ConvertHellaSwag(inputs);
-    case SourceFormat::kWinoGrande: return ConvertWinoGrande(inputs);
-    case SourceFormat::kSocialIqa: return ConvertSocialIqa(inputs, labels);
-    case SourceFormat::kMmlu: return ConvertMmlu(inputs);
+    case SourceFormat::kCommonsenseQa:
+      return ConvertArcLike(format, inputs);
+    case SourceFormat::kHellaSwag:
+      return ConvertHellaSwag(inputs);
+    case SourceFormat::kWinoGrande:
+      return ConvertWinoGrande(inputs);
+    case SourceFormat::kSocialIqa:
+      return ConvertSocialIqa(inputs, labels);
+    case SourceFormat::kMmlu:
+      return ConvertMmlu(inputs);
   }
   return absl::InvalidArgumentError("unknown task format");
 }
@@ -1394,8 +1420,8 @@ std::vector<TaskItem> ArithmeticTask(int64_t items, uint64_t seed) {
     const int64_t gold = rng.Range(0, 3);
     chosen.insert(chosen.begin() + gold, answer);
     TaskItem item;
-    const std::string context = absl::StrCat("Question: What is ", a, " ", word, " ", b,
-                                             "?\nAnswer:");
+    const std::string context =
+        absl::StrCat("Question: What is ", a, " ", word, " ", b, "?\nAnswer:");
     for (int64_t v : chosen) item.choices.push_back(Choice{context, absl::StrCat(" ", v)});
     item.gold = gold;
     item.group = group;
