@@ -236,7 +236,7 @@ TEST_F(EvalTasksTest, WriteTaskFileLeavesOldFileOrNothingOnError) {
   EXPECT_EQ(Listing(), (std::vector<std::string>{"adir", "old.jsonl"}));
 }
 
-TEST(SourceFormatTest, NamesRoundTripAndUnknownNameListsKnownOnes) {
+TEST(EvalTasksSourceFormatTest, NamesRoundTripAndUnknownNameListsKnownOnes) {
   for (SourceFormat f :
        {SourceFormat::kArc, SourceFormat::kOpenBookQa, SourceFormat::kCommonsenseQa,
         SourceFormat::kHellaSwag, SourceFormat::kWinoGrande, SourceFormat::kSocialIqa,
@@ -664,7 +664,7 @@ int64_t Solve(const std::string& context) {
   return -1;
 }
 
-TEST(ArithmeticTaskTest, DeterministicBySeed) {
+TEST(EvalTasksArithmeticTest, DeterministicBySeed) {
   EXPECT_EQ(TaskBytes(200, 7), TaskBytes(200, 7));
   EXPECT_NE(TaskBytes(200, 7), TaskBytes(200, 8));
   // A longer task starts with the shorter one.
@@ -672,7 +672,7 @@ TEST(ArithmeticTaskTest, DeterministicBySeed) {
   EXPECT_TRUE(ArithmeticTask(0, 1).empty());
 }
 
-TEST(ArithmeticTaskTest, GoldIsTheAnswerAndChoicesAreDistinctNumbers) {
+TEST(EvalTasksArithmeticTest, GoldIsTheAnswerAndChoicesAreDistinctNumbers) {
   std::set<std::string> groups;
   std::vector<int64_t> gold_positions(4, 0);
   const std::vector<TaskItem> items = ArithmeticTask(2000, 3);
@@ -710,7 +710,7 @@ TEST(ArithmeticTaskTest, GoldIsTheAnswerAndChoicesAreDistinctNumbers) {
 
 // Pins the generator's output across machines and standard libraries: recompute only when the
 // task is changed on purpose (and say so in docs/evaluation.md).
-TEST(ArithmeticTaskTest, PinnedBytesForFiftyItemsSeedOne) {
+TEST(EvalTasksArithmeticTest, PinnedBytesForFiftyItemsSeedOne) {
   const std::string text = TaskBytes(50, 1);
   EXPECT_EQ(Sha256Hex(text.data(), text.size()),
             "eb1873873502406c69a7fe7892aba5cc2a02a1bb226201028180aaed92ebdd26");
