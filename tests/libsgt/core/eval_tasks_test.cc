@@ -385,16 +385,21 @@ TEST_F(EvalTasksTest, HellaSwagPromptAndWikiHowCleanup) {
       R"({"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "ctx": "A man is sitting on a roof. he", "split": "val", "split_type": "indomain", "label": 3, "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.", "is holding a rubik's cube.", "starts pulling up roofing on a roof."], "source_id": "activitynet~v_-JhWjGDPHMY"})"
       "\n"
       R"({"ind": 92, "activity_label": "Personal Care and Style", "ctx_a": "[header] How to dye your hair [title] Pick a color.", "ctx_b": "", "ctx": "", "split": "val", "split_type": "zeroshot", "label": "1", "endings": ["[step] Choose a  shade [substeps] that suits you.", "Mix the dye [title] Wear gloves.", "Rinse.", "Wait an hour."], "source_id": "wikihow~1"})"
+      "\n"
+      R"({"ind": 5, "activity_label": "Bowling", "ctx_a": "Two men bowl.", "ctx_b": "then The Winner", "label": 0, "endings": ["cheers.", "sits."]})"
       "\n");
-  ExpectConverts(SourceFormat::kHellaSwag, {path}, "",
-                 {Shared("Roof shingle removal: A man is sitting on a roof. He",
-                         {" is using wrap to wrap a pair of skis.", " is ripping level tiles off.",
-                          " is holding a rubik's cube.", " starts pulling up roofing on a roof."},
-                         3, "24"),
-                  Shared("Personal Care and Style: How to dye your hair. Pick a color.",
-                         {" Choose a shade that suits you.", " Mix the dye. Wear gloves.",
-                          " Rinse.", " Wait an hour."},
-                         1, "92")});
+  ExpectConverts(
+      SourceFormat::kHellaSwag, {path}, "",
+      {Shared("Roof shingle removal: A man is sitting on a roof. He",
+              {" is using wrap to wrap a pair of skis.", " is ripping level tiles off.",
+               " is holding a rubik's cube.", " starts pulling up roofing on a roof."},
+              3, "24"),
+       Shared("Personal Care and Style: How to dye your hair. Pick a color.",
+              {" Choose a shade that suits you.", " Mix the dye. Wear gloves.", " Rinse.",
+               " Wait an hour."},
+              1, "92"),
+       // ctx_b: its first letter upper-cased, the rest lower-cased.
+       Shared("Bowling: Two men bowl. Then the winner", {" cheers.", " sits."}, 0, "5")});
   const std::string base =
       R"("activity_label": "A", "ctx_a": "x.", "ctx_b": "y", "endings": ["a", "b", "c", "d"])";
   ExpectFails(SourceFormat::kHellaSwag, {Write("h1.jsonl", "{" + base + ", \"label\": 4}\n")}, "",
