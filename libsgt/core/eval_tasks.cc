@@ -46,6 +46,11 @@ absl::Status ErrnoStatus(int err, const std::string& message) {
 }
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path, const std::string& what) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": is a directory, not a ", what, "; name the file itself"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;

@@ -188,6 +188,11 @@ TEST_F(EvalTasksTest, RefusesBothShapesMalformedJsonEmptyLinesAndEmptyFiles) {
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(empty.status().message(), HasSubstr("empty"));
 
+  fs::create_directory(dir_ + "/adir.jsonl");
+  absl::StatusOr<Task> directory = ReadTaskFile(dir_ + "/adir.jsonl");
+  ASSERT_FALSE(directory.ok());
+  EXPECT_THAT(directory.status().message(), HasSubstr("adir.jsonl: is a directory"));
+
   absl::StatusOr<Task> missing = ReadTaskFile(dir_ + "/nope.jsonl");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
