@@ -45,6 +45,10 @@ absl::StatusOr<LoadedModel> LoadModelForInference(const std::string& checkpoint,
 struct KvCache {
   struct Pass {
     torch::Tensor k, v;
+    // Buffers with room to grow along the positions: k and v are their first `length` positions,
+    // and appending writes after them in place unless another cache shares the buffer (a plain
+    // copy of this struct), which is then copied first. Undefined: the next append makes them.
+    torch::Tensor k_store, v_store;
   };
   std::vector<std::vector<Pass>> passes;
   int64_t length = 0;  // positions cached
