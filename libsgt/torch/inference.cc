@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "libsgt/core/checkpoint_format.h"
 #include "libsgt/torch/checkpoint.h"
+#include "nlohmann/json.hpp"
 
 namespace sgt {
 namespace {
@@ -318,15 +319,38 @@ absl::StatusOr<LoadedModel> LoadModelForInference(const std::string& checkpoint,
                                             "); pass a checkpoint written by this sgt-train"));
   }
   m.state = *state;
-  const ModelConfig& mc = m.config.model;
-  for (const LoopedLayer& a : m.state.active) {
-    bool heads_ok = a.k >= 0;
-    for (int64_t h : a.heads) heads_ok = heads_ok && h >= 0 && h < mc.heads;
-    if (a.layer < 0 || a.layer >= mc.layers || !heads_ok) {
+  // The structure the last trained step ran with, which the trainer records beside the growth
+  // state: at a growth boundary the state already holds that boundary's decision, for the steps
+  // to come. The run's own final evaluations used it. Checkpoints without it: the growth state.
+  GrowthState trained = m.state;
+  int64_t trained_step = m.step;
+  const nlohmann::json trainer =
+      nlohmann::json::parse(parts->header.trainer_json, nullptr, /*allow_exceptions=*/false);
+  if (trainer.is_object() && trainer.contains("structure")) {
+    const nlohmann::json& st = trainer["structure"];
+    absl::StatusOr<GrowthState> s = st.is_object() && st.contains("growth")
+                                        ? GrowthStateFromJson(st["growth"].dump())
+                                        : absl::InvalidArgumentError("no growth field");
+    if (!s.ok() || !st.contains("step") || !st["step"].is_number_integer()) {
       return absl::DataLossError(absl::StrCat(
-          "checkpoint ", checkpoint, ": its growth state loops layer ", a.layer,
-          " but the model has ", mc.layers, " layers of ", mc.heads,
-          " heads; pass a checkpoint written by this sgt-train"));
+          "checkpoint ", checkpoint, ": the trained structure in its header does not parse (",
+          s.ok() ? "no integer step" : s.status().message(),
+          "); pass a checkpoint written by this sgt-train"));
+    }
+    trained = *s;
+    trained_step = st["step"].get<int64_t>();
+  }
+  const ModelConfig& mc = m.config.model;
+  for (const GrowthState* g : {&m.state, &trained}) {
+    for (const LoopedLayer& a : g->active) {
+      bool heads_ok = a.k >= 0;
+      for (int64_t h : a.heads) heads_ok = heads_ok && h >= 0 && h < mc.heads;
+      if (a.layer < 0 || a.layer >= mc.layers || !heads_ok) {
+        return absl::DataLossError(absl::StrCat(
+            "checkpoint ", checkpoint, ": its growth state loops layer ", a.layer,
+            " but the model has ", mc.layers, " layers of ", mc.heads,
+            " heads; pass a checkpoint written by this sgt-train"));
+      }
     }
   }
   try {
@@ -350,7 +374,7 @@ absl::StatusOr<LoadedModel> LoadModelForInference(const std::string& checkpoint,
                      e.what_without_backtrace(), "); choose a device this machine has"));
   }
   m.model->eval();
-  m.plan = MakeLoopPlan(m.config, m.state, m.step, device);
+  m.plan = MakeLoopPlan(m.config, trained, trained_step, device);
   return m;
 }
 

@@ -27,8 +27,10 @@
 
 namespace sgt {
 
-// A trained model ready to run: the checkpoint's configuration, growth structure and weights, in
-// eval mode on `device`, with the loop plan of its last step (fade weights included).
+// A trained model ready to run: the checkpoint's configuration, growth state and weights, in eval
+// mode on `device`, with the loop plan of its last trained step (fade weights included). That is
+// the structure the run's own final evaluations used; at a growth boundary `state` already holds
+// the boundary's decision, which only the steps after it (a resumed run) would train with.
 struct LoadedModel {
   RunConfig config;
   GrowthState state;
