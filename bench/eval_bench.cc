@@ -29,10 +29,11 @@
 namespace {
 
 constexpr char kUsage[] = R"(usage: sgt-bench-eval --tokenizer FILE [--items N] [--reps R]
-                      [--threads T] [--batch-size B] NAME=CONFIG...
+                      [--threads T] [--batch-size B] [--shots S] NAME=CONFIG...
 
 Scores N generated arithmetic items (default 200) R times (default 3) per arm and path (shared
-context, whole sequences) and prints one JSON line each with the median items/s.
+context, whole sequences) and prints one JSON line each with the median items/s. --shots S puts
+the S items before each one, answered, in front of its context (a longer, few-shot context).
 )";
 
 int Usage(const std::string& problem) {
@@ -69,7 +70,7 @@ struct Arm {
 
 int main(int argc, char** argv) {
   std::string tokenizer_path;
-  int64_t items = 200, reps = 3, threads = 1, batch = 16;
+  int64_t items = 200, reps = 3, threads = 1, batch = 16, shots = 0;
   std::vector<Arm> arms;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -85,6 +86,10 @@ int main(int argc, char** argv) {
       if (!count(&reps)) return Usage("--reps needs a count >= 1");
     } else if (a == "--threads") {
       if (!count(&threads)) return Usage("--threads needs a count >= 1");
+    } else if (a == "--shots") {
+      if (i + 1 >= argc || !absl::SimpleAtoi(argv[++i], &shots) || shots < 0) {
+        return Usage("--shots needs a count >= 0");
+      }
     } else if (a == "--batch-size") {
       if (!count(&batch)) return Usage("--batch-size needs a count >= 1");
     } else {
@@ -106,7 +111,18 @@ int main(int argc, char** argv) {
   sgt::eval::Task task;
   task.name = "arithmetic";
   task.path = "(generated)";
-  task.items = sgt::eval::ArithmeticTask(items, 1);
+  task.items = sgt::eval::ArithmeticTask(items + shots, 1);
+  std::vector<sgt::eval::TaskItem> scored(task.items.begin() + shots, task.items.end());
+  for (int64_t i = 0; i < items; ++i) {
+    std::string prefix;
+    for (int64_t s = i; s < i + shots; ++s) {  // the S items before this one, answered
+      const sgt::eval::TaskItem& shot = task.items[s];
+      const sgt::eval::Choice& gold = shot.choices[shot.gold];
+      prefix += gold.context + gold.continuation + "\n\n";
+    }
+    for (sgt::eval::Choice& c : scored[i].choices) c.context = prefix + c.context;
+  }
+  task.items = std::move(scored);
   for (Arm& arm : arms) {
     torch::manual_seed(1);
     arm.model = sgt::Transformer(arm.cfg.model);
@@ -118,7 +134,7 @@ int main(int argc, char** argv) {
       for (int share = 0; share < 2; ++share) {
         const auto t0 = std::chrono::steady_clock::now();
         absl::StatusOr<std::vector<sgt::eval::TaskScore>> s = sgt::ScoreTask(
-            *arm.model, arm.plan, *tokenizer, task, {batch, 0, share == 1});
+            *arm.model, arm.plan, *tokenizer, task, {batch, 0, share == 1, 0});
         const double dt =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!s.ok()) {
@@ -137,6 +153,7 @@ int main(int argc, char** argv) {
                           {"path", share ? "shared" : "whole"},
                           {"items", items},
                           {"threads", threads},
+                          {"shots", shots},
                           {"items_per_s_median", v[v.size() / 2]},
                           {"items_per_s", v}};
       std::cout << j.dump() << "\n";

@@ -252,7 +252,8 @@ absl::StatusOr<std::vector<eval::TaskScore>> ScoreTask(TransformerImpl& model,
   std::vector<double*> whole_out;
   for (int64_t i = 0; i < items; ++i) {
     logprob[i].assign((*seqs)[i].size(), 0.0);
-    if (options.share_context && SharesContext((*seqs)[i])) {
+    if (options.share_context && SharesContext((*seqs)[i]) &&
+        static_cast<int64_t>((*seqs)[i].front().context.size()) >= options.min_shared_context) {
       ScoreShared(model, plan, (*seqs)[i], batch, &logprob[i]);
       continue;
     }

@@ -28,6 +28,10 @@ struct ScoreOptions {
   int64_t batch_size = 16;    // sequences per forward pass
   int64_t limit = 0;          // the first `limit` items (0: all)
   bool share_context = true;  // run a shared context once (false: every sequence whole)
+  // ... when it has at least this many tokens: a short context costs less in the batched whole
+  // sequences than in the shared path's two small forward passes per item (docs/benchmarks.md,
+  // "Scoring").
+  int64_t min_shared_context = 32;
 };
 
 // The summed log-likelihood of each choice of each scored item: [item][choice].

@@ -183,7 +183,7 @@ TEST(EvalScoring, EqualsBruteForceForEveryShapeAndStructure) {
         SCOPED_TRACE(s.name + (share ? " shared" : " whole") + " batch " + std::to_string(batch));
         ChoiceLogLikelihoods detail;
         absl::StatusOr<std::vector<eval::TaskScore>> got =
-            ScoreTask(*model, s.plan, TestTokenizer(), task, {batch, 0, share}, &detail);
+            ScoreTask(*model, s.plan, TestTokenizer(), task, {batch, 0, share, 0}, &detail);
         ASSERT_TRUE(got.ok()) << got.status();
         ASSERT_EQ(detail.logprob.size(), expected.size());
         for (size_t i = 0; i < expected.size(); ++i) {
