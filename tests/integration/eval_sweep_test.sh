@@ -31,7 +31,7 @@ grep -qF "eval: {tasks: [\"$TASK\"]" "$SCRATCH/sweep.yaml" || fail "no eval sect
 start_coordinator "$db"
 start_two_workers
 "$BIN/sgtctl" submit "$SCRATCH/sweep.yaml" > /dev/null
-timeout 600 "$BIN/sgtctl" watch s1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -5 "$SCRATCH/watch.txt")"
+timeout 450 "$BIN/sgtctl" watch s1 > "$SCRATCH/watch.txt" || fail "watch: $(tail -5 "$SCRATCH/watch.txt")"
 [[ $(sqlite3 "$db" "SELECT COUNT(*) FROM runs WHERE state = 'succeeded'") == 6 ]] ||
   fail "not all succeeded: $(sqlite3 "$db" "SELECT id, state, reason FROM runs")"
 # Every stored row of every attempt is one its sgt-train logged, once (the task rows included).
