@@ -56,6 +56,11 @@ struct TaskScore {
 // line and the field, and say what to write instead. An empty file is an error.
 absl::StatusOr<Task> ReadTaskFile(const std::string& path);
 
+// Checks what WriteTaskFile and ReadTaskFile require of an item: 2 or more choices, gold in range,
+// no empty context or continuation, valid UTF-8, and choices that share their context or their
+// continuation (the two shapes). The message says what is wrong, without a file name.
+absl::Status CheckTaskItem(const TaskItem& item);
+
 // One line of a task file (without its newline), in the first shape when every choice shares the
 // context, else the second. ReadTaskFile reads it back equal.
 std::string TaskItemJsonLine(const TaskItem& item);

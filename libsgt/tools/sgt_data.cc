@@ -4,6 +4,9 @@
 //   sgt-data prepare --input a.txt b.txt --out data/mine  # the same for local text
 //   sgt-data encode --tokenizer data/brown/tokenizer.model --input x.txt --out x.u16
 //   sgt-data info data/brown/train.u16                    # print the sidecar, verify the file
+//   sgt-data task convert --format arc --input ARC-Easy-Dev.jsonl --out tasks/arc_easy.jsonl
+//   sgt-data task arithmetic --items 1000 --seed 1 --out tasks/arithmetic.jsonl
+//   sgt-data task check tasks/arc_easy.jsonl               # read it, print a summary
 //
 // `prepare` is idempotent (a stamp, prepare.json, records the arguments and output checksums) and
 // never replaces good outputs with partial ones: everything is built under DIR/.prepare-*/ and
@@ -38,6 +41,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libsgt/core/eval_tasks.h"
 #include "libsgt/core/sampler.h"
 #include "libsgt/core/sha256.h"
 #include "libsgt/core/token_file.h"
@@ -87,6 +91,9 @@ Usage:
   sgt-data prepare (--corpus brown | --input FILE...) --out DIR [options]
   sgt-data encode --tokenizer MODEL --input FILE --out PATH
   sgt-data info PATH
+  sgt-data task convert --format NAME --input FILE... [--labels FILE] --out FILE.jsonl
+  sgt-data task arithmetic --items N --seed S --out FILE.jsonl
+  sgt-data task check FILE.jsonl
   sgt-data --help
 
 prepare
@@ -119,6 +126,20 @@ encode
 info
   Prints the sidecar of a token file and verifies the file (size, sha256, token range).
   Exits 0 only if the file verifies.
+
+task
+  Zero-shot multiple-choice task files (JSONL, one item per line; docs/evaluation.md).
+  convert     turns a benchmark's distributed files into a task file:
+                --format arc | openbookqa | csqa | hellaswag | winogrande | siqa | mmlu
+                --input FILE...   one or more source files, read in order (--input may also be
+                                  repeated); mmlu: {subject}_test.csv files or Hugging Face JSONL
+                --labels FILE     siqa only: the separate labels file (dev-labels.lst) when the
+                                  records carry no "label"
+                --out FILE        the task file; written only when every record converted
+  arithmetic  writes the generated arithmetic task: --items N questions on +, -, * of small
+              numbers with four numeric choices, drawn from --seed S (default 1); the same
+              arguments give the same bytes on every machine
+  check       reads a task file and prints its item count, shapes and groups
 
 Exit status: 0 success, 1 runtime error (message says what to do), 2 usage error.
 )";
@@ -162,7 +183,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::string& command, int argc, char*
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name, " for `sgt-data ", command, "`"));
     }
-    if (out.flags.count(name) > 0) {
+    if (out.flags.count(name) > 0 && !spec->second.multi) {
       return absl::InvalidArgumentError(absl::StrCat("--", name, " given twice"));
     }
     if (values.empty()) {
@@ -174,7 +195,8 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::string& command, int argc, char*
     if (values.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
     }
-    out.flags[name] = std::move(values);
+    std::vector<std::string>& all = out.flags[name];  // a multi flag given again adds values
+    all.insert(all.end(), values.begin(), values.end());
   }
   return out;
 }
@@ -1093,13 +1115,123 @@ int Info(const ParsedArgs& a) {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// task: zero-shot multiple-choice task files (libsgt/core/eval_tasks.h).
+
+int TaskConvert(const ParsedArgs& a) {
+  if (!a.positional.empty()) {
+    return Usage(absl::StrCat("unexpected argument \"", a.positional[0], "\""));
+  }
+  for (const char* flag : {"format", "input", "out"}) {
+    if (a.flags.count(flag) == 0) return Usage(absl::StrCat("task convert needs --", flag));
+  }
+  absl::StatusOr<eval::SourceFormat> format = eval::SourceFormatFromName(FlagOr(a, "format", ""));
+  if (!format.ok()) return Usage(std::string(format.status().message()));
+  const std::string labels = FlagOr(a, "labels", "");
+  if (!labels.empty() && *format != eval::SourceFormat::kSocialIqa) {
+    return Usage(
+        absl::StrCat("--labels is only for --format siqa, not ", eval::SourceFormatName(*format)));
+  }
+  const std::vector<std::string>& inputs = a.flags.at("input");
+  const std::string out = FlagOr(a, "out", "");
+  absl::StatusOr<std::vector<eval::TaskItem>> items = eval::ConvertTask(*format, inputs, labels);
+  if (!items.ok()) return Fail(items.status());
+  if (absl::Status s = eval::WriteTaskFile(out, *items); !s.ok()) return Fail(s);
+  std::printf("sgt-data task convert: wrote %s: %zu items (%s, from %zu input file%s)\n",
+              out.c_str(), items->size(), eval::SourceFormatName(*format), inputs.size(),
+              inputs.size() == 1 ? "" : "s");
+  return 0;
+}
+
+int TaskArithmetic(const ParsedArgs& a) {
+  if (!a.positional.empty()) {
+    return Usage(absl::StrCat("unexpected argument \"", a.positional[0], "\""));
+  }
+  for (const char* flag : {"items", "out"}) {
+    if (a.flags.count(flag) == 0) return Usage(absl::StrCat("task arithmetic needs --", flag));
+  }
+  int64_t items = 0;
+  if (absl::Status s = ParseInt("items", FlagOr(a, "items", ""), 1, &items); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  const std::string seed_text = FlagOr(a, "seed", "1");
+  uint64_t seed = 0;
+  if (!absl::SimpleAtoi(seed_text, &seed) || seed_text.empty() || seed_text[0] == '-') {
+    return Usage(
+        absl::StrCat("--seed must be an integer from 0 to 2^64-1, got \"", seed_text, "\""));
+  }
+  const std::string out = FlagOr(a, "out", "");
+  const std::vector<eval::TaskItem> task = eval::ArithmeticTask(items, seed);
+  if (absl::Status s = eval::WriteTaskFile(out, task); !s.ok()) return Fail(s);
+  std::printf("sgt-data task arithmetic: wrote %s: %lld items (seed %llu)\n", out.c_str(),
+              static_cast<long long>(task.size()), static_cast<unsigned long long>(seed));
+  return 0;
+}
+
+int TaskCheck(const ParsedArgs& a) {
+  if (a.positional.size() != 1) return Usage("task check needs exactly one FILE");
+  absl::StatusOr<eval::Task> task = eval::ReadTaskFile(a.positional[0]);
+  if (!task.ok()) return Fail(task.status());
+  int64_t shared_context = 0, shared_continuation = 0;
+  std::map<size_t, int64_t> by_choices;
+  std::map<std::string, int64_t> groups;
+  for (const eval::TaskItem& item : task->items) {
+    bool same = true;
+    for (const eval::Choice& c : item.choices) same = same && c.context == item.choices[0].context;
+    ++(same ? shared_context : shared_continuation);
+    ++by_choices[item.choices.size()];
+    if (!item.group.empty()) ++groups[item.group];
+  }
+  std::printf("%s: task \"%s\", %zu items\n", task->path.c_str(), task->name.c_str(),
+              task->items.size());
+  std::printf(
+      "shape: %lld with one context and several choices, %lld with several contexts "
+      "and one continuation\n",
+      static_cast<long long>(shared_context), static_cast<long long>(shared_continuation));
+  std::vector<std::string> parts;
+  for (const auto& [n, count] : by_choices) parts.push_back(absl::StrCat(count, " x ", n));
+  std::printf("choices per item: %s\n", absl::StrJoin(parts, ", ").c_str());
+  parts.clear();
+  for (const auto& [g, count] : groups) parts.push_back(absl::StrCat(g, " ", count));
+  std::printf("groups: %s\n", parts.empty() ? "none" : absl::StrJoin(parts, ", ").c_str());
+  return 0;
+}
+
+int Task(int argc, char** argv) {
+  if (argc < 3) return Usage("task needs a subcommand (convert, arithmetic or check)");
+  const std::string sub = argv[2];
+  if (sub == "--help" || sub == "-h") {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  std::map<std::string, FlagSpec> specs;
+  if (sub == "convert") {
+    specs = {{"format", {}}, {"input", {true}}, {"labels", {}}, {"out", {}}};
+  } else if (sub == "arithmetic") {
+    specs = {{"items", {}}, {"seed", {}}, {"out", {}}};
+  } else if (sub != "check") {
+    return Usage(absl::StrCat("unknown task subcommand \"", sub,
+                              "\" (expected convert, arithmetic or check)"));
+  }
+  absl::StatusOr<ParsedArgs> args = ParseArgs(absl::StrCat("task ", sub), argc, argv, 3, specs);
+  if (!args.ok()) return Usage(std::string(args.status().message()));
+  if (args->help) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  if (sub == "convert") return TaskConvert(*args);
+  if (sub == "arithmetic") return TaskArithmetic(*args);
+  return TaskCheck(*args);
+}
+
 int Main(int argc, char** argv) {
-  if (argc < 2) return Usage("missing command (prepare, encode or info)");
+  if (argc < 2) return Usage("missing command (prepare, encode, info or task)");
   const std::string command = argv[1];
   if (command == "--help" || command == "-h" || command == "help") {
     std::fputs(kHelp, stdout);
     return 0;
   }
+  if (command == "task") return Task(argc, argv);
   std::map<std::string, FlagSpec> specs;
   if (command == "prepare") {
     specs = {{"corpus", {}},       {"input", {true}}, {"out", {}},          {"vocab", {}},
@@ -1108,7 +1240,7 @@ int Main(int argc, char** argv) {
     specs = {{"tokenizer", {}}, {"input", {}}, {"out", {}}};
   } else if (command != "info") {
     return Usage(
-        absl::StrCat("unknown command \"", command, "\" (expected prepare, encode or info)"));
+        absl::StrCat("unknown command \"", command, "\" (expected prepare, encode, info or task)"));
   }
   absl::StatusOr<ParsedArgs> args = ParseArgs(command, argc, argv, 2, specs);
   if (!args.ok()) return Usage(std::string(args.status().message()));

@@ -140,4 +140,21 @@ absl::StatusOr<CheckpointHeader> LoadCheckpointBytes(const std::string& bytes,
   return p->header;
 }
 
+absl::Status LoadCheckpointParameters(const CheckpointParts& parts, const std::string& path,
+                                      torch::nn::Module& model) {
+  try {
+    std::istringstream payload_stream(parts.payload);
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(payload_stream);
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, " passed its checksum but its parameters do not fit the model its ",
+        "header describes (", e.what_without_backtrace(),
+        "); pass a checkpoint written by this version of sgt-train"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace sgt

@@ -37,6 +37,12 @@ absl::StatusOr<CheckpointHeader> ReadCheckpointHeader(const std::string& path);
 absl::StatusOr<CheckpointHeader> LoadCheckpoint(const std::string& path, torch::nn::Module& model,
                                                 torch::optim::Optimizer& optimizer);
 
+// Loads only the parameters of a parsed checkpoint (`parts` from ParseCheckpointBytes) into
+// `model`: for inference, which needs no optimizer state and must not reset the process's RNG.
+// A payload whose tensors do not fit `model` is kDataLoss naming `path`.
+absl::Status LoadCheckpointParameters(const CheckpointParts& parts, const std::string& path,
+                                      torch::nn::Module& model);
+
 // The same in two halves, for a data-parallel run where rank 0 reads the file and every rank
 // loads the bytes it broadcast: the file's bytes (NotFound when it cannot be read), and the load
 // of such bytes (`path` only names them in errors).

@@ -27,8 +27,10 @@
 
 namespace sgt {
 
-// A trained model ready to run: the checkpoint's configuration, growth structure and weights, in
-// eval mode on `device`, with the loop plan of its last step (fade weights included).
+// A trained model ready to run: the checkpoint's configuration, growth state and weights, in eval
+// mode on `device`, with the loop plan of its last trained step (fade weights included). That is
+// the structure the run's own final evaluations used; at a growth boundary `state` already holds
+// the boundary's decision, which only the steps after it (a resumed run) would train with.
 struct LoadedModel {
   RunConfig config;
   GrowthState state;
@@ -45,6 +47,10 @@ absl::StatusOr<LoadedModel> LoadModelForInference(const std::string& checkpoint,
 struct KvCache {
   struct Pass {
     torch::Tensor k, v;
+    // Buffers with room to grow along the positions: k and v are their first `length` positions,
+    // and appending writes after them in place unless another cache shares the buffer (a plain
+    // copy of this struct), which is then copied first. Undefined: the next append makes them.
+    torch::Tensor k_store, v_store;
   };
   std::vector<std::vector<Pass>> passes;
   int64_t length = 0;  // positions cached

@@ -118,6 +118,12 @@ class TransformerImpl : public torch::nn::Module {
     torch::Tensor ffn_norm, w_gate_up, w_down;  // w_gate_up [2*d_ff, d]
   };
   std::vector<Layer>& layers() { return layers_; }
+  // Read access for the cached inference forward (inference.h), which runs these weights with
+  // plain ops.
+  const torch::Tensor& embed() const { return embed_; }
+  const torch::Tensor& final_norm() const { return final_norm_; }
+  const torch::Tensor& lm_head() const { return lm_head_; }
+  RotaryCache& rope() { return rope_; }
 
  private:
   // A loop pass's gathered weights hand their gradients to the base pass through these.

@@ -25,14 +25,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "libsgt/core/eval_tasks.h"
 #include "libsgt/core/event_log.h"
 #include "libsgt/core/flops.h"
 #include "libsgt/core/growth.h"
 #include "libsgt/core/sampler.h"
 #include "libsgt/core/token_file.h"
+#include "libsgt/text/tokenizer.h"
 #include "libsgt/torch/checkpoint.h"
 #include "libsgt/torch/dist.h"
 #include "libsgt/torch/entropy.h"
+#include "libsgt/torch/eval.h"
 #include "libsgt/torch/model.h"
 #include "libsgt/torch/threads.h"
 
@@ -331,9 +334,19 @@ class Session {
     return total / static_cast<double>(n);
   }
 
+  // Scores `task` under the structure of the last trained step (eval.h).
+  absl::StatusOr<std::vector<eval::TaskScore>> ScoreTask(const eval::Task& task,
+                                                         const Tokenizer& tokenizer) {
+    AutocastScope autocast(device_.is_cuda());
+    if (static_cast<int64_t>(plan_.size()) != cfg_.model.layers) Plan(step_);
+    const ScoreOptions o{cfg_.eval.batch_size, cfg_.eval.limit, /*share_context=*/true};
+    return sgt::ScoreTask(*model_, plan_, tokenizer, task, o);
+  }
+
   // The loop plan of `step`, from the structure now in force.
   void Plan(int64_t step) {
     step_ = step;
+    plan_state_ = state_;
     plan_ = MakeLoopPlan(cfg_, state_, step, device_);
   }
 
@@ -354,6 +367,10 @@ class Session {
                   {"eval", flops_.eval},
                   {"tokens", flops_.tokens}};
     j["train_seconds"] = train_seconds_;
+    // The structure the last trained step ran with: at a growth boundary the growth state already
+    // holds the decision for the steps to come, and evaluating a checkpoint (inference.h) wants
+    // the structure the weights were trained under, as this run's own final evaluations use.
+    j["structure"] = {{"step", step_}, {"growth", json::parse(GrowthStateToJson(plan_state_))}};
     // The global data cursor: the next step's batch is TrainWindowStarts(seed, step + 1, ...)
     // over its batch_size sequences, whatever the number of ranks that reads it (sampler.h).
     j["data"] = {{"seed", cfg_.train.seed},
@@ -409,6 +426,7 @@ class Session {
   EntropyEma ema_;
   FlopsTally flops_;
   LoopPlan plan_;  // the structure of the last trained step; eval and probe use it too
+  GrowthState plan_state_;  // the growth state plan_ was made from
   int64_t step_ = 0;
   ComputeRuntime runtime_;
   EntropyReading reading_;
@@ -527,6 +545,7 @@ class Run {
           absl::StrCat("cannot create checkpoint directory ", CheckpointDir().string(), ": ",
                        ec.message(), "; make it writable or choose another place for checkpoints"));
     }
+    if (absl::Status s = LoadEvalTasks(); !s.ok()) return s;
     if (!opt_.resume.empty()) {
       absl::StatusOr<std::string> bytes = ReadCheckpointFile(opt_.resume);
       if (!bytes.ok()) return bytes.status();
@@ -688,6 +707,45 @@ class Run {
     return absl::OkStatus();
   }
 
+  // The eval section's task files and tokenizer, read before the first step so that a bad file
+  // fails the run at once rather than after training.
+  absl::Status LoadEvalTasks() {
+    if (cfg_.eval.tasks.empty()) return absl::OkStatus();
+    std::string path = cfg_.eval.tokenizer;
+    if (path.empty()) {
+      absl::StatusOr<std::string> p = TokenizerOfTokenFile(cfg_.data.train, "data.train");
+      if (!p.ok()) return p.status();
+      path = *p;
+    }
+    absl::StatusOr<Tokenizer> t = Tokenizer::Load(path);
+    if (!t.ok()) {
+      return absl::Status(t.status().code(), absl::StrCat("eval.tokenizer: ", t.status().message()));
+    }
+    tokenizer_ = std::make_unique<Tokenizer>(*std::move(t));
+    for (const std::string& file : cfg_.eval.tasks) {
+      absl::StatusOr<eval::Task> task = eval::ReadTaskFile(file);
+      if (!task.ok()) {
+        return absl::Status(task.status().code(),
+                            absl::StrCat("eval.tasks: ", task.status().message()));
+      }
+      tasks_.push_back(*std::move(task));
+    }
+    return absl::OkStatus();
+  }
+
+  // Scores every task at `step` and writes their task_eval event (`reason`: final, checkpoint).
+  absl::StatusOr<std::vector<eval::TaskScore>> WriteTaskEval(int64_t step,
+                                                            const std::string& reason) {
+    std::vector<eval::TaskScore> scores;
+    for (const eval::Task& task : tasks_) {
+      absl::StatusOr<std::vector<eval::TaskScore>> s = session_.ScoreTask(task, *tokenizer_);
+      if (!s.ok()) return s.status();
+      scores.insert(scores.end(), s->begin(), s->end());
+    }
+    events_.Write(events::TaskEvalEvent{step, reason, scores});
+    return scores;
+  }
+
   void WriteEval(int64_t step) {
     const double loss = session_.EvalLoss(eval_windows_, 1);
     events_.Write(events::EvalEvent{step, loss, std::exp(loss)});
@@ -707,6 +765,15 @@ class Run {
     events_.Write(
         events::CheckpointEvent{step, fs::absolute(path).string(), w->bytes, w->sha256, reason});
     written_.push_back(path);
+    // eval.at_checkpoints: the interval and boundary checkpoints (the final one is scored by
+    // Finish; a snapshot or a pause is asked for to stop quickly).
+    if (!tasks_.empty() && cfg_.eval.at_checkpoints &&
+        (reason == events::checkpoint_reason::kInterval ||
+         reason == events::checkpoint_reason::kBoundary)) {
+      absl::StatusOr<std::vector<eval::TaskScore>> s =
+          WriteTaskEval(step, events::task_eval_reason::kCheckpoint);
+      if (!s.ok()) return s.status();
+    }
     if (cfg_.checkpoint.keep > 0) {
       while (static_cast<int64_t>(written_.size()) > cfg_.checkpoint.keep) {
         std::error_code ec;
@@ -742,6 +809,12 @@ class Run {
       }
       summary.val_loss = last_val_loss_;
       summary.val_ppl = std::exp(last_val_loss_);
+      if (!tasks_.empty()) {
+        absl::StatusOr<std::vector<eval::TaskScore>> s =
+            WriteTaskEval(step, events::task_eval_reason::kFinal);
+        if (!s.ok()) return s.status();
+        summary.tasks = *std::move(s);
+      }
       if (cfg_.checkpoint.final) {
         if (absl::Status s = Checkpoint(step, events::checkpoint_reason::kFinal); !s.ok()) return s;
       }
@@ -794,6 +867,8 @@ class Run {
   const bool rank0_;
   std::string resume_bytes_;  // the checkpoint rank 0 read, until every rank has loaded it
   std::unique_ptr<TokenFile> train_, val_;
+  std::unique_ptr<Tokenizer> tokenizer_;  // with tasks_: the eval section's, on rank 0
+  std::vector<eval::Task> tasks_;
   torch::Tensor eval_windows_, probe_windows_;
   EventLog events_;
   int64_t start_step_ = 0;

@@ -440,7 +440,16 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"CheckpointKeep",
                  {{"checkpoint.keep", "-1"}},
                  "checkpoint.keep",
-                 "set checkpoint.keep to 0"}),
+                 "set checkpoint.keep to 0"},
+        RuleCase{"EvalLimit", {{"eval.limit", "-1"}}, "eval.limit", "set eval.limit to 0"},
+        RuleCase{"EvalBatch", {{"eval.batch_size", "0"}}, "eval.batch_size",
+                 "set eval.batch_size to 1"},
+        RuleCase{"EvalEmptyTask", {{"eval.tasks", "[a.jsonl, '']"}}, "eval.tasks",
+                 "remove the empty entry"},
+        RuleCase{"EvalSameTaskName",
+                 {{"eval.tasks", "[x/arc.jsonl, y/arc.jsonl]"}},
+                 "eval.tasks",
+                 "rename one of the files"}),
     [](const testing::TestParamInfo<RuleCase>& info) { return info.param.name; });
 
 TEST(ConfigValidationTest, GrowthRulesDoNotApplyToVanilla) {
@@ -502,6 +511,43 @@ TEST(ConfigJsonTest, CanonicalJsonIsSortedCompactAndDropsNonRunFields) {
   EXPECT_EQ(json.find("checkpoint"), std::string::npos);
   EXPECT_EQ(json.find("source"), std::string::npos);
   EXPECT_EQ(json.find("example.yaml"), std::string::npos);
+}
+
+TEST(ConfigJsonTest, EvalTravelsToWorkersButIsNotPartOfTheRun) {
+  RunConfig cfg = Example();
+  cfg.name = "with-eval";
+  ASSERT_TRUE(SetConfigValue(cfg, "eval.tasks", "[tasks/arith.jsonl, 'dir with space/arc.jsonl']").ok());
+  ASSERT_TRUE(SetConfigValue(cfg, "eval.at_checkpoints", "true").ok());
+  ASSERT_TRUE(SetConfigValue(cfg, "eval.limit", "50").ok());
+  ASSERT_TRUE(ValidateRunConfig(cfg).ok()) << ValidateRunConfig(cfg);
+  // Scoring does not change training: the run's identity is the same with or without it.
+  EXPECT_EQ(CanonicalJson(cfg), CanonicalJson(Example()));
+  const std::string whole = WorkerConfigJson(cfg);
+  EXPECT_TRUE(Contains(whole, "\"eval\":{")) << whole;
+  EXPECT_TRUE(Contains(whole, "\"name\":\"with-eval\"")) << whole;
+  absl::StatusOr<RunConfig> back = RunConfigFromJson(whole);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->eval.tasks, cfg.eval.tasks);
+  EXPECT_TRUE(back->eval.at_checkpoints);
+  EXPECT_EQ(back->eval.limit, 50);
+  EXPECT_EQ(back->name, "with-eval");
+  EXPECT_EQ(WorkerConfigJson(*back), whole);
+}
+
+TEST(ConfigParseTest, EvalSectionParses) {
+  absl::StatusOr<RunConfig> cfg = ParseRunConfig(
+      "eval:\n  tasks:\n    - a.jsonl\n    - b.jsonl\n  tokenizer: t.model\n  batch_size: 4\n",
+      "e.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->eval.tasks, (std::vector<std::string>{"a.jsonl", "b.jsonl"}));
+  EXPECT_EQ(cfg->eval.tokenizer, "t.model");
+  EXPECT_EQ(cfg->eval.batch_size, 4);
+  EXPECT_FALSE(cfg->eval.at_checkpoints);
+  absl::StatusOr<RunConfig> bad = ParseRunConfig("eval:\n  tasks: a.jsonl\n", "e.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(Contains(std::string(bad.status().message()), "e.yaml:2:")) << bad.status();
+  EXPECT_TRUE(Contains(std::string(bad.status().message()), "expected a list of strings"))
+      << bad.status();
 }
 
 TEST(ConfigJsonTest, VanillaIgnoresGrowthAndEntropy) {
@@ -702,6 +748,22 @@ TEST_F(ConfigDataFilesTest, RelativePathsResolveAgainstTheCurrentDirectory) {
   absl::Status s = ValidateDataFiles(cfg_);
   fs::current_path(old);
   EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(ConfigDataFilesTest, EvalTaskFilesAndTokenizerMustExist) {
+  Write(cfg_.data.train, 200, Sidecar("uint16", 4096, 100));
+  Write(cfg_.data.validation, 40, Sidecar("uint32", 4096, 10));
+  cfg_.eval.tasks = {(dir_ / "arith.jsonl").string()};
+  std::string message = Error();
+  EXPECT_TRUE(Contains(message, "eval.tasks: task file")) << message;
+  EXPECT_TRUE(Contains(message, "arith.jsonl' does not exist")) << message;
+  EXPECT_TRUE(Contains(message, "sgt-data task")) << message;
+  std::ofstream(dir_ / "arith.jsonl") << "{}\n";
+  EXPECT_TRUE(ValidateDataFiles(cfg_).ok()) << ValidateDataFiles(cfg_);
+  cfg_.eval.tokenizer = (dir_ / "missing.model").string();
+  message = Error();
+  EXPECT_TRUE(Contains(message, "eval.tokenizer: ")) << message;
+  EXPECT_TRUE(Contains(message, "does not exist")) << message;
 }
 
 TEST_F(ConfigDataFilesTest, MissingFile) {
