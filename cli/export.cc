@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/format.h"
 #include "nlohmann/json.hpp"
 
 namespace sgt::cli {
@@ -19,7 +20,7 @@ absl::StatusOr<v1::TelemetryKind> ParseExportKind(absl::string_view what) {
   if (what == "scalars") return v1::TELEMETRY_KIND_SCALARS;
   if (what == "decisions") return v1::TELEMETRY_KIND_DECISIONS;
   return absl::InvalidArgumentError(absl::StrCat(
-      "--what '", what, "' is not a telemetry kind; use entropy, scalars or decisions"));
+      "--what '", what, "' is not a telemetry kind; use entropy, scalars, decisions or tasks"));
 }
 
 absl::StatusOr<ExportFormat> ParseExportFormat(absl::string_view format) {
@@ -224,6 +225,52 @@ absl::Status TelemetryWriter::Write(const v1::TelemetryPage& page) {
     ++rows_;
   }
   return absl::OkStatus();
+}
+
+const char kTaskScoresCsvHeader[] = "run,name,variant,state,step,task,group,items,acc,acc_norm";
+
+std::string TaskScoresExport(const std::vector<v1::Run>& runs, ExportFormat format) {
+  std::string out;
+  if (format == ExportFormat::kCsv) {
+    absl::StrAppend(&out, kTaskScoresCsvHeader, "\n");
+  } else {
+    out = "[";
+  }
+  bool first = true;
+  for (const v1::Run& run : runs) {
+    const std::string state = RunStateName(run.state());
+    for (const v1::TaskAccuracy& t : run.metrics().tasks()) {
+      if (format == ExportFormat::kCsv) {
+        absl::StrAppend(&out, CsvField(run.id()), ",", CsvField(run.name()), ",",
+                        CsvField(run.variant()), ",", state, ",", t.step(), ",",
+                        CsvField(t.task()), ",", CsvField(t.group()), ",", t.items(), ",",
+                        ShortestDouble(t.acc()), ",", ShortestDouble(t.acc_norm()), "\n");
+        continue;
+      }
+      const auto number = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
+      Json o = Json::object();
+      o["run"] = run.id();
+      o["name"] = run.name();
+      o["variant"] = run.variant();
+      o["state"] = state;
+      o["step"] = t.step();
+      o["task"] = t.task();
+      o["group"] = t.group();
+      o["items"] = t.items();
+      o["acc"] = number(t.acc());
+      o["acc_norm"] = number(t.acc_norm());
+      absl::StrAppend(&out, first ? "\n  " : ",\n  ", Dump(o));
+      first = false;
+    }
+  }
+  if (format == ExportFormat::kJson) absl::StrAppend(&out, first ? "]\n" : "\n]\n");
+  return out;
+}
+
+int64_t TaskScoreRows(const std::vector<v1::Run>& runs) {
+  int64_t n = 0;
+  for (const v1::Run& run : runs) n += run.metrics().tasks_size();
+  return n;
 }
 
 }  // namespace sgt::cli

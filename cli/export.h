@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,7 +23,8 @@ namespace sgt::cli {
 
 enum class ExportFormat { kCsv, kJson };
 
-// "entropy", "scalars", "decisions"; InvalidArgument naming the valid ones otherwise.
+// "entropy", "scalars", "decisions"; InvalidArgument naming the valid ones otherwise ("tasks",
+// the runs' task scores, is not telemetry: TaskScoresExport).
 absl::StatusOr<v1::TelemetryKind> ParseExportKind(absl::string_view what);
 // "csv", "json"; InvalidArgument otherwise.
 absl::StatusOr<ExportFormat> ParseExportFormat(absl::string_view format);
@@ -73,6 +75,15 @@ class TelemetryWriter {
   std::ostream* out_;
   int64_t rows_ = 0;
 };
+
+// `export --what tasks`: the zero-shot task scores of `runs` (RunMetrics.tasks: the final ones of
+// a finished run, the newest evaluation's of a running one), one row per run, task and group, as
+// CSV (header kTaskScoresCsvHeader) or one JSON array of objects with the same fields (group
+// "" for a task's total; acc and acc_norm null when not finite). Runs without scores add no row.
+extern const char kTaskScoresCsvHeader[];
+std::string TaskScoresExport(const std::vector<v1::Run>& runs, ExportFormat format);
+// The number of rows TaskScoresExport writes for `runs`.
+int64_t TaskScoreRows(const std::vector<v1::Run>& runs);
 
 }  // namespace sgt::cli
 

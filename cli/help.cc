@@ -27,10 +27,12 @@ commands:
   edit TARGET [--priority P] [--max-concurrent N] [--steps S]
                                     change queued and paused runs (max-concurrent: sweeps)
   workers                           list workers
-  export RUN|SWEEP --what entropy|scalars|decisions [--format csv|json] [--from-step A]
-         [--to-step B] [--all-attempts] [-o FILE]
-                                    telemetry as CSV (default) or a JSON array
-  report SWEEP                      the paper's Table 1: mean and std over seeds per setting
+  export RUN|SWEEP --what entropy|scalars|decisions|tasks [--format csv|json]
+         [--from-step A] [--to-step B] [--all-attempts] [-o FILE]
+                                    telemetry (tasks: each run's task scores) as CSV (default)
+                                    or a JSON array
+  report SWEEP [--acc-norm]         the paper's Table 1: mean and std over seeds per setting
+                                    (task accuracies too; --acc-norm adds acc_norm)
   report RUN|SWEEP --html FILE|-    one self-contained HTML page: Table 1 and the figures
   help [COMMAND]                    this text, or one command's
 

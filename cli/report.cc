@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -95,7 +96,9 @@ Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
 
   struct Samples {
     std::vector<double> val_ppl, train_flops, overhead_pct, tokens_per_s;
+    std::map<std::string, std::vector<double>> acc, acc_norm;  // task ("" : macro) -> values
   };
+  std::set<std::string> tasks;
   std::map<std::string, size_t> row_of_key;
   std::vector<Samples> samples;
   std::map<v1::RunState, std::vector<std::string>> left_out;
@@ -128,23 +131,63 @@ Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs) {
       s.overhead_pct.push_back(m.overhead() * 100);
     }
     if (m.tokens_per_s() > 0) s.tokens_per_s.push_back(m.tokens_per_s());
+    // An accuracy of 0 is a score: presence is the task's entry. A non-finite one (a task of no
+    // items) adds nothing.
+    bool scored = false;
+    for (const v1::TaskAccuracy& t : m.tasks()) {
+      if (!t.group().empty()) continue;
+      scored = true;
+      tasks.insert(t.task());
+      if (std::isfinite(t.acc())) s.acc[t.task()].push_back(t.acc());
+      if (std::isfinite(t.acc_norm())) s.acc_norm[t.task()].push_back(t.acc_norm());
+    }
+    if (scored) {
+      if (std::isfinite(m.acc())) s.acc[""].push_back(m.acc());
+      if (std::isfinite(m.acc_norm())) s.acc_norm[""].push_back(m.acc_norm());
+    }
   }
+  report.tasks.assign(tasks.begin(), tasks.end());
+  const auto task_stat = [](const Samples& s, const std::string& task) {
+    TaskStat t;
+    if (auto it = s.acc.find(task); it != s.acc.end()) t.acc = Summarize(it->second);
+    if (auto it = s.acc_norm.find(task); it != s.acc_norm.end()) {
+      t.acc_norm = Summarize(it->second);
+    }
+    return t;
+  };
   for (size_t i = 0; i < report.rows.size(); ++i) {
     report.rows[i].val_ppl = Summarize(samples[i].val_ppl);
     report.rows[i].train_flops = Summarize(samples[i].train_flops);
     report.rows[i].overhead_pct = Summarize(samples[i].overhead_pct);
     report.rows[i].tokens_per_s = Summarize(samples[i].tokens_per_s);
+    for (const std::string& task : report.tasks) {
+      report.rows[i].tasks.push_back(task_stat(samples[i], task));
+    }
+    report.rows[i].macro = task_stat(samples[i], "");
   }
   for (auto& [state, ids] : left_out) report.not_succeeded.push_back({state, std::move(ids)});
   return report;
 }
 
-std::string RenderReportTable(const Report& report) {
+std::string RenderReportTable(const Report& report, const ReportTableOptions& options) {
   using Align = Table::Align;
-  Table table(
-      {"VARIANT", "SETTINGS", "STEPS", "N", "VAL PPL", "TRAIN FLOPS", "OVERHEAD", "TOKENS/S"},
-      {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-       Align::kRight, Align::kRight});
+  std::vector<std::string> headers = {"VARIANT",  "SETTINGS",    "STEPS",    "N",
+                                      "VAL PPL",  "TRAIN FLOPS", "OVERHEAD", "TOKENS/S"};
+  std::vector<Align> aligns = {Align::kLeft,  Align::kLeft,  Align::kRight, Align::kRight,
+                               Align::kRight, Align::kRight, Align::kRight, Align::kRight};
+  const bool accuracies = !report.tasks.empty();
+  if (accuracies) {
+    for (const bool norm : {false, true}) {
+      if (norm && !options.acc_norm) continue;
+      const char* metric = norm ? "ACC_NORM" : "ACC";
+      for (const std::string& task : report.tasks) {
+        headers.push_back(absl::StrCat(metric, " ", task));
+      }
+      headers.push_back(absl::StrCat(metric, " AVG"));
+      aligns.insert(aligns.end(), report.tasks.size() + 1, Align::kRight);
+    }
+  }
+  Table table(headers, aligns);
   auto fixed = [](int decimals) {
     return [decimals](double v) { return absl::StrFormat("%.*f", decimals, v); };
   };
@@ -152,6 +195,11 @@ std::string RenderReportTable(const Report& report) {
     std::optional<std::string> spread;
     if (stat.std.has_value()) spread = format(*stat.std);
     return WithStd(format(stat.mean), spread);
+  };
+  // An accuracy in percent, one decimal; "-" when no run of the row was scored on it.
+  auto acc_cell = [&cell](const std::optional<SeedStat>& stat) {
+    if (!stat.has_value()) return std::string("-");
+    return cell(*stat, [](double v) { return absl::StrFormat("%.1f", v * 100); });
   };
   for (const ReportRow& row : report.rows) {
     std::vector<std::string> settings;
@@ -161,10 +209,19 @@ std::string RenderReportTable(const Report& report) {
     if (row.overhead_pct.std.has_value()) {
       overhead_std = absl::StrFormat("%.1f", *row.overhead_pct.std);
     }
-    table.AddRow({row.variant, settings.empty() ? "-" : absl::StrJoin(settings, " "),
-                  absl::StrCat(row.steps), absl::StrCat(row.n()), cell(row.val_ppl, fixed(2)),
-                  cell(row.train_flops, FormatFlops), WithStd(overhead, overhead_std),
-                  cell(row.tokens_per_s, fixed(0))});
+    std::vector<std::string> cells = {
+        row.variant, settings.empty() ? "-" : absl::StrJoin(settings, " "),
+        absl::StrCat(row.steps), absl::StrCat(row.n()), cell(row.val_ppl, fixed(2)),
+        cell(row.train_flops, FormatFlops), WithStd(overhead, overhead_std),
+        cell(row.tokens_per_s, fixed(0))};
+    if (accuracies) {
+      for (const bool norm : {false, true}) {
+        if (norm && !options.acc_norm) continue;
+        for (const TaskStat& t : row.tasks) cells.push_back(acc_cell(norm ? t.acc_norm : t.acc));
+        cells.push_back(acc_cell(norm ? row.macro.acc_norm : row.macro.acc));
+      }
+    }
+    table.AddRow(cells);
   }
 
   int64_t succeeded = 0;
@@ -177,6 +234,11 @@ std::string RenderReportTable(const Report& report) {
     absl::StrAppend(&out, table.Render(),
                     "N: seeds; mean ± sample std over seeds (- for one seed); overhead: training "
                     "FLOPs vs vanilla on the same tokens\n");
+    if (accuracies) {
+      absl::StrAppend(&out, "ACC: zero-shot accuracy in % of each task's items at the end of "
+                            "training; AVG: the mean over tasks",
+                      options.acc_norm ? "; ACC_NORM: choices scored per byte" : "", "\n");
+    }
   }
   if (!report.not_succeeded.empty()) {
     std::vector<std::string> parts;
@@ -193,6 +255,7 @@ std::string ReportJson(const Report& report) {
   Json out = Json::object();
   out["sweep"] = {{"id", report.sweep_id}, {"name", report.sweep_name}};
   out["runs"] = report.runs;
+  if (!report.tasks.empty()) out["tasks"] = report.tasks;
   Json rows = Json::array();
   for (const ReportRow& row : report.rows) {
     Json settings = Json::object();
@@ -208,6 +271,19 @@ std::string ReportJson(const Report& report) {
     item["train_flops"] = StatJson(row.train_flops);
     item["overhead_pct"] = StatJson(row.overhead_pct);
     item["tokens_per_s"] = StatJson(row.tokens_per_s);
+    if (!report.tasks.empty()) {
+      const auto optional_stat = [](const std::optional<SeedStat>& s) {
+        return s.has_value() ? StatJson(*s) : Json(nullptr);
+      };
+      Json tasks = Json::object();
+      for (size_t t = 0; t < report.tasks.size(); ++t) {
+        tasks[report.tasks[t]] = {{"acc", optional_stat(row.tasks[t].acc)},
+                                  {"acc_norm", optional_stat(row.tasks[t].acc_norm)}};
+      }
+      item["tasks"] = tasks;
+      item["acc"] = optional_stat(row.macro.acc);
+      item["acc_norm"] = optional_stat(row.macro.acc_norm);
+    }
     rows.push_back(item);
   }
   out["rows"] = rows;

@@ -1,7 +1,8 @@
 // `sgtctl report`: the paper's Table 1 for one sweep. Succeeded runs that differ only in
 // train.seed form one row (the variant and the step count are part of the row), with the mean
 // and sample standard deviation over seeds of validation perplexity, training FLOPs, overhead
-// vs vanilla and throughput. Pure logic over Run messages; tested in
+// vs vanilla and throughput, and of the zero-shot task accuracies (eval.tasks: one column per
+// task, and their macro mean) when some run was scored. Pure logic over Run messages; tested in
 // tests/cli/report_test.cc.
 //
 //   Report report = BuildReport(response.sweep(), {response.runs().begin(),
@@ -28,6 +29,12 @@ struct SeedStat {
 // The statistics of `values`; mean 0 and no std for none.
 SeedStat Summarize(const std::vector<double>& values);
 
+// One task's accuracy over a row's seeds: nullopt when none of its runs scored the task.
+struct TaskStat {
+  std::optional<SeedStat> acc;
+  std::optional<SeedStat> acc_norm;
+};
+
 // One row of Table 1: one variant at one setting of the other grid keys.
 struct ReportRow {
   std::string variant;
@@ -41,6 +48,11 @@ struct ReportRow {
   SeedStat train_flops;
   SeedStat overhead_pct;  // (train_flops / vanilla_flops - 1) * 100
   SeedStat tokens_per_s;
+  // Accuracies from each run's final scores (RunMetrics.tasks, their totals), by Report::tasks;
+  // `macro`: over each run's macro mean (RunMetrics.acc, acc_norm). A run without a task's score
+  // adds nothing to its column.
+  std::vector<TaskStat> tasks;
+  TaskStat macro;
 
   int64_t n() const { return static_cast<int64_t>(run_ids.size()); }
 };
@@ -56,6 +68,7 @@ struct Report {
   std::string sweep_name;
   int64_t runs = 0;                      // every run of the sweep
   std::vector<ReportRow> rows;           // in order of each row's first run
+  std::vector<std::string> tasks;        // every task a succeeded run was scored on, sorted
   std::vector<StateRuns> not_succeeded;  // in RunState order
 };
 
@@ -68,8 +81,12 @@ std::string RowKey(const v1::Run& run);
 // Groups the sweep's succeeded runs by (variant, train.steps, settings minus train.seed).
 Report BuildReport(const v1::Sweep& sweep, const std::vector<v1::Run>& runs);
 
-// The table for people, then a line on the runs left out.
-std::string RenderReportTable(const Report& report);
+// The table for people, then a line on the runs left out. Accuracies are in percent, one ACC
+// column per task and ACC AVG (their macro mean); `acc_norm` adds the ACC_NORM columns.
+struct ReportTableOptions {
+  bool acc_norm = false;
+};
+std::string RenderReportTable(const Report& report, const ReportTableOptions& options = {});
 
 // The report as one JSON object (docs/cli.md, "report"); a std of one seed is null.
 std::string ReportJson(const Report& report);

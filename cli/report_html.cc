@@ -410,10 +410,18 @@ std::string StatCell(const std::string& column, const SeedStat& stat,
 }
 
 std::string TableOne(const Report& report) {
-  std::string out =
+  // Task accuracies (when some run was scored): acc per task and their mean, then acc_norm's.
+  std::string task_headers;
+  for (const char* metric : {"acc", "acc_norm"}) {
+    for (const std::string& task : report.tasks) {
+      absl::StrAppend(&task_headers, "<th>", metric, " ", HtmlEscape(task), "</th>");
+    }
+    if (!report.tasks.empty()) absl::StrAppend(&task_headers, "<th>", metric, " avg</th>");
+  }
+  std::string out = absl::StrCat(
       "<table id=\"table1\"><thead><tr><th>variant</th><th>settings</th><th>steps</th>"
-      "<th>n</th><th>val ppl</th><th>train FLOPs</th><th>overhead</th><th>tokens/s</th>"
-      "<th>runs</th></tr></thead><tbody>";
+      "<th>n</th><th>val ppl</th><th>train FLOPs</th><th>overhead</th><th>tokens/s</th>",
+      task_headers, "<th>runs</th></tr></thead><tbody>");
   auto fixed = [](int decimals) {
     return [decimals](double v) { return absl::StrFormat("%.*f", decimals, v); };
   };
@@ -422,9 +430,28 @@ std::string TableOne(const Report& report) {
     if (s.std.has_value()) spread = format(*s.std);
     return StatCell(column, s, format(s.mean), spread);
   };
+  // In percent, as `sgtctl report`; the data attributes hold the fractions of `report --json`.
+  const auto percent = [](double v) { return absl::StrFormat("%.1f", v * 100); };
+  const auto acc = [&](const std::string& column, const std::optional<SeedStat>& s) {
+    if (!s.has_value()) return Cell("-", absl::StrCat("class=\"num\" data-col=\"", column, "\""));
+    std::optional<std::string> spread;
+    if (s->std.has_value()) spread = percent(*s->std);
+    return StatCell(column, *s, percent(s->mean), spread);
+  };
   for (const ReportRow& row : report.rows) {
     std::vector<std::string> settings;
     for (const auto& [k, v] : row.settings) settings.push_back(absl::StrCat(k, "=", v));
+    std::string task_cells;
+    for (const bool norm : {false, true}) {
+      const char* metric = norm ? "acc_norm" : "acc";
+      for (size_t t = 0; t < report.tasks.size(); ++t) {
+        absl::StrAppend(&task_cells, acc(absl::StrCat(metric, ":", HtmlEscape(report.tasks[t])),
+                                         norm ? row.tasks[t].acc_norm : row.tasks[t].acc));
+      }
+      if (!report.tasks.empty()) {
+        absl::StrAppend(&task_cells, acc(metric, norm ? row.macro.acc_norm : row.macro.acc));
+      }
+    }
     absl::StrAppend(
         &out, "<tr data-runs=\"", HtmlEscape(absl::StrJoin(row.run_ids, " ")), "\">",
         Cell(HtmlEscape(row.variant), "data-col=\"variant\""),
@@ -433,7 +460,7 @@ std::string TableOne(const Report& report) {
         Cell(absl::StrCat(row.n()), "class=\"num\" data-col=\"n\""),
         stat("val_ppl", row.val_ppl, fixed(2)), stat("train_flops", row.train_flops, FormatFlops),
         stat("overhead_pct", row.overhead_pct, fixed(1)),
-        stat("tokens_per_s", row.tokens_per_s, fixed(0)),
+        stat("tokens_per_s", row.tokens_per_s, fixed(0)), task_cells,
         Cell(HtmlEscape(absl::StrJoin(row.run_ids, " "))), "</tr>");
   }
   absl::StrAppend(&out, "</tbody></table>");
@@ -441,7 +468,12 @@ std::string TableOne(const Report& report) {
   absl::StrAppend(&out,
                   "<p class=\"note\">n: seeds; mean ± sample std over seeds (- for one seed); "
                   "overhead: training FLOPs vs vanilla on the same tokens, in percent. Rows are "
-                  "the succeeded runs.</p>");
+                  "the succeeded runs.",
+                  report.tasks.empty()
+                      ? ""
+                      : " acc: zero-shot accuracy in percent of each task's items at the end of "
+                        "training (acc_norm: choices scored per byte); avg: the mean over tasks.",
+                  "</p>");
   return out;
 }
 

@@ -303,11 +303,59 @@ int Workers(const Command& command, Client& client, const ParsedArgs& args) {
   });
 }
 
+// export --what tasks: the runs' task scores (their metrics, GetSweep or GetRun), not telemetry.
+int ExportTasks(const Command& command, Client& client, const ParsedArgs& args,
+                const std::string& target, TargetKind kind) {
+  for (const char* flag : {"from-step", "to-step", "all-attempts"}) {
+    if (args.Has(flag)) {
+      return UsageError(command, absl::StrCat("--", flag, " is for telemetry; --what tasks "
+                                              "exports each run's newest scores"));
+    }
+  }
+  absl::StatusOr<ExportFormat> format = ParseExportFormat(args.Get("format", "csv"));
+  if (!format.ok()) return UsageError(command, format.status().message());
+  std::vector<v1::Run> runs;
+  const int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
+    if (kind == TargetKind::kRun) {
+      v1::GetRunRequest request;
+      request.set_run_id(target);
+      v1::GetRunResponse response;
+      grpc::Status status = stub.GetRun(context, request, &response);
+      runs = {response.run()};
+      return status;
+    }
+    v1::GetSweepRequest request;
+    request.set_sweep_id(target);
+    v1::GetSweepResponse response;
+    grpc::Status status = stub.GetSweep(context, request, &response);
+    runs.assign(response.runs().begin(), response.runs().end());
+    return status;
+  });
+  if (code != kExitOk) return code;
+  const std::string path = args.Get("output");
+  OutputFile output(&std::cout);
+  if (absl::Status opened = output.Open(path); !opened.ok()) {
+    return Fail(kExitUsage, opened.message());
+  }
+  output.stream() << TaskScoresExport(runs, *format);
+  if (absl::Status committed = output.Commit(); !committed.ok()) {
+    return Fail(kExitUsage, committed.message());
+  }
+  if (!path.empty()) {
+    std::cerr << "sgtctl: wrote " << TaskScoreRows(runs) << " tasks rows to " << path << "\n";
+  }
+  return kExitOk;
+}
+
 int Export(const Command& command, Client& client, const ParsedArgs& args) {
   const std::string& target = args.positional[0];
-  if (!Target(command, target, true, true)) return kExitUsage;
+  const std::optional<TargetKind> target_kind = Target(command, target, true, true);
+  if (!target_kind) return kExitUsage;
   if (!args.Has("what")) {
-    return UsageError(command, "--what entropy|scalars|decisions is required");
+    return UsageError(command, "--what entropy|scalars|decisions|tasks is required");
+  }
+  if (args.Get("what") == "tasks") {
+    return ExportTasks(command, client, args, target, *target_kind);
   }
   absl::StatusOr<v1::TelemetryKind> kind = ParseExportKind(args.Get("what"));
   if (!kind.ok()) return UsageError(command, kind.status().message());
@@ -464,7 +512,9 @@ int Report(const Command& command, Client& client, const ParsedArgs& args) {
   if (code != kExitOk) return code;
   cli::Report report = BuildReport(
       response.sweep(), std::vector<v1::Run>(response.runs().begin(), response.runs().end()));
-  std::cout << (client.options().json ? ReportJson(report) : RenderReportTable(report));
+  ReportTableOptions options;
+  options.acc_norm = args.Has("acc-norm");
+  std::cout << (client.options().json ? ReportJson(report) : RenderReportTable(report, options));
   return kExitOk;
 }
 
@@ -582,7 +632,7 @@ const std::vector<Command>& Commands() {
        Edit},
       {"workers", "workers", {}, 0, 0, Workers},
       {"export",
-       "export RUN|SWEEP --what entropy|scalars|decisions [--format csv|json] [--from-step A] "
+       "export RUN|SWEEP --what entropy|scalars|decisions|tasks [--format csv|json] [--from-step A] "
        "[--to-step B] [--all-attempts] [-o FILE]",
        {{"what", true},
         {"format", true},
@@ -593,8 +643,8 @@ const std::vector<Command>& Commands() {
        1,
        1,
        Export},
-      {"report", "report SWEEP [--json] | report RUN|SWEEP --html FILE|-", {{"html", true}}, 1, 1,
-       Report},
+      {"report", "report SWEEP [--json] [--acc-norm] | report RUN|SWEEP --html FILE|-",
+       {{"html", true}, {"acc-norm", false}}, 1, 1, Report},
   };
   return commands;
 }

@@ -2,10 +2,12 @@
 #include "cli/show.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -89,6 +91,14 @@ std::string RunsText(const v1::ListRunsResponse& response, const std::string& sw
   return RunsTable(response.runs(), sweep_id.empty());
 }
 
+namespace {
+// An accuracy in percent with one decimal ("27.5%"); "-" when not finite.
+std::string FormatAccuracy(double fraction) {
+  if (!std::isfinite(fraction)) return "-";
+  return absl::StrFormat("%.1f%%", fraction * 100);
+}
+}  // namespace
+
 std::string ShowRun(const v1::GetRunResponse& response, absl::TimeZone tz) {
   const v1::Run& run = response.run();
   const v1::RunMetrics& m = run.metrics();
@@ -145,6 +155,20 @@ std::string ShowRun(const v1::GetRunResponse& response, absl::TimeZone tz) {
       {"stored", absl::StrCat(response.decisions(), " decisions, ", response.entropy_rows(),
                               " entropy rows, ", response.scalar_rows(), " scalar rows")},
   });
+  if (m.tasks_size() > 0) {
+    // Zero-shot task scores: the final ones of a finished run, the newest of a running one.
+    int64_t step = 0;
+    for (const v1::TaskAccuracy& t : m.tasks()) step = std::max(step, t.step());
+    absl::StrAppend(&out, "task scores at step ", step, " (acc ", FormatAccuracy(m.acc()),
+                    ", acc_norm ", FormatAccuracy(m.acc_norm()), " over the tasks):\n");
+    Table tasks({"TASK", "GROUP", "ITEMS", "ACC", "ACC_NORM"},
+                {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight});
+    for (const v1::TaskAccuracy& t : m.tasks()) {
+      tasks.AddRow({t.task(), Dash(t.group()), t.items() > 0 ? absl::StrCat(t.items()) : "-",
+                    FormatAccuracy(t.acc()), FormatAccuracy(t.acc_norm())});
+    }
+    absl::StrAppend(&out, tasks.Render());
+  }
   absl::StrAppend(&out, "config:\n",
                   run.config_json().empty() ? "  -\n" : IndentedJson(run.config_json()));
   absl::StrAppend(&out, "summary:\n",

@@ -350,6 +350,17 @@ class SweepParser {
     return absl::OkStatus();
   }
 
+  // What must be equal for two combinations to be one run: the canonical JSON and the eval
+  // section. Evaluation does not change training (so it is not in the canonical JSON), but two
+  // combinations that score different tasks are two runs: merged, one's tasks would be lost.
+  // (The checkpoint schedule still merges, as documented.)
+  static std::string MergeKey(const RunConfig& cfg) {
+    RunConfig key = cfg;
+    key.name.clear();
+    key.checkpoint = CheckpointConfig{};
+    return WorkerConfigJson(key);
+  }
+
   absl::Status ReadBase() {
     if (!base_node_.IsMap()) {
       return ErrorAt(source(), base_mark_, "base",
@@ -716,7 +727,7 @@ class SweepParser {
   }
 
   absl::Status Expand() {
-    std::map<std::string, size_t> by_json;  // canonical JSON -> index in spec_.runs
+    std::map<std::string, size_t> by_json;  // MergeKey -> index in spec_.runs
     std::vector<size_t> index(axes_.size(), 0);
     for (int64_t n = 0; n < spec_.combinations; ++n) {
       if (n > 0) {  // odometer, last axis fastest
@@ -764,7 +775,8 @@ class SweepParser {
       }
       if (absl::Status ranks = CheckRanks(cfg); !ranks.ok()) return ranks;
       std::string json = CanonicalJson(cfg);
-      if (auto it = by_json.find(json); it != by_json.end()) {
+      const std::string merge_key = MergeKey(cfg);
+      if (auto it = by_json.find(merge_key); it != by_json.end()) {
         spec_.runs[it->second].combinations.push_back(combination);
         ++spec_.merged;
         continue;
@@ -775,7 +787,7 @@ class SweepParser {
       run.config = std::move(cfg);
       run.settings = std::move(settings);
       run.combinations.push_back(combination);
-      by_json.emplace(run.canonical_json, spec_.runs.size());
+      by_json.emplace(merge_key, spec_.runs.size());
       spec_.runs.push_back(std::move(run));
     }
     if (spec_.runs.empty()) {

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <set>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -58,6 +61,10 @@ namespace {
 constexpr int kMaxUnknown = 256;
 int LayerBound(const RunInfo& i) { return i.layers > 0 ? i.layers : kMaxUnknown; }
 int HeadBound(const RunInfo& i) { return i.heads > 0 ? i.heads : kMaxUnknown; }
+
+// Tasks a run has accuracy series for (the first in name order): eval.tasks lists a handful;
+// their groups (MMLU's categories) get no series, so label sets stay bounded.
+constexpr int kMaxTaskSeries = 32;
 
 }  // namespace
 
@@ -144,6 +151,27 @@ std::vector<prometheus::MetricFamily> RunScience::Collect() const {
     for (const ScalarMetric& m : kScalarMetrics) {
       auto s = r.scalars.find(m.scalar);
       if (s != r.scalars.end()) f.Gauge(m.metric, m.help, run, s->second.second);
+    }
+    // Task accuracies: the newest task_eval rows (acc/<task>, acc_norm/<task>, and the macro
+    // means acc, acc_norm), tasks' totals only.
+    std::set<std::string> tasks;
+    for (const auto& [name, value] : r.scalars) {
+      const std::optional<events::TaskScalar> t = events::ParseTaskScalarName(name);
+      if (!t || !t->group.empty()) continue;
+      if (t->task.empty()) {
+        f.Gauge("sgt_run_task_accuracy_mean",
+                "Macro mean of the zero-shot task accuracies of the newest evaluation.",
+                with({{"metric", t->metric}}), value.second);
+        continue;
+      }
+      if (tasks.count(t->task) == 0) {
+        if (static_cast<int>(tasks.size()) >= kMaxTaskSeries) continue;
+        tasks.insert(t->task);
+      }
+      f.Gauge("sgt_run_task_accuracy",
+              "Zero-shot multiple-choice accuracy of one task, newest evaluation (metric acc or "
+              "acc_norm).",
+              with({{"task", t->task}, {"metric", t->metric}}), value.second);
     }
     for (const auto& [key, en] : r.entropy) {
       const std::string signal = SignalName(key.first), layer = absl::StrCat(key.second);

@@ -3,10 +3,13 @@
 #include "services/coordinator/run_book.h"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "libsgt/core/config.h"
+#include "libsgt/core/eval_tasks.h"
 #include "libsgt/core/event_log.h"
 #include "libsgt/core/growth.h"
 #include "nlohmann/json.hpp"
@@ -18,6 +21,10 @@ namespace sgt::coord {
 namespace {
 
 constexpr char kLog[] = "coordinator";
+
+// Task scores a run's metrics keep (tasks and their groups): the metrics are rewritten with
+// every progress write, so a task file with thousands of groups must not make them huge.
+constexpr int kMaxTaskScores = 256;
 
 absl::Status BadTarget(const std::string& target) {
   return absl::InvalidArgumentError(
@@ -60,12 +67,74 @@ void MetricsFromSummary(const nlohmann::json& s, v1::RunMetrics* m) {
   for (const MetricName& n : kMetricNames) {
     if (s.contains(n.summary) && s[n.summary].is_number()) n.set(m, s[n.summary].get<double>());
   }
+  if (!s.is_object() || !s.contains(events::summary::kTasks)) return;
+  // The final scores replace what telemetry rows said; a malformed list changes nothing (the
+  // summary itself is kept as it came, for people to read).
+  absl::StatusOr<std::vector<eval::TaskScore>> tasks = events::SummaryTasks(
+      s.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!tasks.ok()) {
+    const auto run = s.find(events::summary::kRun);
+    log::Warn(kLog, "summary.json of run ",
+              run != s.end() && run->is_string() ? run->get<std::string>() : std::string("?"),
+              ": its task scores are left out: ", tasks.status().message());
+    return;
+  }
+  int64_t step = 0;
+  if (s.contains(events::summary::kStep) && s[events::summary::kStep].is_number_integer()) {
+    step = s[events::summary::kStep].get<int64_t>();
+  }
+  m->clear_tasks();
+  m->clear_acc();
+  m->clear_acc_norm();
+  for (const eval::TaskScore& t : *tasks) {
+    if (m->tasks_size() >= kMaxTaskScores) break;
+    v1::TaskAccuracy* a = m->add_tasks();
+    a->set_task(t.task);
+    a->set_group(t.group);
+    a->set_items(t.items);
+    a->set_acc(t.acc);
+    a->set_acc_norm(t.acc_norm);
+    a->set_step(step);
+  }
+  if (const std::optional<events::MacroAccuracy> macro = events::TaskMacroMean(*tasks)) {
+    m->set_acc(macro->acc);
+    m->set_acc_norm(macro->acc_norm);
+  }
 }
 
-void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m) {
+void MetricFromScalar(const std::string& name, double v, v1::RunMetrics* m, int64_t step) {
   for (const MetricName& n : kMetricNames) {
     if (*n.scalar != 0 && name == n.scalar) n.set(m, v);
   }
+  const std::optional<events::TaskScalar> t = events::ParseTaskScalarName(name);
+  if (!t) return;
+  // One evaluation's scores at a time: a newer step's row starts a new set, an older one is
+  // ignored.
+  int64_t current = -1;
+  for (const v1::TaskAccuracy& a : m->tasks()) current = std::max(current, a.step());
+  if (step < current) return;
+  if (step > current && !m->tasks().empty()) {
+    m->clear_tasks();
+    m->clear_acc();
+    m->clear_acc_norm();
+  }
+  const bool norm = t->metric == events::scalar::kAccNorm;
+  if (t->task.empty()) {
+    norm ? m->set_acc_norm(v) : m->set_acc(v);
+    return;
+  }
+  v1::TaskAccuracy* a = nullptr;
+  for (v1::TaskAccuracy& x : *m->mutable_tasks()) {
+    if (x.task() == t->task && x.group() == t->group) a = &x;
+  }
+  if (a == nullptr) {
+    if (m->tasks_size() >= kMaxTaskScores) return;
+    a = m->add_tasks();
+    a->set_task(t->task);
+    a->set_group(t->group);
+    a->set_step(step);
+  }
+  norm ? a->set_acc_norm(v) : a->set_acc(v);
 }
 
 void AdvanceProgress(const v1::TelemetryBatch& b, RunRow& run) {
@@ -73,7 +142,7 @@ void AdvanceProgress(const v1::TelemetryBatch& b, RunRow& run) {
   int64_t newest = run.step;
   for (const v1::ScalarRow& s : b.scalars()) {
     newest = std::max(newest, s.step());
-    if (s.step() >= before) MetricFromScalar(s.name(), s.value(), &run.metrics);
+    if (s.step() >= before) MetricFromScalar(s.name(), s.value(), &run.metrics, s.step());
   }
   for (const v1::EntropyRow& e : b.entropy()) newest = std::max(newest, e.step());
   for (const v1::CheckpointRecord& c : b.checkpoints()) {

@@ -107,9 +107,12 @@ void ClearWorkers(RunRow& run);
 absl::Status FromStore(const absl::Status& s);
 
 // A run's metrics from its summary.json (the end event), and from one scalar of a telemetry
-// batch; fields the source does not carry are left as they are.
+// batch at `step`; fields the source does not carry are left as they are. Task scores: the
+// summary's `tasks` replace the metrics' (at the summary's step); a task row (acc/<task>...,
+// events::ParseTaskScalarName) at a newer step than the metrics' scores starts a new set, at an
+// older one is ignored. At most 256 scores are kept.
 void MetricsFromSummary(const nlohmann::json& summary, v1::RunMetrics* m);
-void MetricFromScalar(const std::string& name, double value, v1::RunMetrics* m);
+void MetricFromScalar(const std::string& name, double value, v1::RunMetrics* m, int64_t step = 0);
 
 // What a telemetry batch of the run's current attempt tells of its progress, applied to `run`,
 // forward only: the step is the newest the batch or the run has seen (within resume_step..steps:

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <variant>
 
@@ -107,6 +110,30 @@ absl::Status Checkpoint(const events::CheckpointEvent& e, double time, const std
   return absl::OkStatus();
 }
 
+// The rows of a task_eval event: acc/<task>[/<group>] and acc_norm/<task>[/<group>] per score,
+// and the macro means acc and acc_norm over the tasks' totals; a non-finite value adds no row. A
+// (step, task, group) already translated adds nothing again (the scores of one step are those
+// of one model: a checkpoint's evaluation at the last step and the final one are the same).
+void TaskEval(const events::TaskEvalEvent& e,
+              std::set<std::tuple<int64_t, std::string, std::string>>* seen,
+              TelemetryBatch* out) {
+  const auto add = [&](const std::string& task, const std::string& group, double acc,
+                       double acc_norm) {
+    if (!seen->emplace(e.step, task, group).second) return;
+    if (std::isfinite(acc)) {
+      AddScalar(e.step, events::TaskScalarName(events::scalar::kAcc, task, group), acc, out);
+    }
+    if (std::isfinite(acc_norm)) {
+      AddScalar(e.step, events::TaskScalarName(events::scalar::kAccNorm, task, group), acc_norm,
+                out);
+    }
+  };
+  for (const eval::TaskScore& t : e.scores) add(t.task, t.group, t.acc, t.acc_norm);
+  if (const std::optional<events::MacroAccuracy> m = events::TaskMacroMean(e.scores)) {
+    add("", "", m->acc, m->acc_norm);
+  }
+}
+
 }  // namespace
 
 EventTranslator::EventTranslator(std::string checkpoint_root) : root_(std::move(checkpoint_root)) {}
@@ -135,6 +162,8 @@ absl::Status EventTranslator::Add(std::string_view line, TelemetryBatch* batch) 
         [&](const char* n) { return events::ExtrapolationScalarName(n, e->multiple); }, &rows);
   } else if (const auto* e = std::get_if<events::EntropyEvent>(&event)) {
     Entropy(*e, &rows);
+  } else if (const auto* e = std::get_if<events::TaskEvalEvent>(&event)) {
+    TaskEval(*e, &task_eval_seen_, &rows);
   } else if (const auto* e = std::get_if<events::DecisionEvent>(&event)) {
     Decision(*e, &rows);
   } else if (const auto* e = std::get_if<events::CheckpointEvent>(&event)) {

@@ -17,6 +17,10 @@
 //                  flops, vanilla_flops, overhead, step_s
 //   eval           ScalarRows val_loss, val_ppl
 //   extrapolation  ScalarRows val_loss@xM and val_ppl@xM (M = `multiple`)
+//   task_eval      ScalarRows acc/<task> and acc_norm/<task> per task total, acc/<task>/<group>
+//                  and acc_norm/<task>/<group> per group, and acc and acc_norm: the macro mean
+//                  over the totals (events::TaskScalarName, TaskMacroMean); non-finite scores add
+//                  no row, and a (step, task, group) translated before adds none again
 //   entropy        one EntropyRow per value of `passes`: layer, head = pass_heads[p][i], loop = p,
 //                  signal from `signal`
 //   decision       one GrowthDecision (all its fields)
@@ -29,7 +33,9 @@
 
 #include <cstdint>
 #include <string>
+#include <set>
 #include <string_view>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "sgt/v1/types.pb.h"
@@ -74,6 +80,7 @@ class EventTranslator {
   std::string end_status_;
   std::string summary_json_;
   int64_t rows_ = 0;
+  std::set<std::tuple<int64_t, std::string, std::string>> task_eval_seen_;  // (step, task, group)
 };
 
 }  // namespace sgt::worker

@@ -2,8 +2,10 @@
 // telemetry kind, the JSON array, and pages whose attempts do not match their rows.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/export.h"
@@ -286,6 +288,48 @@ TEST(ExportTest, ParsesKindsAndFormats) {
   EXPECT_FALSE(ParseExportKind("losses").ok());
   EXPECT_EQ(*ParseExportFormat("json"), ExportFormat::kJson);
   EXPECT_FALSE(ParseExportFormat("tsv").ok());
+}
+
+TEST(ExportTasksTest, OneRowPerRunTaskAndGroupInCsvAndJson) {
+  std::vector<v1::Run> runs(3);
+  runs[0].set_id("r1");
+  runs[0].set_name("e/variant=sgt,train.seed=1");
+  runs[0].set_variant("sgt");
+  runs[0].set_state(v1::RUN_STATE_SUCCEEDED);
+  for (const auto& [group, acc] : std::vector<std::pair<std::string, double>>{
+           {"", 0.275}, {"add, sub", 0.1}}) {
+    v1::TaskAccuracy* t = runs[0].mutable_metrics()->add_tasks();
+    t->set_task("arithmetic");
+    t->set_group(group);
+    t->set_items(40);
+    t->set_acc(acc);
+    t->set_acc_norm(0.3);
+    t->set_step(60);
+  }
+  runs[1].set_id("r2");  // not scored: no rows
+  runs[2].set_id("r3");
+  runs[2].set_state(v1::RUN_STATE_RUNNING);
+  v1::TaskAccuracy* t = runs[2].mutable_metrics()->add_tasks();
+  t->set_task("empty");
+  t->set_acc(std::nan(""));
+  t->set_acc_norm(0.5);
+  t->set_step(20);
+  EXPECT_EQ(TaskScoreRows(runs), 3);
+  EXPECT_EQ(TaskScoresExport(runs, ExportFormat::kCsv),
+            "run,name,variant,state,step,task,group,items,acc,acc_norm\n"
+            "r1,\"e/variant=sgt,train.seed=1\",sgt,succeeded,60,arithmetic,,40,0.275,0.3\n"
+            "r1,\"e/variant=sgt,train.seed=1\",sgt,succeeded,60,arithmetic,\"add, sub\",40,0.1,0.3\n"
+            "r3,,,running,20,empty,,0,nan,0.5\n");
+  const nlohmann::json j = nlohmann::json::parse(TaskScoresExport(runs, ExportFormat::kJson));
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["run"], "r1");
+  EXPECT_EQ(j[0]["task"], "arithmetic");
+  EXPECT_EQ(j[0]["group"], "");
+  EXPECT_EQ(j[0]["items"], 40);
+  EXPECT_EQ(j[0]["acc"], 0.275);
+  EXPECT_EQ(j[1]["group"], "add, sub");
+  EXPECT_TRUE(j[2]["acc"].is_null());
+  EXPECT_EQ(TaskScoresExport({}, ExportFormat::kJson), "[]\n");
 }
 
 TEST(ExportTest, ShortestNumbersReadBackExactly) {

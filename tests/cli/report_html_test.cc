@@ -257,6 +257,31 @@ TEST(RenderReportHtmlTest, ASnapshotFailuresWithReasonsAndTheFadeWindow) {
   EXPECT_THAT(page, HasSubstr("data-measured=\"1e+12\""));
 }
 
+TEST(RenderReportHtmlTest, TableOneHasTaskAccuracyColumnsWhenRunsWereScored) {
+  std::vector<v1::Run> runs = {MakeRun("r1", "sgt", 1), MakeRun("r2", "sgt", 2)};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    v1::TaskAccuracy* t = runs[i].mutable_metrics()->add_tasks();
+    t->set_task("arith<x>");
+    t->set_items(40);
+    t->set_acc(i == 0 ? 0.25 : 0.35);
+    t->set_acc_norm(0.5);
+    runs[i].mutable_metrics()->set_acc(t->acc());
+    runs[i].mutable_metrics()->set_acc_norm(0.5);
+  }
+  std::string page =
+      RenderReportHtml(MakeSweep(), runs, ReportTelemetry(), "s1", HtmlReportOptions());
+  EXPECT_THAT(page, HasSubstr("<th>acc arith&lt;x&gt;</th><th>acc avg</th>"));
+  EXPECT_THAT(page, HasSubstr("<th>acc_norm arith&lt;x&gt;</th><th>acc_norm avg</th>"));
+  // Percent in the cell, the fractions of report --json in its attributes.
+  EXPECT_THAT(page, HasSubstr("data-col=\"acc:arith&lt;x&gt;\" data-mean=\"0.3\""));
+  EXPECT_THAT(page, HasSubstr(">30.0 ± 7.1</td>"));
+  EXPECT_THAT(page, HasSubstr("data-col=\"acc_norm\" data-mean=\"0.5\" data-std=\"0\""));
+  // Unscored runs: no such columns.
+  page = RenderReportHtml(MakeSweep(), {MakeRun("r1", "sgt", 1)}, ReportTelemetry(), "s1",
+                          HtmlReportOptions());
+  EXPECT_THAT(page, Not(HasSubstr("<th>acc")));
+}
+
 TEST(RenderReportHtmlTest, NoTelemetryYetStillMakesAPage) {
   std::vector<v1::Run> runs = {MakeRun("r1", "sgt", 1, v1::RUN_STATE_QUEUED)};
   const std::string page =

@@ -218,6 +218,82 @@ TEST(BuildReportTest, OverheadIsAPercentageAndEveryMetricIsAveraged) {
   EXPECT_EQ(json["sweep"]["id"], "s3");
 }
 
+// A run's final task scores as the coordinator keeps them (RunMetrics.tasks from summary.json).
+void Score(v1::Run& run, const std::string& task, double acc, double acc_norm,
+           const std::string& group = "") {
+  v1::TaskAccuracy* t = run.mutable_metrics()->add_tasks();
+  t->set_task(task);
+  t->set_group(group);
+  t->set_items(40);
+  t->set_acc(acc);
+  t->set_acc_norm(acc_norm);
+  t->set_step(300);
+}
+
+TEST(BuildReportTest, TaskAccuraciesAreAveragedOverSeedsPerTaskAndTheirMean) {
+  v1::Run a = MakeRun(Sgt("r1", "1", "1", 100));
+  Score(a, "arith", 0.25, 0.5);
+  Score(a, "hella", 0.0, 0.1);  // 0 is a score, not "not reported"
+  Score(a, "hella", 0.9, 0.9, "wiki");  // a group: no column
+  a.mutable_metrics()->set_acc(0.125);
+  a.mutable_metrics()->set_acc_norm(0.3);
+  v1::Run b = MakeRun(Sgt("r2", "1", "2", 102));
+  Score(b, "arith", 0.35, 0.6);
+  Score(b, "hella", 0.1, 0.3);
+  b.mutable_metrics()->set_acc(0.225);
+  b.mutable_metrics()->set_acc_norm(0.45);
+  RunSpec plain = Sgt("r3", "2", "1", 99);  // another row, not scored
+  Report report = BuildReport(MakeSweep(), {a, b, MakeRun(plain)});
+  EXPECT_EQ(report.tasks, (std::vector<std::string>{"arith", "hella"}));
+  ASSERT_EQ(report.rows.size(), 2u);
+  const ReportRow& row = report.rows[0];
+  ASSERT_EQ(row.tasks.size(), 2u);
+  ASSERT_TRUE(row.tasks[0].acc.has_value());
+  EXPECT_DOUBLE_EQ(row.tasks[0].acc->mean, 0.3);
+  EXPECT_NEAR(*row.tasks[0].acc->std, std::sqrt(0.005), 1e-12);
+  EXPECT_DOUBLE_EQ(row.tasks[1].acc->mean, 0.05);
+  EXPECT_DOUBLE_EQ(row.tasks[1].acc_norm->mean, 0.2);
+  EXPECT_DOUBLE_EQ(row.macro.acc->mean, 0.175);
+  EXPECT_DOUBLE_EQ(row.macro.acc_norm->mean, 0.375);
+  EXPECT_FALSE(report.rows[1].tasks[0].acc.has_value());
+  EXPECT_FALSE(report.rows[1].macro.acc.has_value());
+
+  // Text: ACC columns in percent, mean ± std; acc_norm only with the option.
+  std::string table = RenderReportTable(report);
+  EXPECT_NE(table.find("ACC arith"), std::string::npos) << table;
+  EXPECT_NE(table.find("ACC AVG"), std::string::npos) << table;
+  EXPECT_NE(table.find("30.0 ± 7.1"), std::string::npos) << table;   // arith
+  EXPECT_NE(table.find("5.0 ± 7.1"), std::string::npos) << table;    // hella
+  EXPECT_NE(table.find("17.5 ± 7.1"), std::string::npos) << table;   // the mean over tasks
+  EXPECT_EQ(table.find("ACC_NORM"), std::string::npos) << table;
+  EXPECT_EQ(table.find("wiki"), std::string::npos) << table;
+  EXPECT_NE(table.find("ACC: zero-shot accuracy"), std::string::npos) << table;
+  ReportTableOptions norm;
+  norm.acc_norm = true;
+  table = RenderReportTable(report, norm);
+  EXPECT_NE(table.find("ACC_NORM hella"), std::string::npos) << table;
+  EXPECT_NE(table.find("37.5 ± 10.6"), std::string::npos) << table;  // acc_norm mean over tasks
+
+  // JSON: the fractions, a task nobody in the row scored is null.
+  Json json = Json::parse(ReportJson(report));
+  EXPECT_EQ(json["tasks"], Json::array({"arith", "hella"}));
+  EXPECT_DOUBLE_EQ(json["rows"][0]["tasks"]["arith"]["acc"]["mean"].get<double>(), 0.3);
+  EXPECT_NEAR(json["rows"][0]["tasks"]["arith"]["acc"]["std"].get<double>(), std::sqrt(0.005),
+              1e-12);
+  EXPECT_DOUBLE_EQ(json["rows"][0]["acc"]["mean"].get<double>(), 0.175);
+  EXPECT_TRUE(json["rows"][1]["tasks"]["arith"]["acc"].is_null());
+  EXPECT_TRUE(json["rows"][1]["acc"].is_null());
+}
+
+TEST(BuildReportTest, NoTaskColumnsWithoutScores) {
+  Report report = BuildReport(MakeSweep(), {MakeRun(Sgt("r1", "1", "1", 100))});
+  EXPECT_TRUE(report.tasks.empty());
+  EXPECT_EQ(RenderReportTable(report).find("ACC"), std::string::npos);
+  Json json = Json::parse(ReportJson(report));
+  EXPECT_FALSE(json.contains("tasks"));
+  EXPECT_FALSE(json["rows"][0].contains("acc"));
+}
+
 TEST(BuildReportTest, SeedComesFromTheConfigWhenItIsNotAGridKey) {
   RunSpec spec;
   spec.id = "r1";

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -245,6 +247,34 @@ TEST(ShowRunTest, EveryFieldThenTransitionsAndCheckpoints) {
       " 100        1  boundary  1.5 KiB  2023-11-14 22:13:50  0123456789ab  /ckpt/r3/step-100.pt\n"
       " 150        2  pause     3.0 MiB  2023-11-14 22:14:20  fedcba987654  "
       "/ckpt/r3/step-150.pt\n");
+}
+
+TEST(ShowRunTest, TaskScoresAreListedWithTheirStepAndMean) {
+  v1::GetRunResponse response;
+  *response.mutable_run() = MakeRun("r4", "s1", "n", "sgt", v1::RUN_STATE_SUCCEEDED, 60, 60);
+  v1::RunMetrics* m = response.mutable_run()->mutable_metrics();
+  for (const auto& [group, acc] : std::vector<std::pair<std::string, double>>{{"", 0.275},
+                                                                            {"add", 0.5}}) {
+    v1::TaskAccuracy* t = m->add_tasks();
+    t->set_task("arithmetic");
+    t->set_group(group);
+    t->set_items(group.empty() ? 40 : 14);
+    t->set_acc(acc);
+    t->set_acc_norm(0.3);
+    t->set_step(60);
+  }
+  m->set_acc(0.275);
+  m->set_acc_norm(0.3);
+  const std::string text = ShowRun(response, absl::UTCTimeZone());
+  EXPECT_TRUE(absl::StrContains(
+      text, "task scores at step 60 (acc 27.5%, acc_norm 30.0% over the tasks):\n"
+            "TASK        GROUP  ITEMS    ACC  ACC_NORM\n"
+            "arithmetic  -         40  27.5%     30.0%\n"
+            "arithmetic  add       14  50.0%     30.0%\n"))
+      << text;
+  // A run without scores has no such section.
+  response.mutable_run()->mutable_metrics()->clear_tasks();
+  EXPECT_FALSE(absl::StrContains(ShowRun(response, absl::UTCTimeZone()), "task scores"));
 }
 
 TEST(ShowRunTest, ANewRunSaysWhatItHasNotGotYet) {

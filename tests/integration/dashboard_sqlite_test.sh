@@ -317,6 +317,10 @@ check(len(ev) == one("SELECT COUNT(*) FROM run_events"), f"run events: {len(ev)}
 check(any(r["run"] == f"r{killed}" and r["to"] == "lost" for r in ev), f"r{killed} never lost in run events")
 st = panel_rows("Run state timeline")
 check({r["state"] for r in st} >= {"queued", "running", "lost", "succeeded"}, f"state timeline {st[:4]}")
+# This sweep scores no tasks: one "(not scored)" row per run (eval_sweep_test.sh checks scores).
+ta = panel_rows("Task accuracy per run (zero-shot)")
+check(sorted(r["run"] for r in ta) == [f"r{r}" for r in run_ids] and
+      all(r["task"] == "(not scored)" and r["acc"] is None for r in ta), f"task accuracy {ta}")
 done()
 print(f"dashboard values check out ({len(results)} query results)")
 PY

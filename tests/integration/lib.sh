@@ -222,6 +222,7 @@ def log(rid, a):
     return None
 def want_rows(ev):
     sc, ent, dec, ck = collections.Counter(), collections.Counter(), [], set()
+    scored = set()  # (step, task, group) of task_eval scores: the worker translates each once
     for e in ev:
         k, s = e["event"], e.get("step")
         if k == "scalars":
@@ -239,6 +240,19 @@ def want_rows(ev):
             dec.append(s)
         elif k == "checkpoint":
             ck.add((s, e["path"], e["bytes"], e["sha256"], e["reason"]))
+        elif k == "task_eval":  # docs/events.md: acc/<task>[/<group>], acc_norm/..., acc, acc_norm
+            totals = [t for t in e["scores"] if not t.get("group")]
+            rows = [(t["task"], t.get("group", ""), t["acc"], t["acc_norm"]) for t in e["scores"]]
+            if totals:
+                mean = lambda xs: sum(xs) / len(xs) if xs else None
+                rows.append(("", "", mean([t["acc"] for t in totals if t["acc"] is not None]),
+                             mean([t["acc_norm"] for t in totals if t["acc_norm"] is not None])))
+            for task, group, acc, norm in rows:
+                if (s, task, group) in scored: continue
+                scored.add((s, task, group))
+                for metric, v in (("acc", acc), ("acc_norm", norm)):
+                    if v is not None:
+                        sc[(s, "/".join(x for x in (metric, task, group) if x), float(v))] += 1
     return sc, ent, sorted(dec), ck
 checked = 0
 for rid, name, state, attempts, steps in db.execute("SELECT id, name, state, attempt, steps FROM runs"):

@@ -295,6 +295,35 @@ grid:
   EXPECT_EQ(spec.runs[2].config.entropy.ema_decay, 0.9);
 }
 
+TEST(SweepExpandTest, AnEvalSectionInBaseAndGridReachesEveryRunAndDoesNotMerge) {
+  // eval (issue 19) is not in the canonical JSON (it does not change training) but is in what
+  // workers receive; its relative paths stay as written, as data.train's do (the worker's
+  // sgt-train resolves both against its working directory).
+  SweepSpec spec = Parsed(std::string("name: ev\n") + kBase + R"(  eval: {tasks: [tasks/arith.jsonl], limit: 20}
+grid:
+  variant: [vanilla, sgt]
+  eval.tasks: [[tasks/arith.jsonl], [tasks/arith.jsonl, "my tasks/hellaswag.jsonl"]]
+  eval.at_checkpoints: [false]
+)");
+  EXPECT_EQ(spec.combinations, 4);
+  // Two tasks lists are two runs per variant: merged, one list's scores would never be made.
+  ASSERT_EQ(spec.runs.size(), 4u);
+  EXPECT_EQ(spec.merged, 0);
+  EXPECT_EQ(spec.runs[0].config.eval.tasks, std::vector<std::string>{"tasks/arith.jsonl"});
+  EXPECT_EQ(spec.runs[0].config.eval.limit, 20);
+  EXPECT_EQ(spec.runs[1].config.eval.tasks,
+            (std::vector<std::string>{"tasks/arith.jsonl", "my tasks/hellaswag.jsonl"}));
+  // Same training: the same canonical JSON and hash; the worker's JSON carries the tasks.
+  EXPECT_EQ(spec.runs[0].canonical_json, spec.runs[1].canonical_json);
+  EXPECT_EQ(spec.runs[0].config_hash, spec.runs[1].config_hash);
+  const std::string worker = WorkerConfigJson(spec.runs[1].config);
+  EXPECT_TRUE(Contains(worker, "my tasks/hellaswag.jsonl"));
+  EXPECT_TRUE(Contains(worker, "\"limit\":20"));
+  // A bad value is refused at its line, like any key's.
+  const std::string bad = std::string("name: ev\n") + kBase + "grid:\n  eval.limit: [-1]\n";
+  EXPECT_TRUE(Contains(ErrorOf(bad), "eval.limit"));
+}
+
 TEST(SweepExpandTest, EmptyGridIsOneRunNamedAfterTheSweep) {
   for (const std::string grid : {"", "grid:\n", "grid: {}\n"}) {
     SweepSpec spec = Parsed(std::string("name: single\n") + kBase + grid);

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "prometheus/text_serializer.h"
 #include "services/common/metrics.h"
 #include "services/coordinator/coordinator.h"
@@ -194,6 +195,53 @@ TEST(RunScienceTest, ADroppedRunHasNoSeriesAndIgnoresLateBatches) {
     EXPECT_EQ(key.find("\"r1\""), std::string::npos) << key;
   }
   EXPECT_TRUE(s.Tracked(2));
+}
+
+TEST(RunScienceTest, TaskAccuraciesAreGaugesPerTaskAndMetricWithTheirMacroMean) {
+  RunScience s;
+  s.Track(1, Info(), {});
+  v1::TelemetryBatch b;
+  auto add = [&b](int64_t step, const std::string& name, double v) {
+    v1::ScalarRow* r = b.add_scalars();
+    r->set_step(step);
+    r->set_name(name);
+    r->set_value(v);
+  };
+  // The rows the worker makes of a task_eval line at step 40, then a newer one at 80.
+  add(40, "acc/arith", 0.25);
+  add(40, "acc_norm/arith", 0.3);
+  add(40, "acc/mmlu", 0.5);
+  add(40, "acc_norm/mmlu", 0.2);
+  add(40, "acc/mmlu/stem", 0.4);  // a group: no series of its own
+  add(40, "acc", 0.375);
+  add(80, "acc/arith", 0.5);
+  add(80, "acc_norm", 0.3);
+  s.Ingest(1, b);
+  auto m = Samples(s.Collect());
+  EXPECT_EQ(m.at(R"(sgt_run_task_accuracy{metric="acc",run="r1",sweep="s",task="arith"})"), 0.5);
+  EXPECT_EQ(m.at(R"(sgt_run_task_accuracy{metric="acc_norm",run="r1",sweep="s",task="arith"})"),
+            0.3);
+  EXPECT_EQ(m.at(R"(sgt_run_task_accuracy{metric="acc",run="r1",sweep="s",task="mmlu"})"), 0.5);
+  EXPECT_EQ(m.at(R"(sgt_run_task_accuracy_mean{metric="acc",run="r1",sweep="s"})"), 0.375);
+  EXPECT_EQ(m.at(R"(sgt_run_task_accuracy_mean{metric="acc_norm",run="r1",sweep="s"})"), 0.3);
+  for (const auto& [key, v] : m) EXPECT_EQ(key.find("stem"), std::string::npos) << key;
+
+  // Past 32 tasks the rest get no series.
+  v1::TelemetryBatch many;
+  for (int t = 0; t < 100; ++t) {
+    for (const char* metric : {"acc", "acc_norm"}) {
+      v1::ScalarRow* r = many.add_scalars();
+      r->set_step(90);
+      r->set_name(absl::StrCat(metric, "/task", 1000 + t));
+      r->set_value(0.5);
+    }
+  }
+  s.Ingest(1, many);
+  int series = 0;
+  for (const auto& [key, v] : Samples(s.Collect())) {
+    series += key.rfind("sgt_run_task_accuracy{", 0) == 0 ? 1 : 0;
+  }
+  EXPECT_EQ(series, 2 * 32);
 }
 
 TEST(RunScienceTest, LabelSetsStayBoundedOnNonsenseTelemetry) {

@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "nlohmann/json.hpp"
 
 namespace sgt::coord {
 namespace {
@@ -193,6 +196,77 @@ TEST(AdvanceProgressTest, AWorkersNumbersStayInRange) {
   AdvanceProgress(Batch(1000000, 1000000, 400, 1.0), r);  // past the end; a checkpoint at 400
   EXPECT_EQ(r.step, 300);
   EXPECT_EQ(r.resume_step, 100);  // a checkpoint at or past the last step is no resume point
+}
+
+// Task scores: rows of the worker's task_eval translation (hand-written, as the worker makes
+// them of an events.jsonl line) update the run's metrics one evaluation at a time, and the
+// summary's final list replaces them.
+v1::TelemetryBatch TaskRows(int64_t step, double acc) {
+  v1::TelemetryBatch b;
+  for (const auto& [name, value] : std::vector<std::pair<std::string, double>>{
+           {"acc/arith", acc}, {"acc_norm/arith", acc / 2}, {"acc/mmlu/stem", 0.75},
+           {"acc", acc}, {"acc_norm", acc / 2}}) {
+    v1::ScalarRow* row = b.add_scalars();
+    row->set_step(step);
+    row->set_name(name);
+    row->set_value(value);
+  }
+  return b;
+}
+
+TEST(AdvanceProgressTest, TaskRowsKeepTheNewestEvaluation) {
+  RunRow r;
+  r.steps = 300;
+  AdvanceProgress(TaskRows(100, 0.5), r);
+  ASSERT_EQ(r.metrics.tasks_size(), 2);
+  EXPECT_EQ(r.metrics.tasks(0).task(), "arith");
+  EXPECT_EQ(r.metrics.tasks(0).group(), "");
+  EXPECT_EQ(r.metrics.tasks(0).step(), 100);
+  EXPECT_DOUBLE_EQ(r.metrics.tasks(0).acc(), 0.5);
+  EXPECT_DOUBLE_EQ(r.metrics.tasks(0).acc_norm(), 0.25);
+  EXPECT_EQ(r.metrics.tasks(1).group(), "stem");
+  EXPECT_DOUBLE_EQ(r.metrics.acc(), 0.5);
+  EXPECT_DOUBLE_EQ(r.metrics.acc_norm(), 0.25);
+  // A newer evaluation replaces the set; an older batch landing late changes nothing.
+  v1::TelemetryBatch newer;
+  v1::ScalarRow* row = newer.add_scalars();
+  row->set_step(200);
+  row->set_name("acc/arith");
+  row->set_value(0.625);
+  AdvanceProgress(newer, r);
+  ASSERT_EQ(r.metrics.tasks_size(), 1);
+  EXPECT_DOUBLE_EQ(r.metrics.tasks(0).acc(), 0.625);
+  EXPECT_EQ(r.metrics.tasks(0).step(), 200);
+  EXPECT_DOUBLE_EQ(r.metrics.acc(), 0);  // its macro row has not arrived yet
+  AdvanceProgress(TaskRows(100, 0.5), r);
+  ASSERT_EQ(r.metrics.tasks_size(), 1);
+  EXPECT_DOUBLE_EQ(r.metrics.tasks(0).acc(), 0.625);
+}
+
+TEST(MetricsFromSummaryTest, TheSummarysTasksReplaceTheRows) {
+  v1::RunMetrics m;
+  MetricFromScalar("acc/old", 0.1, &m, 10);
+  const nlohmann::json summary = nlohmann::json::parse(
+      R"({"step":60,"final_loss":3.5,"tasks":[{"task":"arith","items":40,"acc":0.25,)"
+      R"("acc_norm":0.5},{"task":"mmlu","items":10,"acc":0.5,"acc_norm":0.75},)"
+      R"({"task":"mmlu","group":"stem","items":4,"acc":1.0,"acc_norm":0.0}],"acc":0.375,)"
+      R"("acc_norm":0.625})");
+  MetricsFromSummary(summary, &m);
+  EXPECT_DOUBLE_EQ(m.loss(), 3.5);
+  ASSERT_EQ(m.tasks_size(), 3);
+  EXPECT_EQ(m.tasks(0).task(), "arith");
+  EXPECT_EQ(m.tasks(0).items(), 40);
+  EXPECT_EQ(m.tasks(0).step(), 60);
+  EXPECT_EQ(m.tasks(2).group(), "stem");
+  EXPECT_DOUBLE_EQ(m.acc(), 0.375);
+  EXPECT_DOUBLE_EQ(m.acc_norm(), 0.625);
+  // A malformed list changes nothing, and throws nothing.
+  MetricsFromSummary(nlohmann::json::parse(R"({"run":7,"tasks":[{"task":"x","items":"many"}]})"),
+                     &m);
+  EXPECT_EQ(m.tasks_size(), 3);
+  // A summary without tasks (a run without eval) leaves them.
+  MetricsFromSummary(nlohmann::json::parse(R"({"final_loss":3.0})"), &m);
+  EXPECT_EQ(m.tasks_size(), 3);
 }
 
 }  // namespace

@@ -19,8 +19,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "services/worker/events.h"
 
 namespace sgt::coord {
 namespace {
@@ -721,6 +723,72 @@ TEST_F(StoreTest, DuplicateBatchIsStoredOnce) {
   store.reset();
   EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM telemetry_batches"), 2);
   EXPECT_EQ(SqlInt(path_, "SELECT rows FROM telemetry_batches WHERE attempt = 1"), 9);
+}
+
+// Task scores (issue 19) as the worker sends them: a task_eval line of events.jsonl through the
+// worker's real EventTranslator. Resent (a reconnect, a worker restart replaying its spool), the
+// batch is stored once: one row per (run, step, task, group) and metric. The run's metrics keep
+// the scores (RunMetrics.tasks, as JSON in runs.metrics) across a reopen.
+TEST_F(StoreTest, TaskScoresAreStoredOncePerStepTaskAndGroup) {
+  auto store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  RunRow run = Submit(*store, 1)[0];
+  StartAttempt(*store, run, 1, 0);
+  worker::EventTranslator translator;
+  v1::TelemetryBatch b;
+  b.set_attempt(1);
+  b.set_sequence(4);
+  // The checkpoint's evaluation at the last step and the final one: the same step's scores.
+  for (const char* reason : {"checkpoint", "final"}) {
+    const std::string line = absl::StrCat(
+        R"({"event":"task_eval","reason":")", reason,
+        R"(","scores":[{"acc":0.275,"acc_norm":0.3,"items":40,"task":"arithmetic"},)"
+        R"({"acc":0.5,"acc_norm":0.25,"group":"add","items":14,"task":"arithmetic"}],)"
+        R"("step":60,"time":1795443346.75})");
+    ASSERT_TRUE(translator.Add(line, &b).ok()) << line;
+  }
+  for (int send = 0; send < 3; ++send) {
+    auto stored = store->AppendTelemetry(run.id, b, 10 + send, nullptr);
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(*stored, send == 0);
+  }
+  // What the run book keeps of them (run_book_test.cc tests how): written as JSON, read back.
+  run.metrics.set_loss(3.5);
+  for (const char* group : {"", "add"}) {
+    v1::TaskAccuracy* t = run.metrics.add_tasks();
+    t->set_task("arithmetic");
+    t->set_group(group);
+    t->set_items(*group == 0 ? 40 : 14);
+    t->set_acc(*group == 0 ? 0.275 : 0.5);
+    t->set_step(60);
+  }
+  run.metrics.set_acc(0.275);
+  ASSERT_TRUE(store->UpdateRun(run).ok());
+  store.reset();
+
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM scalars"), 6);
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM (SELECT step, name FROM scalars "
+                          "GROUP BY run_id, step, name HAVING count(*) > 1)"),
+            0);
+  EXPECT_EQ(SqlInt(path_, "SELECT count(*) FROM scalars WHERE step = 60 AND name IN "
+                          "('acc/arithmetic', 'acc_norm/arithmetic', 'acc/arithmetic/add', "
+                          "'acc_norm/arithmetic/add', 'acc', 'acc_norm')"),
+            6);
+  EXPECT_EQ(SqlInt(path_, "SELECT CAST(value * 1000 AS INTEGER) FROM scalars "
+                          "WHERE name = 'acc/arithmetic'"),
+            275);
+
+  store = OpenOrDie(path_);
+  ASSERT_NE(store, nullptr);
+  auto runs = store->LoadRuns();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  const v1::RunMetrics& m = (*runs)[0].metrics;
+  ASSERT_EQ(m.tasks_size(), 2);
+  EXPECT_EQ(m.tasks(0).task(), "arithmetic");
+  EXPECT_EQ(m.tasks(1).group(), "add");
+  EXPECT_DOUBLE_EQ(m.tasks(0).acc(), 0.275);
+  EXPECT_DOUBLE_EQ(m.acc(), 0.275);
+  EXPECT_DOUBLE_EQ(m.loss(), 3.5);
 }
 
 TEST_F(StoreTest, SupersededAttemptsAreHiddenUnlessAllAttempts) {

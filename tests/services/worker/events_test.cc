@@ -126,6 +126,59 @@ TEST(EventTranslatorTest, EvalAndExtrapolation) {
   EXPECT_FALSE(t.flush_now());
 }
 
+// A task_eval line as sgt-train writes it: two tasks, one with a group, and a task of no items.
+constexpr char kTaskEval[] =
+    R"js({"event":"task_eval","reason":"final","scores":[{"acc":0.275,"acc_norm":0.3,"items":40,"task":"arithmetic"},{"acc":0.5,"acc_norm":0.25,"items":12,"task":"mmlu"},{"acc":0.4,"acc_norm":0.2,"group":"stem","items":5,"task":"mmlu"},{"acc":null,"acc_norm":null,"items":0,"task":"empty"}],"step":60,"time":1795443346.75})js";
+
+TEST(EventTranslatorTest, TaskEvalBecomesAccuracyRowsAndTheirMacroMean) {
+  EventTranslator t;
+  TelemetryBatch b;
+  ASSERT_TRUE(t.Add(kTaskEval, &b).ok());
+  std::vector<std::string> names;
+  for (const sgt::v1::ScalarRow& r : b.scalars()) {
+    names.push_back(r.name());
+    EXPECT_EQ(r.step(), 60) << r.name();
+  }
+  // The task of no items (null scores) adds no row; the macro mean counts the totals with a
+  // finite score only.
+  EXPECT_THAT(names, ElementsAre("acc/arithmetic", "acc_norm/arithmetic", "acc/mmlu",
+                                 "acc_norm/mmlu", "acc/mmlu/stem", "acc_norm/mmlu/stem", "acc",
+                                 "acc_norm"));
+  EXPECT_DOUBLE_EQ(b.scalars(0).value(), 0.275);
+  EXPECT_DOUBLE_EQ(b.scalars(5).value(), 0.2);
+  EXPECT_DOUBLE_EQ(b.scalars(6).value(), (0.275 + 0.5) / 2);
+  EXPECT_DOUBLE_EQ(b.scalars(7).value(), (0.3 + 0.25) / 2);
+  EXPECT_EQ(t.step(), 60);
+  EXPECT_EQ(t.rows(), 8);
+
+  // The same step's scores again (a checkpoint's evaluation at the last step, then the final
+  // one): no rows twice. Another step's scores are new rows.
+  TelemetryBatch again;
+  ASSERT_TRUE(t.Add(kTaskEval, &again).ok());
+  EXPECT_EQ(again.scalars_size(), 0);
+  ASSERT_TRUE(t.Add(R"js({"event":"task_eval","reason":"checkpoint","scores":[{"acc":0.25,"acc_norm":0.5,"items":40,"task":"arithmetic"}],"step":80,"time":1.0})js",
+                    &again)
+                  .ok());
+  ASSERT_EQ(again.scalars_size(), 4);
+  EXPECT_EQ(again.scalars(0).name(), "acc/arithmetic");
+  EXPECT_EQ(again.scalars(0).step(), 80);
+  EXPECT_EQ(again.scalars(2).name(), "acc");
+  EXPECT_DOUBLE_EQ(again.scalars(2).value(), 0.25);
+}
+
+TEST(EventTranslatorTest, TaskEvalWithABadScoreIsRefusedWhole) {
+  EventTranslator t;
+  TelemetryBatch b = Prefilled();
+  const std::string before = b.SerializeAsString();
+  const absl::Status s = t.Add(
+      R"js({"event":"task_eval","reason":"final","scores":[{"acc":0.5,"acc_norm":0.5,"items":4,"task":"a"},{"acc":"0.5","acc_norm":0.5,"items":4,"task":"b"}],"step":9})js",
+      &b);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "task_eval event at step 9: scores[1].acc is not a number");
+  EXPECT_EQ(b.SerializeAsString(), before);
+  EXPECT_EQ(t.rows(), 0);
+}
+
 TEST(EventTranslatorTest, EntropyMapsPassHeadsAndLoops) {
   EventTranslator t;
   TelemetryBatch b;
