@@ -104,8 +104,9 @@ class CachedForward {
     const int64_t B = x.size(0), T = x.size(1), h = w.heads, dh = cfg_.d_head();
     torch::Tensor qkv = torch::linear(RmsNorm(x, L.attn_norm, cfg_.norm_eps), w.wqkv);
     torch::Tensor parts = qkv.view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});  // [3,B,h,T,dh]
-    torch::Tensor q = ApplyRope(parts[0], cos_, sin_);
-    torch::Tensor k = ApplyRope(parts[1], cos_, sin_);
+    torch::Tensor qk = ApplyRope(parts.narrow(0, 0, 2), cos_, sin_);  // q and k in one go
+    torch::Tensor q = qk[0];
+    torch::Tensor k = qk[1];
     torch::Tensor v = parts[2];
     TORCH_CHECK(!pass->k.defined() || pass->k.size(1) == h,
                 "KvCache: a pass cached ", pass->k.defined() ? pass->k.size(1) : 0,
