@@ -65,9 +65,9 @@ struct Clock {
   static Clock Now() {
     timespec ts{};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return {std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-                .count(),
-            static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec)};
+    return {
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+        static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec)};
   }
 };
 
@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) return Usage("--batches needs sizes, e.g. 1,4,16");
       for (absl::string_view s : absl::StrSplit(argv[++i], ',')) {
         int64_t b = 0;
-        if (!absl::SimpleAtoi(s, &b) || b < 1) return Usage("--batches needs sizes >= 1, e.g. 1,4,16");
+        if (!absl::SimpleAtoi(s, &b) || b < 1)
+          return Usage("--batches needs sizes >= 1, e.g. 1,4,16");
         batches.push_back(b);
       }
     } else if (a.rfind("--", 0) == 0) {
@@ -216,16 +217,16 @@ int main(int argc, char** argv) {
       const double prefill = Median(arm.prefill_s[bi]), decode = Median(arm.decode_s[bi]);
       const double prefill_cpu = Median(arm.prefill_cpu_s[bi]);
       const double decode_cpu = Median(arm.decode_cpu_s[bi]);
-      std::cout << absl::StrCat(
-                       "{\"arm\":\"", arm.name, "\",\"batch\":", batches[bi],
-                       ",\"threads\":", rt.threads, ",\"prompt\":", prompt_len,
-                       ",\"generate\":", generate, ",\"reps\":", reps,
-                       ",\"prefill_tokens_per_second\":", b * prompt_len / prefill,
-                       ",\"decode_tokens_per_second\":", b * generate / decode,
-                       ",\"prefill_ms\":", 1e3 * prefill,
-                       ",\"decode_ms_per_token\":", 1e3 * decode / generate,
-                       ",\"prefill_tokens_per_cpu_second\":", b * prompt_len / prefill_cpu,
-                       ",\"decode_tokens_per_cpu_second\":", b * generate / decode_cpu, "}")
+      std::cout << absl::StrCat("{\"arm\":\"", arm.name, "\",\"batch\":", batches[bi],
+                                ",\"threads\":", rt.threads, ",\"prompt\":", prompt_len,
+                                ",\"generate\":", generate, ",\"reps\":", reps,
+                                ",\"prefill_tokens_per_second\":", b * prompt_len / prefill,
+                                ",\"decode_tokens_per_second\":", b * generate / decode,
+                                ",\"prefill_ms\":", 1e3 * prefill,
+                                ",\"decode_ms_per_token\":", 1e3 * decode / generate,
+                                ",\"prefill_tokens_per_cpu_second\":", b * prompt_len / prefill_cpu,
+                                ",\"decode_tokens_per_cpu_second\":", b * generate / decode_cpu,
+                                "}")
                 << "\n";
     }
   }

@@ -65,9 +65,8 @@ __attribute__((visibility("default"))) int sgt_sp_encode(const void* sp, const c
 }
 
 // 0 and *text (*len bytes; free it), or -1 with *error set.
-__attribute__((visibility("default"))) int sgt_sp_decode(const void* sp, const int* ids,
-                                                         size_t n, char** text, size_t* len,
-                                                         char** error) {
+__attribute__((visibility("default"))) int sgt_sp_decode(const void* sp, const int* ids, size_t n,
+                                                         char** text, size_t* len, char** error) {
   std::string out;
   const auto s = static_cast<const sentencepiece::SentencePieceProcessor*>(sp)->Decode(
       std::vector<int>(ids, ids + n), &out);

@@ -76,9 +76,9 @@ std::string Structure(const sgt::LoadedModel& m) {
   if (m.state.active.empty()) return "no looping layers";
   std::vector<std::string> parts;
   for (const sgt::LoopedLayer& a : m.state.active) {
-    parts.push_back(absl::StrCat("layer ", a.layer, " K=", a.k,
-                                 a.whole_block ? " whole block"
-                                               : absl::StrCat(" heads ", absl::StrJoin(a.heads, ","))));
+    parts.push_back(absl::StrCat(
+        "layer ", a.layer, " K=", a.k,
+        a.whole_block ? " whole block" : absl::StrCat(" heads ", absl::StrJoin(a.heads, ","))));
   }
   return absl::StrJoin(parts, "; ");
 }
@@ -157,8 +157,7 @@ int main(int argc, char** argv) {
         return Usage("--top-p needs a probability in (0, 1] (1: no limit)");
     } else if (a == "--seed") {
       const std::string* v = value();
-      if (!v || !absl::SimpleAtoi(*v, &options.seed))
-        return Usage("--seed needs an integer >= 0");
+      if (!v || !absl::SimpleAtoi(*v, &options.seed)) return Usage("--seed needs an integer >= 0");
     } else if (a == "--threads") {
       if (!int_value(&threads) || threads < 1 || threads > 1024)
         return Usage("--threads needs a count from 1 to 1024");
@@ -178,8 +177,8 @@ int main(int argc, char** argv) {
     return Usage(
         "--device cuda: this machine or this LibTorch build has no CUDA device; use --device cpu");
   }
-  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, 0)
-                                                     : torch::Device(torch::kCPU);
+  const torch::Device device =
+      device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   sgt::SetComputeThreads(static_cast<int>(threads));
 
   absl::StatusOr<sgt::LoadedModel> m = sgt::LoadModelForInference(checkpoint, device);
@@ -220,8 +219,8 @@ int main(int argc, char** argv) {
                           torch::tensor(input, torch::kLong).view({1, T}).to(device), o)
                 .to(torch::kCPU);
     } catch (const c10::Error& e) {
-      return Fail(absl::InternalError(absl::StrCat("generating from prompt ", i + 1, ": ",
-                                                   e.what_without_backtrace())));
+      return Fail(absl::InternalError(
+          absl::StrCat("generating from prompt ", i + 1, ": ", e.what_without_backtrace())));
     }
     std::vector<int64_t> continuation;
     bool ended = false;
@@ -255,8 +254,8 @@ int main(int argc, char** argv) {
       try {
         diff = CacheDifference(*m, out.to(device));
       } catch (const c10::Error& e) {
-        return Fail(absl::InternalError(absl::StrCat("checking the cache on prompt ", i + 1,
-                                                     ": ", e.what_without_backtrace())));
+        return Fail(absl::InternalError(absl::StrCat("checking the cache on prompt ", i + 1, ": ",
+                                                     e.what_without_backtrace())));
       }
       std::cout << "check-cache: prompt " << i + 1 << ": " << out.size(1)
                 << " positions, max |cached - uncached| logit difference " << diff << "\n";
