@@ -43,16 +43,16 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
 torch::Tensor Append(torch::Tensor* store, const torch::Tensor& view, int64_t length,
                      const torch::Tensor& add) {
   const int64_t T = add.size(2), need = length + T;
-  const bool in_place = store->defined() && store->use_count() == 1 &&
-                        store->size(0) == add.size(0) && store->size(1) == add.size(1) &&
-                        store->size(2) >= need && store->device() == add.device() &&
-                        (length == 0 || (view.defined() && view.size(2) == length &&
-                                         view.data_ptr() == store->data_ptr()));
+  const bool in_place =
+      store->defined() && store->use_count() == 1 && store->size(0) == add.size(0) &&
+      store->size(1) == add.size(1) && store->size(2) >= need && store->device() == add.device() &&
+      (length == 0 ||
+       (view.defined() && view.size(2) == length && view.data_ptr() == store->data_ptr()));
   if (!in_place) {
     // Geometric growth: appending a token at a time costs amortised O(1) copies per position.
     const int64_t capacity = need + std::max<int64_t>(64, need / 2);
-    torch::Tensor grown = torch::empty({add.size(0), add.size(1), capacity, add.size(3)},
-                                       add.options());
+    torch::Tensor grown =
+        torch::empty({add.size(0), add.size(1), capacity, add.size(3)}, add.options());
     if (length > 0) grown.narrow(2, 0, length).copy_(view);
     *store = grown;
   }
@@ -105,12 +105,12 @@ class CachedForward {
     const int64_t B = x.size(0), T = x.size(1), h = w.heads, dh = cfg_.d_head();
     torch::Tensor qkv = torch::linear(RmsNorm(x, L.attn_norm, cfg_.norm_eps), w.wqkv);
     torch::Tensor parts = qkv.view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});  // [3,B,h,T,dh]
-    torch::Tensor q = ApplyRope(parts[0], cos_, sin_);
-    torch::Tensor k = ApplyRope(parts[1], cos_, sin_);
+    torch::Tensor qk = ApplyRope(parts.narrow(0, 0, 2), cos_, sin_);            // q and k in one go
+    torch::Tensor q = qk[0];
+    torch::Tensor k = qk[1];
     torch::Tensor v = parts[2];
-    TORCH_CHECK(!pass->k.defined() || pass->k.size(1) == h,
-                "KvCache: a pass cached ", pass->k.defined() ? pass->k.size(1) : 0,
-                " heads but the plan runs ", h,
+    TORCH_CHECK(!pass->k.defined() || pass->k.size(1) == h, "KvCache: a pass cached ",
+                pass->k.defined() ? pass->k.size(1) : 0, " heads but the plan runs ", h,
                 "; continue a cache with the loop plan that started it");
     pass->k = Append(&pass->k_store, pass->k, start_, k);
     pass->v = Append(&pass->v_store, pass->v, start_, v);
@@ -140,8 +140,7 @@ double Uniform(std::mt19937_64& rng) {
 }
 
 // One token from `logits` (V doubles) under `o`.
-int64_t SampleToken(const double* logits, int64_t V, const SampleOptions& o,
-                    std::mt19937_64& rng) {
+int64_t SampleToken(const double* logits, int64_t V, const SampleOptions& o, std::mt19937_64& rng) {
   if (o.temperature <= 0.0) {
     return static_cast<int64_t>(std::max_element(logits, logits + V) - logits);
   }
@@ -216,9 +215,9 @@ torch::Tensor ForwardCached(TransformerImpl& model, const LoopPlan& plan,
                 " but no passes; start a sequence with an empty KvCache");
     cache->passes.resize(cfg.layers);
   }
-  TORCH_CHECK(static_cast<int64_t>(cache->passes.size()) == cfg.layers, "ForwardCached: the cache has ",
-              cache->passes.size(), " layers, the model ", cfg.layers,
-              "; use a cache started on this model");
+  TORCH_CHECK(static_cast<int64_t>(cache->passes.size()) == cfg.layers,
+              "ForwardCached: the cache has ", cache->passes.size(), " layers, the model ",
+              cfg.layers, "; use a cache started on this model");
   const torch::Tensor& embed = model.embed();
   CachedForward f(model, start, T, embed.device());
   torch::Tensor x = torch::embedding(embed, tokens.to(embed.device()));
@@ -235,11 +234,11 @@ torch::Tensor ForwardCached(TransformerImpl& model, const LoopPlan& plan,
     TORCH_CHECK(passes.size() == n_passes, "ForwardCached: layer ", l, " cached ", passes.size(),
                 " attention passes but the plan runs ", n_passes,
                 "; continue a cache with the loop plan that started it");
-    TORCH_CHECK(!passes[0].k.defined() || (passes[0].k.size(0) == B && passes[0].k.size(2) == start),
-                "ForwardCached: the cache holds ",
-                passes[0].k.defined() ? passes[0].k.size(0) : 0, " rows of ",
-                passes[0].k.defined() ? passes[0].k.size(2) : 0, " positions, the call ", B,
-                " rows after ", start, "; pass as many rows as the cache holds (RepeatRows)");
+    TORCH_CHECK(
+        !passes[0].k.defined() || (passes[0].k.size(0) == B && passes[0].k.size(2) == start),
+        "ForwardCached: the cache holds ", passes[0].k.defined() ? passes[0].k.size(0) : 0,
+        " rows of ", passes[0].k.defined() ? passes[0].k.size(2) : 0, " positions, the call ", B,
+        " rows after ", start, "; pass as many rows as the cache holds (RepeatRows)");
     const PassWeights all{L.wqkv, L.wo, cfg.heads};
     PassWeights looped;
     if (head_loops > 0) looped = GatherHeads(L, loop->heads, cfg.heads, cfg.d_head());
@@ -305,18 +304,16 @@ absl::StatusOr<LoadedModel> LoadModelForInference(const std::string& checkpoint,
   m.step = parts->header.step;
   absl::StatusOr<RunConfig> cfg = RunConfigFromJson(parts->header.config_json);
   if (!cfg.ok()) {
-    return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint,
-                                            ": the configuration in its header does not parse (",
-                                            cfg.status().message(),
-                                            "); pass a checkpoint written by this sgt-train"));
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", checkpoint, ": the configuration in its header does not parse (",
+        cfg.status().message(), "); pass a checkpoint written by this sgt-train"));
   }
   m.config = *cfg;
   absl::StatusOr<GrowthState> state = GrowthStateFromJson(parts->header.growth_json);
   if (!state.ok()) {
-    return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint,
-                                            ": the growth state in its header does not parse (",
-                                            state.status().message(),
-                                            "); pass a checkpoint written by this sgt-train"));
+    return absl::DataLossError(
+        absl::StrCat("checkpoint ", checkpoint, ": the growth state in its header does not parse (",
+                     state.status().message(), "); pass a checkpoint written by this sgt-train"));
   }
   m.state = *state;
   // The structure the last trained step ran with, which the trainer records beside the growth

@@ -120,9 +120,9 @@ TEST(ForwardCached, EqualsTheUncachedForwardUnderEveryStructure) {
   // 20 positions: past the model's context of 12, where RoPE extends.
   const torch::Tensor tokens = torch::randint(0, TinyModel().vocab_size, {3, 20}, torch::kLong);
   std::vector<std::vector<int64_t>> schedules = {
-      {20},           // one prefill
-      {5},            // a prefill of 5, then a token at a time (below)
-      {},             // a token at a time from the first
+      {20},             // one prefill
+      {5},              // a prefill of 5, then a token at a time (below)
+      {},               // a token at a time from the first
       {7, 1, 4, 3, 5},  // chunks
   };
   schedules[1].resize(16, 1);
