@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "bench/full_growth_plan.h"
 #include "libsgt/core/config.h"
 #include "libsgt/core/eval_tasks.h"
 #include "libsgt/text/tokenizer.h"
@@ -39,23 +40,6 @@ the S items before each one, answered, in front of its context (a longer, few-sh
 int Usage(const std::string& problem) {
   std::cerr << "sgt-bench-eval: " << problem << "\n\n" << kUsage;
   return 2;
-}
-
-// The structure the configuration's fixed schedule reaches.
-sgt::LoopPlan PlanOf(const sgt::RunConfig& cfg) {
-  sgt::LoopPlan plan(cfg.model.layers);
-  if (cfg.variant == sgt::Variant::kVanilla) return plan;
-  for (int64_t l : cfg.growth.fixed_layers) {
-    sgt::LayerLoop& p = plan[l];
-    p.k = cfg.growth.k_max;
-    if (cfg.variant == sgt::Variant::kBlockLoop) {
-      p.whole_block = true;
-      continue;
-    }
-    for (int64_t h = 0; h < cfg.growth.heads; ++h) p.head_ids.push_back(h);
-    if (cfg.growth.heads < cfg.model.heads) p.heads = torch::tensor(p.head_ids, torch::kLong);
-  }
-  return plan;
 }
 
 struct Arm {
@@ -127,7 +111,7 @@ int main(int argc, char** argv) {
     torch::manual_seed(1);
     arm.model = sgt::Transformer(arm.cfg.model);
     arm.model->eval();
-    arm.plan = PlanOf(arm.cfg);
+    arm.plan = sgt::FullGrowthPlan(arm.cfg);
   }
   for (int64_t r = 0; r <= reps; ++r) {  // repetition 0 warms up
     for (Arm& arm : arms) {

@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/full_growth_plan.h"
 #include "libsgt/core/config.h"
 #include "libsgt/torch/inference.h"
 #include "libsgt/torch/model.h"
@@ -74,22 +75,6 @@ struct Clock {
 struct Times {
   double prefill = 0, decode = 0, prefill_cpu = 0, decode_cpu = 0;
 };
-
-sgt::LoopPlan FixedPlan(const sgt::RunConfig& cfg) {
-  sgt::LoopPlan plan(cfg.model.layers);
-  if (cfg.variant == sgt::Variant::kVanilla) return plan;
-  for (int64_t l : cfg.growth.fixed_layers) {
-    sgt::LayerLoop& p = plan[l];
-    p.k = cfg.growth.k_max;
-    p.whole_block = cfg.variant == sgt::Variant::kBlockLoop;
-    if (!p.whole_block && cfg.growth.heads < cfg.model.heads) {
-      for (int64_t h = 0; h < cfg.growth.heads; ++h) p.head_ids.push_back(h);
-      p.heads = torch::tensor(p.head_ids, torch::kLong);
-    }
-  }
-  return plan;
-}
-
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -185,7 +170,7 @@ int main(int argc, char** argv) {
       }
       arm.cfg.growth.k_max = k;
     }
-    arm.plan = FixedPlan(arm.cfg);
+    arm.plan = sgt::FullGrowthPlan(arm.cfg);
     torch::manual_seed(1);
     arm.model = sgt::Transformer(arm.cfg.model);
     arm.model->eval();

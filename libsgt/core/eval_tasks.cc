@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libsgt/core/atomic_file.h"
 #include "nlohmann/json.hpp"
 
 namespace sgt::eval {
@@ -39,11 +40,6 @@ constexpr char kTaskFields[] =
 
 // ---------------------------------------------------------------------------------------------
 // Files and lines.
-
-absl::Status ErrnoStatus(int err, const std::string& message) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(message, ": ", std::strerror(err)));
-}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path, const std::string& what) {
   struct stat st;
@@ -340,13 +336,6 @@ std::string StemOf(const std::string& path) {
   const size_t dot = base.rfind('.');
   if (dot != std::string::npos && dot > 0) base = base.substr(0, dot);
   return base;
-}
-
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1278,42 +1267,7 @@ absl::Status WriteTaskFile(const std::string& path, const std::vector<TaskItem>&
     }
     absl::StrAppend(&content, TaskItemJsonLine(items[i]), "\n");
   }
-  std::string temp = absl::StrCat(DirOf(path), "/.", StemOf(path), ".tmp.XXXXXX");
-  const int fd = mkstemp(temp.data());
-  if (fd < 0) {
-    return ErrnoStatus(errno, absl::StrCat("cannot create a temporary file beside ", path));
-  }
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    const ssize_t w = write(fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const int err = errno;
-      close(fd);
-      unlink(temp.c_str());
-      return ErrnoStatus(err, absl::StrCat("cannot write ", temp));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
-  if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-    const int err = errno;
-    close(fd);
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("cannot flush ", temp));
-  }
-  if (close(fd) != 0) {
-    const int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("cannot flush ", temp));
-  }
-  if (rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("cannot write ", path, " (rename from ", temp, ")"));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomic(path, content);
 }
 
 const char* SourceFormatName(SourceFormat f) {

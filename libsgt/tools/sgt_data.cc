@@ -42,6 +42,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libsgt/core/eval_tasks.h"
+#include "libsgt/core/atomic_file.h"
 #include "libsgt/core/sampler.h"
 #include "libsgt/core/sha256.h"
 #include "libsgt/core/token_file.h"
@@ -227,11 +228,6 @@ int Fail(const absl::Status& status) {
 // ---------------------------------------------------------------------------------------------
 // Small file utilities.
 
-absl::Status ErrnoStatus(int err, const std::string& message) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(message, ": ", std::strerror(err)));
-}
-
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return ErrnoStatus(errno, absl::StrCat("cannot read ", path));
@@ -241,36 +237,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 // Temp file + fsync + rename, so `path` is either the old content or the new, never a mix.
-absl::Status WriteFileAtomic(const std::string& path, const std::string& content) {
-  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot create ", temp));
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    const ssize_t w = write(fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const int err = errno;
-      close(fd);
-      unlink(temp.c_str());
-      return ErrnoStatus(err, absl::StrCat("cannot write ", temp));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    unlink(temp.c_str());
-    return ErrnoStatus(errno, absl::StrCat("cannot flush ", temp));
-  }
-  if (rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("cannot rename ", temp, " to ", path));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Rename(const fs::path& from, const fs::path& to) {
   if (rename(from.c_str(), to.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("cannot move ", from.string(), " to ", to.string()));

@@ -765,9 +765,10 @@ class Run {
     events_.Write(
         events::CheckpointEvent{step, fs::absolute(path).string(), w->bytes, w->sha256, reason});
     written_.push_back(path);
-    // eval.at_checkpoints: the interval and boundary checkpoints (the final one is scored by
-    // Finish; a snapshot or a pause is asked for to stop quickly).
-    if (!tasks_.empty() && cfg_.eval.at_checkpoints &&
+    // eval.at_checkpoints: the interval and boundary checkpoints before the last step (Finish
+    // scores the last step once, whatever checkpoint it writes; a snapshot or a pause is asked
+    // for to stop quickly).
+    if (!tasks_.empty() && cfg_.eval.at_checkpoints && step < cfg_.train.steps &&
         (reason == events::checkpoint_reason::kInterval ||
          reason == events::checkpoint_reason::kBoundary)) {
       absl::StatusOr<std::vector<eval::TaskScore>> s =
