@@ -22,18 +22,6 @@
 namespace sgt {
 namespace {
 
-torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& g, double eps) {
-  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * g;
-}
-
-// Rotate-half RoPE: x * cos + rotate_half(x) * sin, as in training.
-torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
-                        const torch::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  torch::Tensor x1 = x.narrow(-1, 0, half);
-  torch::Tensor x2 = x.narrow(-1, half, half);
-  return x * cos + torch::cat({-x2, x1}, -1) * sin;
-}
 
 // Writes `add` [B, h, T, d_head] after the first `length` positions of a pass's keys or values and
 // returns the whole [B, h, length + T, d_head]. `view` is the pass's k (or v): the first `length`

@@ -33,15 +33,6 @@ torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
 #endif
 }
 
-// Rotate-half RoPE on the last dimension: x * cos + rotate_half(x) * sin.
-torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
-                        const torch::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  torch::Tensor x1 = x.narrow(-1, 0, half);
-  torch::Tensor x2 = x.narrow(-1, half, half);
-  return x * cos + torch::cat({-x2, x1}, -1) * sin;
-}
-
 // normal(0, std), with values beyond `truncation` standard deviations drawn again (0: none):
 // exactly the truncated normal, by rejection.
 torch::Tensor InitNormal(std::vector<int64_t> shape, double std, double truncation) {
@@ -56,6 +47,18 @@ torch::Tensor InitNormal(std::vector<int64_t> shape, double std, double truncati
 }
 
 }  // namespace
+
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& g, double eps) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * g;
+}
+
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor x1 = x.narrow(-1, 0, half);
+  torch::Tensor x2 = x.narrow(-1, half, half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
 
 torch::Tensor LastRowEntropy(const torch::Tensor& q_last, const torch::Tensor& k) {
   const int64_t n = k.size(-2);
@@ -154,7 +157,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& cfg)
 }
 
 torch::Tensor TransformerImpl::RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const {
-  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + cfg_.norm_eps) * w;
+  return sgt::RmsNorm(x, w, cfg_.norm_eps);
 }
 
 torch::Tensor TransformerImpl::NormThenLinear(const torch::Tensor& x, const torch::Tensor& g,

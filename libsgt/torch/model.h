@@ -75,6 +75,13 @@ struct EntropyCapture {
 // O(N * d_head) per head: it never forms the N x N matrix.
 torch::Tensor LastRowEntropy(const torch::Tensor& q_last, const torch::Tensor& k);
 
+// The textbook forms the model's reference paths and the cached inference forward share:
+// RMSNorm, x * rsqrt(mean(x^2) + eps) * g over the last dimension, and rotate-half RoPE,
+// x * cos + rotate_half(x) * sin, on the last dimension (cos, sin broadcast against x).
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& g, double eps);
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin);
+
 class RotaryCache {
  public:
   RotaryCache(int64_t d_head, double theta) : d_head_(d_head), theta_(theta) {}
