@@ -303,6 +303,28 @@ int Workers(const Command& command, Client& client, const ParsedArgs& args) {
   });
 }
 
+// The runs of `target`: a sweep's (and the sweep itself), or the one run.
+int GetRuns(Client& client, const std::string& target, TargetKind kind, v1::Sweep* sweep,
+            std::vector<v1::Run>* runs) {
+  return Unary(client, [&](auto& stub, grpc::ClientContext* context) {
+    if (kind == TargetKind::kSweep) {
+      v1::GetSweepRequest request;
+      request.set_sweep_id(target);
+      v1::GetSweepResponse response;
+      grpc::Status status = stub.GetSweep(context, request, &response);
+      *sweep = response.sweep();
+      runs->assign(response.runs().begin(), response.runs().end());
+      return status;
+    }
+    v1::GetRunRequest request;
+    request.set_run_id(target);
+    v1::GetRunResponse response;
+    grpc::Status status = stub.GetRun(context, request, &response);
+    *runs = {response.run()};
+    return status;
+  });
+}
+
 // export --what tasks: the runs' task scores (their metrics, GetSweep or GetRun), not telemetry.
 int ExportTasks(const Command& command, Client& client, const ParsedArgs& args,
                 const std::string& target, TargetKind kind) {
@@ -314,24 +336,9 @@ int ExportTasks(const Command& command, Client& client, const ParsedArgs& args,
   }
   absl::StatusOr<ExportFormat> format = ParseExportFormat(args.Get("format", "csv"));
   if (!format.ok()) return UsageError(command, format.status().message());
+  v1::Sweep sweep;
   std::vector<v1::Run> runs;
-  const int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    if (kind == TargetKind::kRun) {
-      v1::GetRunRequest request;
-      request.set_run_id(target);
-      v1::GetRunResponse response;
-      grpc::Status status = stub.GetRun(context, request, &response);
-      runs = {response.run()};
-      return status;
-    }
-    v1::GetSweepRequest request;
-    request.set_sweep_id(target);
-    v1::GetSweepResponse response;
-    grpc::Status status = stub.GetSweep(context, request, &response);
-    runs.assign(response.runs().begin(), response.runs().end());
-    return status;
-  });
-  if (code != kExitOk) return code;
+  if (const int code = GetRuns(client, target, kind, &sweep, &runs); code != kExitOk) return code;
   const std::string path = args.Get("output");
   OutputFile output(&std::cout);
   if (absl::Status opened = output.Open(path); !opened.ok()) {
@@ -439,23 +446,7 @@ int ReportHtml(const Command& command, Client& client, const std::string& target
                TargetKind kind, const std::string& path) {
   v1::Sweep sweep;
   std::vector<v1::Run> runs;
-  int code = Unary(client, [&](auto& stub, grpc::ClientContext* context) {
-    if (kind == TargetKind::kSweep) {
-      v1::GetSweepRequest request;
-      request.set_sweep_id(target);
-      v1::GetSweepResponse response;
-      grpc::Status status = stub.GetSweep(context, request, &response);
-      sweep = response.sweep();
-      runs.assign(response.runs().begin(), response.runs().end());
-      return status;
-    }
-    v1::GetRunRequest request;
-    request.set_run_id(target);
-    v1::GetRunResponse response;
-    grpc::Status status = stub.GetRun(context, request, &response);
-    runs = {response.run()};
-    return status;
-  });
+  int code = GetRuns(client, target, kind, &sweep, &runs);
   if (code != kExitOk) return code;
   if (kind == TargetKind::kRun && !runs.front().sweep_id().empty()) {
     // The sweep's settings are part of a run's report; without them the page still stands.
