@@ -35,9 +35,14 @@ absl::StatusOr<std::vector<std::vector<Sequence>>> Tokenize(const eval::Task& ta
     size_t longest = 0;
     for (size_t c = 0; c < item.choices.size(); ++c) {
       Sequence s;
-      s.context.push_back(tokenizer.eos_id());
-      absl::StatusOr<std::vector<int64_t>> ctx = tokenizer.Encode(item.choices[c].context);
-      if (!ctx.ok()) return ctx.status();
+      if (c > 0 && item.choices[c].context == item.choices[c - 1].context) {
+        s.context = out[i].back().context;  // a shared context is encoded once
+      } else {
+        s.context.push_back(tokenizer.eos_id());
+        absl::StatusOr<std::vector<int64_t>> ctx = tokenizer.Encode(item.choices[c].context);
+        if (!ctx.ok()) return ctx.status();
+        s.context.insert(s.context.end(), ctx->begin(), ctx->end());
+      }
       absl::StatusOr<std::vector<int64_t>> cont = tokenizer.Encode(item.choices[c].continuation);
       if (!cont.ok()) return cont.status();
       if (cont->empty()) {
@@ -45,7 +50,6 @@ absl::StatusOr<std::vector<std::vector<Sequence>>> Tokenize(const eval::Task& ta
             ItemName(task, i), ", choice ", c, ": the continuation \"",
             item.choices[c].continuation, "\" encodes to no tokens; give each choice some text"));
       }
-      s.context.insert(s.context.end(), ctx->begin(), ctx->end());
       s.continuation = *std::move(cont);
       for (const std::vector<int64_t>* ids : {&s.context, &s.continuation}) {
         for (int64_t id : *ids) {
