@@ -4,8 +4,9 @@
 // times one attention pass (TransformerImpl::AttentionSublayer: RMSNorm, the heads' projections,
 // RoPE, attention, output projection and residual) forward + backward for h = 1, 2, 4, 8 of 8
 // heads (the base pass is h = 8) at the benchmark model's width (d_model 256, context 256, batch
-// 8), one thread; second argument 1 for the fused paths (the default), 0 for the textbook ones
-// (ModelPaths::Reference()).
+// 8); second argument 1 for the fused paths (the default), 0 for the textbook ones
+// (ModelPaths::Reference()), 2 for the fused paths with the attention in query blocks of LibTorch
+// ops instead of the CPU kernel (cpu_attention.h); third argument the compute threads, 1 or 2.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -15,7 +16,7 @@
 namespace {
 
 void BM_LoopPass(benchmark::State& state) {
-  sgt::SetComputeThreads(1);
+  sgt::SetComputeThreads(static_cast<int>(state.range(2)));
   sgt::ModelConfig m;
   m.layers = 1;
   m.d_model = 256;
@@ -25,7 +26,9 @@ void BM_LoopPass(benchmark::State& state) {
   m.vocab_size = 256;
   torch::manual_seed(1);
   sgt::Transformer model(m);
-  model->set_paths(state.range(1) != 0 ? sgt::ModelPaths{} : sgt::ModelPaths::Reference());
+  sgt::ModelPaths paths = state.range(1) != 0 ? sgt::ModelPaths{} : sgt::ModelPaths::Reference();
+  if (state.range(1) == 2) sgt::UseTextbookPath("kernel", &paths);
+  model->set_paths(paths);
   const int64_t h = state.range(0);
   torch::Tensor heads;
   if (h < m.heads) heads = torch::arange(0, h, torch::kLong) * (m.heads / h);  // spread out
@@ -37,8 +40,11 @@ void BM_LoopPass(benchmark::State& state) {
   }
   state.counters["heads"] = static_cast<double>(h);
   state.counters["fused"] = static_cast<double>(state.range(1));
+  state.counters["threads"] = static_cast<double>(state.range(2));
 }
-BENCHMARK(BM_LoopPass)->ArgsProduct({{1, 2, 4, 8}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LoopPass)
+    ->ArgsProduct({{1, 2, 4, 8}, {0, 1, 2}, {1, 2}})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -25,8 +25,9 @@ constexpr char kUsage[] = R"(usage: sgt-bench-interleaved [--steps N] [--warmup 
 
 ARM is NAME=CONFIG[+no-train-entropy][+probe][+textbook=PATH...]: a run configuration
 (docs/config.md; data files are not read) trained on random tokens. textbook=PATH runs that part
-of the forward in its textbook form: norm, slot, residual, rope, attention, or all (libsgt/torch/model.h,
-ModelPaths); repeat it for several. Every arm runs W untimed then N timed steps (defaults
+of the forward in its textbook form: norm, slot, residual, rope, attention, or all
+(libsgt/torch/model.h, ModelPaths); kernel runs the attention in query blocks of LibTorch ops
+instead of libsgt's CPU kernel. Repeat it for several. Every arm runs W untimed then N timed steps (defaults
 16 and 2), step by step in turn. Prints one JSON line per arm.
 )";
 

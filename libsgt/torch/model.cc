@@ -7,19 +7,25 @@
 #include <limits>
 #include <string>
 
+#include "libsgt/torch/cpu_attention.h"
+
 namespace sgt {
 namespace {
 
 // LibTorch 2.x has a fused causal attention (flash kernels on CUDA and CPU); 1.13 does not, so
-// it gets the textbook three-op form, which is also what the PyTorch reference benchmark runs,
-// or the same in query blocks that skip the scores above the diagonal (`blocks` > 1).
+// it gets libsgt's CPU kernel (float32 on the CPU), else the textbook three-op form, which is also
+// what the PyTorch reference benchmark runs, or the same in query blocks that skip the scores
+// above the diagonal (`blocks` > 1).
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& mask, int64_t blocks) {
+                              const torch::Tensor& v, const torch::Tensor& mask, int64_t blocks,
+                              bool kernel) {
 #if TORCH_VERSION_MAJOR >= 2
   (void)mask;
   (void)blocks;
+  (void)kernel;
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 #else
+  if (kernel && CpuAttentionSupports(q)) return CausalAttentionCpu(q, k, v);
   // The scores tensor [B, h, T, T] is the largest in the step, and every pass over it is
   // memory-bound: scaling and masking ride along in one baddbmm (bias + alpha * q k^T) instead
   // of two more passes forward and two backward.
@@ -104,6 +110,9 @@ bool UseTextbookPath(const std::string& name, ModelPaths* paths) {
     paths->fused_rope = false;
   } else if (name == "attention") {
     paths->causal_blocks = false;
+    paths->attention_kernel = false;
+  } else if (name == "kernel") {
+    paths->attention_kernel = false;
   } else {
     return false;
   }
@@ -238,8 +247,8 @@ torch::Tensor TransformerImpl::AttentionPass(int64_t layer, const torch::Tensor&
   }
   mask = causal_mask_.narrow(0, 0, T).narrow(1, 0, T);
 #endif
-  torch::Tensor out =
-      CausalAttention(q, k, v, mask, paths_.causal_blocks ? 4 : 1);  // [B, h, T, dh]
+  torch::Tensor out = CausalAttention(q, k, v, mask, paths_.causal_blocks ? 4 : 1,
+                                      paths_.attention_kernel);  // [B, h, T, dh]
   if (head_scale.defined()) out = out * head_scale.view({1, h, 1, 1}).to(out.dtype());
   out = out.transpose(1, 2).reshape({B, T, h * dh});
   if (paths_.fused_residual) return ResidualLinear(x, out, L.wo, {cols, o_slot, forward_id});

@@ -49,14 +49,18 @@ struct ModelPaths {
   bool fused_residual = true;  // x + linear(a, W) as one addmm (ResidualLinear)
   bool fused_rope = true;      // q, k, v split with RoPE in one pass (SplitHeadsRope)
   bool causal_blocks = true;   // LibTorch 1.x: attention in 4 query blocks (BlockCausalAttention)
+  // LibTorch 1.x, float32 on the CPU, where this build has it: the attention kernel of
+  // cpu_attention.h instead of the query blocks of LibTorch ops.
+  bool attention_kernel = true;
 
   // The textbook forms: full-width RMSNorm, index_select gathers, separate residual adds,
   // concatenating RoPE, attention over the whole masked T x T scores.
-  static ModelPaths Reference() { return {false, false, false, false, false}; }
+  static ModelPaths Reference() { return {false, false, false, false, false, false}; }
 };
 
 // Turns the path `name` (norm, slot, residual, rope, attention; all for every one) of `paths` to
-// its textbook form; false for an unknown name. For the benchmark's before arms.
+// its textbook form; false for an unknown name. For the benchmark's before arms. `kernel` turns
+// only the attention kernel off, leaving the query blocks of LibTorch ops it replaced.
 bool UseTextbookPath(const std::string& name, ModelPaths* paths);
 
 // Builds the per-layer plan of `state` at `step` for tensors on `device`.

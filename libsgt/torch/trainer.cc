@@ -973,7 +973,8 @@ class BenchRunner {
     return absl::OkStatus();
   }
 
-  std::string Json() {
+  // `first`: the first arm, whose steps ran in the same rounds as this arm's.
+  std::string Json(const BenchRunner& first) {
     const RunConfig& cfg = arm_.cfg;
     const double n = static_cast<double>(step_times_.size());
     double timed = 0;
@@ -994,6 +995,16 @@ class BenchRunner {
     // minimum beside the mean.
     j["step_ms_median"] = Median(step_times_) * 1e3;
     j["step_ms_min"] = *std::min_element(step_times_.begin(), step_times_.end()) * 1e3;
+    // Each round's step time over the first arm's in the same round, then the median: a machine
+    // that slows down and speeds up over the run moves both steps of a round alike.
+    if (&first != this && first.step_times_.size() == step_times_.size()) {
+      std::vector<double> ratios;
+      for (size_t i = 0; i < step_times_.size(); ++i) {
+        ratios.push_back(step_times_[i] / first.step_times_[i]);
+      }
+      j["paired_with"] = first.arm_.name;
+      j["step_ratio_paired_median"] = Median(ratios);
+    }
     // CPU time of the whole process per step (all its threads, spinning included): on a machine
     // shared with other work it counts less of the others' time slices than the wall clock.
     j["step_cpu_ms_median"] = Median(step_cpu_) * 1e3;
@@ -1072,7 +1083,7 @@ absl::StatusOr<std::vector<std::string>> RunBenchmark(const std::vector<BenchArm
       }
     }
     std::vector<std::string> out;
-    for (const auto& r : runners) out.push_back(r->Json());
+    for (const auto& r : runners) out.push_back(r->Json(*runners.front()));
     return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("LibTorch error: ", e.what_without_backtrace()));
