@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "bench/one_pass.h"
 #include "libsgt/torch/model.h"
 #include "libsgt/torch/threads.h"
 
@@ -17,21 +18,14 @@ namespace {
 
 void BM_LoopPass(benchmark::State& state) {
   sgt::SetComputeThreads(static_cast<int>(state.range(2)));
-  sgt::ModelConfig m;
-  m.layers = 1;
-  m.d_model = 256;
-  m.heads = 8;
-  m.d_ff = 688;
-  m.context = 256;
-  m.vocab_size = 256;
+  const sgt::ModelConfig m = sgt::OnePassModel();
   torch::manual_seed(1);
   sgt::Transformer model(m);
   sgt::ModelPaths paths = state.range(1) != 0 ? sgt::ModelPaths{} : sgt::ModelPaths::Reference();
   if (state.range(1) == 2) sgt::UseTextbookPath("kernel", &paths);
   model->set_paths(paths);
   const int64_t h = state.range(0);
-  torch::Tensor heads;
-  if (h < m.heads) heads = torch::arange(0, h, torch::kLong) * (m.heads / h);  // spread out
+  torch::Tensor heads = sgt::SpreadHeads(h, m.heads);
   torch::Tensor x = torch::randn({8, m.context, m.d_model}, torch::requires_grad());
   for (auto _ : state) {
     torch::Tensor y = model->AttentionSublayer(0, x, heads, {}, nullptr);

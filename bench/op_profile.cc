@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/one_pass.h"
 #include "libsgt/torch/model.h"
 #include "libsgt/torch/threads.h"
 
@@ -86,18 +87,11 @@ int main(int argc, char** argv) {
   }
   sgt::SetComputeThreads(threads);
   sgt::KeepFreedMemoryMapped();
-  sgt::ModelConfig m;
-  m.layers = 1;
-  m.d_model = 256;
-  m.heads = 8;
-  m.d_ff = 688;
-  m.context = 256;
-  m.vocab_size = 256;
+  const sgt::ModelConfig m = sgt::OnePassModel();
   torch::manual_seed(1);
   sgt::Transformer model(m);
   model->set_paths(paths);
-  torch::Tensor selected;  // the looped heads, spread out; undefined: the base pass
-  if (heads < m.heads) selected = torch::arange(0, heads, torch::kLong) * (m.heads / heads);
+  const torch::Tensor selected = sgt::SpreadHeads(heads, m.heads);  // undefined: the base pass
   torch::Tensor x = torch::randn({8, m.context, m.d_model}, torch::requires_grad());
   auto pass = [&] {
     torch::Tensor y = model->AttentionSublayer(0, x, selected, {}, nullptr);
