@@ -12,6 +12,21 @@ expect_fail() {
   grep -qE -- "$pattern" "$SCRATCH/err.txt" || { cat "$SCRATCH/err.txt" >&2; fail "'$*' stderr lacks /$pattern/"; }
 }
 
+# Fails unless TEXT ($1) contains NEEDLE ($2) literally; WHAT ($3) names the check.
+expect_contains() {
+  [[ "$1" == *"$2"* ]] || fail "$3: expected output to contain \"$2\", got:"$'\n'"$1"
+}
+
+# Runs CMD... (after --), which must exit with STATUS ($1) and print NEEDLE ($2), matched
+# literally, on stdout or stderr.
+expect_status_output() {
+  local want=$1 needle=$2; shift 3
+  local got=0 msg
+  msg=$("$@" 2>&1) || got=$?
+  [[ $got -eq $want ]] || fail "$* exited $got, expected $want: $msg"
+  expect_contains "$msg" "$needle" "$*"
+}
+
 # A deterministic little corpus of ~2,000 sentences and its token files (vocabulary 320).
 make_tiny_data() {
   local dir=$1

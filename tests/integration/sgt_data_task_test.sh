@@ -17,17 +17,9 @@ dir="$scratch/task files (with spaces)"
 out="$dir/out"
 mkdir -p "$out"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_contains() {  # TEXT NEEDLE WHAT
-  [[ "$1" == *"$2"* ]] || fail "$3: expected output to contain \"$2\", got:"$'\n'"$1"
-}
-expect_status() {  # STATUS NEEDLE -- ARGS...
-  local want=$1 needle=$2; shift 3
-  local got=0 msg
-  msg=$("$sgt_data" "$@" 2>&1) || got=$?
-  [[ $got -eq $want ]] || fail "sgt-data $* exited $got, expected $want: $msg"
-  expect_contains "$msg" "$needle" "sgt-data $*"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# expect_status STATUS NEEDLE -- ARGS...: sgt-data ARGS... exits STATUS printing NEEDLE.
+expect_status() { local want=$1 needle=$2; shift 3; expect_status_output "$want" "$needle" -- "$sgt_data" "$@"; }
 # The output directory holds exactly the files named (sorted), so a failed run left nothing.
 expect_outputs() {
   local want=$1 got

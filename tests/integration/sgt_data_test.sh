@@ -12,10 +12,7 @@ sgt_data="$bin/sgt-data"
 rm -rf "$scratch"
 mkdir -p "$scratch"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_contains() {  # TEXT NEEDLE WHAT
-  [[ "$1" == *"$2"* ]] || fail "$3: expected output to contain \"$2\", got:"$'\n'"$1"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 json_field() {  # FILE KEY -> the scalar value of "KEY" in a flat JSON file
   sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
 }
@@ -144,13 +141,8 @@ expect_contains "$enc" "from 60 documents, 360 sentences" "encode"
 "$sgt_data" info "$scratch/a.u16" > /dev/null || fail "info rejected the encoded file"
 
 # --- Usage errors exit 2 with a message; runtime errors exit 1.
-expect_status() {  # STATUS NEEDLE -- ARGS...
-  local want=$1 needle=$2; shift 3
-  local got=0 msg
-  msg=$("$sgt_data" "$@" 2>&1) || got=$?
-  [[ $got -eq $want ]] || fail "sgt-data $* exited $got, expected $want: $msg"
-  expect_contains "$msg" "$needle" "sgt-data $*"
-}
+# expect_status STATUS NEEDLE -- ARGS...: sgt-data ARGS... exits STATUS printing NEEDLE.
+expect_status() { local want=$1 needle=$2; shift 3; expect_status_output "$want" "$needle" -- "$sgt_data" "$@"; }
 expect_status 2 "--vocab must be an integer" -- prepare --input "$scratch/corpus_a.txt" --out "$out" --vocab abc
 expect_status 2 "--vocab must be an integer >= 260" -- prepare --input "$scratch/corpus_a.txt" --out "$out" --vocab 100
 expect_status 2 "unknown flag --frobnicate" -- prepare --frobnicate --out "$out"
