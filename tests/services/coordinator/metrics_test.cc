@@ -74,6 +74,13 @@ v1::GrowthDecision Decision(int64_t step, const std::string& action, int layer, 
   return d;
 }
 
+void AddScalar(v1::TelemetryBatch& b, int64_t step, const std::string& name, double value) {
+  v1::ScalarRow* r = b.add_scalars();
+  r->set_step(step);
+  r->set_name(name);
+  r->set_value(value);
+}
+
 RunInfo Info() {
   RunInfo i;
   i.sweep = "s";
@@ -101,8 +108,9 @@ TEST(RunScienceTest, LayerEntropyAndVarianceComeFromTheBasePassOfTheNewestStep) 
   EXPECT_NEAR(m.at("sgt_layer_attention_entropy" + l1), 0.5, 1e-6);
   // Population variance of 0.2, 0.4, 0.6, 0.8: 0.05.
   EXPECT_NEAR(m.at("sgt_layer_entropy_variance" + l1), 0.05, 1e-6);
-  EXPECT_NEAR(m.at(R"(sgt_head_attention_entropy{head="3",layer="1",run="r1",signal="train",sweep="s"})"),
-              0.8, 1e-6);
+  EXPECT_NEAR(
+      m.at(R"(sgt_head_attention_entropy{head="3",layer="1",run="r1",signal="train",sweep="s"})"),
+      0.8, 1e-6);
   EXPECT_NEAR(m.at(R"(sgt_layer_attention_entropy{layer="1",run="r1",signal="probe",sweep="s"})"),
               0.5, 1e-6);
   EXPECT_EQ(m.at(R"(sgt_layer_entropy_variance{layer="1",run="r1",signal="probe",sweep="s"})"), 0);
@@ -123,12 +131,7 @@ TEST(RunScienceTest, ScalarsMapToTheirMetricsAndTheNewestStepWins) {
   RunScience s;
   s.Track(1, Info(), {});
   v1::TelemetryBatch b;
-  auto add = [&b](int64_t step, const std::string& name, double v) {
-    v1::ScalarRow* r = b.add_scalars();
-    r->set_step(step);
-    r->set_name(name);
-    r->set_value(v);
-  };
+  auto add = [&b](int64_t step, const std::string& name, double v) { AddScalar(b, step, name, v); };
   add(30, "loss", 2.5);
   add(20, "loss", 9.0);  // older: ignored
   add(30, "val_ppl", 12.25);
@@ -201,12 +204,7 @@ TEST(RunScienceTest, TaskAccuraciesAreGaugesPerTaskAndMetricWithTheirMacroMean) 
   RunScience s;
   s.Track(1, Info(), {});
   v1::TelemetryBatch b;
-  auto add = [&b](int64_t step, const std::string& name, double v) {
-    v1::ScalarRow* r = b.add_scalars();
-    r->set_step(step);
-    r->set_name(name);
-    r->set_value(v);
-  };
+  auto add = [&b](int64_t step, const std::string& name, double v) { AddScalar(b, step, name, v); };
   // The rows the worker makes of a task_eval line at step 40, then a newer one at 80.
   add(40, "acc/arith", 0.25);
   add(40, "acc_norm/arith", 0.3);
@@ -230,10 +228,7 @@ TEST(RunScienceTest, TaskAccuraciesAreGaugesPerTaskAndMetricWithTheirMacroMean) 
   v1::TelemetryBatch many;
   for (int t = 0; t < 100; ++t) {
     for (const char* metric : {"acc", "acc_norm"}) {
-      v1::ScalarRow* r = many.add_scalars();
-      r->set_step(90);
-      r->set_name(absl::StrCat(metric, "/task", 1000 + t));
-      r->set_value(0.5);
+      AddScalar(many, 90, absl::StrCat(metric, "/task", 1000 + t), 0.5);
     }
   }
   s.Ingest(1, many);
@@ -293,8 +288,7 @@ TEST(MetricsTest, AnEndpointServesOnThePortItPickedAndRefusesATakenOne) {
   const std::string taken = "127.0.0.1:" + std::to_string((*a)->port());
   auto b = metrics::Endpoint::Start(taken, "--metrics-listen");
   ASSERT_FALSE(b.ok());
-  EXPECT_NE(std::string(b.status().message()).find("--metrics-listen " + taken),
-            std::string::npos)
+  EXPECT_NE(std::string(b.status().message()).find("--metrics-listen " + taken), std::string::npos)
       << b.status();
   auto m = Samples(metrics::ProcessFamilies());
   EXPECT_GT(m.at("process_resident_memory_bytes"), 1e6);
