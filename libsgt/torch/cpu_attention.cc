@@ -4,25 +4,17 @@
 
 #include <torch/version.h>
 
-// SGT_CPU_ATTENTION is defined for this file only, and only where libsgt/CMakeLists.txt found the
-// BLAS and compiles this file with OpenMP (LibTorch 1.x): at::parallel_for runs in parallel only
-// in a file compiled with OpenMP, and sgemm_ is the BLAS's own entry point.
-#if defined(SGT_CPU_ATTENTION) && TORCH_VERSION_MAJOR < 2
+// SGT_CPU_KERNELS is defined only for the files libsgt/CMakeLists.txt compiles with OpenMP, where
+// it found the BLAS (LibTorch 1.x); see cpu_blas.h.
+#if defined(SGT_CPU_KERNELS) && TORCH_VERSION_MAJOR < 2
 #define SGT_HAVE_CPU_ATTENTION 1
-#include <ATen/Parallel.h>
-
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-// The Fortran BLAS entry point that LibTorch's own CPU products call (libblas.so.3: OpenBLAS
-// under scripts/install-deps). Inside a parallel region it runs on the calling thread only.
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
-                       const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
+#include "libsgt/torch/cpu_blas.h"
 #endif
 
 namespace sgt {
@@ -33,14 +25,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Column-major C (m x n) = alpha op(A) op(B) + beta C. A row-major matrix is its transpose in
-// column-major terms, which is how the calls below read.
-void Gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-  const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
-  sgemm_(&ta, &tb, &mi, &ni, &ki, &alpha, a, &la, b, &lb, &beta, c, &lc);
-}
+using cpu::Gemm;
 
 // The query blocks of one (batch, head) pair and where each block's weights sit in the packed
 // weights: block i has queries [start[i], start[i + 1]) and keys [0, start[i + 1]); its weights
@@ -61,17 +46,6 @@ struct Blocks {
   int64_t total() const { return offset.back(); }  // packed weights per pair
   int64_t largest() const { return (start[1] - start[0]) * start.back(); }
 };
-
-// Runs f(p) for p in [0, n) on the compute threads, each taking the next p when it finishes one,
-// so a thread slowed by the machine's other work takes fewer. f(p) must not touch another p's data.
-template <typename F>
-void ForEachPair(int64_t n, const F& f) {
-  std::atomic<int64_t> next{0};
-  const int64_t threads = std::min<int64_t>(at::get_num_threads(), n);
-  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-    for (int64_t p = next++; p < n; p = next++) f(p);
-  });
-}
 
 // One pair's forward: out = softmax(scale q k^T + mask) v, its weights written to `weights`
 // (packed by `blocks`) and `scores` a thread's scratch of blocks.largest() floats.
@@ -147,7 +121,7 @@ torch::Tensor Forward(const torch::Tensor& q3, const torch::Tensor& k3, const to
   float* w = weights.defined() ? weights.data_ptr<float>() : nullptr;
   const float scale = ScaleOf(s.dh);
   const int64_t stride = s.T * s.dh;
-  ForEachPair(s.pairs, [&](int64_t p) {
+  cpu::ForEachItem(s.pairs, [&](int64_t p) {
     std::vector<float>& mine = scratch[at::get_thread_num()];
     mine.resize(scratch_size);
     float* pair_weights = w != nullptr ? w + p * blocks.total() : mine.data() + blocks.largest();
@@ -190,7 +164,7 @@ class CausalAttentionCpuFn : public torch::autograd::Function<CausalAttentionCpu
     float *dq = gq.data_ptr<float>(), *dk = gk.data_ptr<float>(), *dv = gv.data_ptr<float>();
     const float scale = ScaleOf(s.dh);
     const int64_t stride = s.T * s.dh;
-    ForEachPair(s.pairs, [&](int64_t p) {
+    cpu::ForEachItem(s.pairs, [&](int64_t p) {
       std::vector<float>& mine = scratch[at::get_thread_num()];
       mine.resize(blocks.largest());
       const int64_t o = p * stride;

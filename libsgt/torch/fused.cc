@@ -20,32 +20,6 @@ GradSlot* SlotOf(AutogradContext* ctx) {
   return reinterpret_cast<GradSlot*>(static_cast<intptr_t>(ctx->saved_data["slot"].toInt()));
 }
 
-void SaveUse(AutogradContext* ctx, const WeightUse& use) {
-  ctx->saved_data["slot"] = SlotKey(use.slot);
-  ctx->saved_data["forward_id"] = use.forward_id;
-  ctx->saved_data["gathered"] = use.index.defined();
-  if (use.index.defined()) ctx->saved_data["index"] = use.index;
-}
-
-// The gradient to return for the whole weight `w` (shape `w_sizes`) given the gradient `g` of the
-// part the forward used (see WeightUse), gathered on dimension `dim`.
-torch::Tensor WeightGrad(AutogradContext* ctx, torch::Tensor g, at::IntArrayRef w_sizes,
-                         int64_t dim) {
-  GradSlot* slot = SlotOf(ctx);
-  const int64_t id = ctx->saved_data["forward_id"].toInt();
-  if (!ctx->saved_data["gathered"].toBool()) {
-    if (slot != nullptr) slot->DrainInto(id, g);
-    return g;
-  }
-  torch::Tensor index = ctx->saved_data["index"].toTensor();
-  if (slot != nullptr) {
-    slot->dim = dim;
-    slot->Add(id, index, g);
-    return {};  // the base pass of this layer adds it (GradSlot)
-  }
-  return torch::zeros(w_sizes, g.options()).index_add_(dim, index, g);
-}
-
 // Per-row 1/rms of x2 [M, d] in fp32: rsqrt(mean(x^2) + eps), one read of x (a norm reduction
 // instead of x^2, then its mean).
 torch::Tensor InvRms(const torch::Tensor& x2f, double eps) {
@@ -94,7 +68,7 @@ class NormLinearFn : public torch::autograd::Function<NormLinearFn> {
     ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
     ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
     ctx->saved_data["x_sizes"] = x.sizes();
-    SaveUse(ctx, use);
+    SaveWeightUse(ctx, use);
     std::vector<int64_t> out_sizes = x.sizes().vec();
     out_sizes.back() = n;
     return y.view(out_sizes);
@@ -130,7 +104,7 @@ class NormLinearFn : public torch::autograd::Function<NormLinearFn> {
       gx = NormBackwardInPlace(u.mul_(g).mul_(r), x2f, r);
     }
     gws = gws.to(w_dtype);
-    torch::Tensor gw = WeightGrad(ctx, gws, ctx->saved_data["w_sizes"].toIntVector(), 0);
+    torch::Tensor gw = WeightUseGrad(ctx, gws, ctx->saved_data["w_sizes"].toIntVector(), 0);
     gx = gx.to(x_dtype).view(ctx->saved_data["x_sizes"].toIntVector());
     return {gx, gg.to(g.scalar_type()), gw, torch::Tensor(), torch::Tensor()};
   }
@@ -157,7 +131,7 @@ class ResidualLinearFn : public torch::autograd::Function<ResidualLinearFn> {
     ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
     ctx->saved_data["a_dtype"] = static_cast<int64_t>(a.scalar_type());
     ctx->saved_data["a_sizes"] = a.sizes();
-    SaveUse(ctx, use);
+    SaveWeightUse(ctx, use);
     return y.view(res.sizes());
   }
 
@@ -169,7 +143,7 @@ class ResidualLinearFn : public torch::autograd::Function<ResidualLinearFn> {
     torch::Tensor gy = grads[0].reshape({-1, ws.size(0)}).to(ws.scalar_type());
     torch::Tensor ga = torch::mm(gy, ws).to(a_dtype).view(ctx->saved_data["a_sizes"].toIntVector());
     torch::Tensor gws = torch::mm(gy.t(), a2).to(w_dtype);
-    torch::Tensor gw = WeightGrad(ctx, gws, ctx->saved_data["w_sizes"].toIntVector(), 1);
+    torch::Tensor gw = WeightUseGrad(ctx, gws, ctx->saved_data["w_sizes"].toIntVector(), 1);
     return {grads[0], ga, gw, torch::Tensor()};
   }
 };
@@ -289,6 +263,30 @@ class BlockCausalAttentionFn : public torch::autograd::Function<BlockCausalAtten
 };
 
 }  // namespace
+
+void SaveWeightUse(AutogradContext* ctx, const WeightUse& use) {
+  ctx->saved_data["slot"] = SlotKey(use.slot);
+  ctx->saved_data["forward_id"] = use.forward_id;
+  ctx->saved_data["gathered"] = use.index.defined();
+  if (use.index.defined()) ctx->saved_data["index"] = use.index;
+}
+
+torch::Tensor WeightUseGrad(AutogradContext* ctx, torch::Tensor g, at::IntArrayRef w_sizes,
+                         int64_t dim) {
+  GradSlot* slot = SlotOf(ctx);
+  const int64_t id = ctx->saved_data["forward_id"].toInt();
+  if (!ctx->saved_data["gathered"].toBool()) {
+    if (slot != nullptr) slot->DrainInto(id, g);
+    return g;
+  }
+  torch::Tensor index = ctx->saved_data["index"].toTensor();
+  if (slot != nullptr) {
+    slot->dim = dim;
+    slot->Add(id, index, g);
+    return {};  // the base pass of this layer adds it (GradSlot)
+  }
+  return torch::zeros(w_sizes, g.options()).index_add_(dim, index, g);
+}
 
 at::ScalarType ComputeDtype(const torch::Tensor& x) {
   if (x.is_cuda()) {

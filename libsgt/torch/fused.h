@@ -47,6 +47,14 @@ struct WeightUse {
   int64_t forward_id = -1;
 };
 
+// For autograd functions that take a WeightUse: SaveWeightUse in the forward; in the backward,
+// WeightUseGrad turns the gradient `g` of the part of the weight the forward used (gathered on
+// dimension `dim`) into what to return for the whole weight (shape `w_sizes`), adding to or
+// draining the use's GradSlot.
+void SaveWeightUse(torch::autograd::AutogradContext* ctx, const WeightUse& use);
+torch::Tensor WeightUseGrad(torch::autograd::AutogradContext* ctx, torch::Tensor g,
+                            at::IntArrayRef w_sizes, int64_t dim);
+
 // RMSNorm followed by a linear map: (x * rsqrt(mean(x^2) + eps) * g) @ W[rows]^T, for x [..., d],
 // g [d], W [n, d]. When the output is narrower than x (a loop pass over few heads), the gain is
 // folded into the gathered rows of W and the output is scaled by the per-row 1/rms instead, so
