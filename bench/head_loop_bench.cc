@@ -6,7 +6,9 @@
 // heads (the base pass is h = 8) at the benchmark model's width (d_model 256, context 256, batch
 // 8); second argument 1 for the fused paths (the default), 0 for the textbook ones
 // (ModelPaths::Reference()), 2 for the fused paths with the attention in query blocks of LibTorch
-// ops instead of the CPU kernel (cpu_attention.h); third argument the compute threads, 1 or 2.
+// ops instead of the CPU kernel (cpu_attention.h), 3 for the fused paths without the CPU pass
+// (cpu_pass.h); third argument the compute threads, 1 or 2. glibc keeps freed memory mapped, as
+// in sgt-train.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -23,6 +25,7 @@ void BM_LoopPass(benchmark::State& state) {
   sgt::Transformer model(m);
   sgt::ModelPaths paths = state.range(1) != 0 ? sgt::ModelPaths{} : sgt::ModelPaths::Reference();
   if (state.range(1) == 2) sgt::UseTextbookPath("kernel", &paths);
+  if (state.range(1) == 3) sgt::UseTextbookPath("pass", &paths);
   model->set_paths(paths);
   const int64_t h = state.range(0);
   torch::Tensor heads = sgt::SpreadHeads(h, m.heads);
@@ -37,9 +40,16 @@ void BM_LoopPass(benchmark::State& state) {
   state.counters["threads"] = static_cast<double>(state.range(2));
 }
 BENCHMARK(BM_LoopPass)
-    ->ArgsProduct({{1, 2, 4, 8}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{1, 2, 4, 8}, {0, 1, 2, 3}, {1, 2}})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  sgt::KeepFreedMemoryMapped();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

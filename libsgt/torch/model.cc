@@ -8,6 +8,7 @@
 #include <string>
 
 #include "libsgt/torch/cpu_attention.h"
+#include "libsgt/torch/cpu_pass.h"
 
 namespace sgt {
 namespace {
@@ -113,6 +114,8 @@ bool UseTextbookPath(const std::string& name, ModelPaths* paths) {
     paths->attention_kernel = false;
   } else if (name == "kernel") {
     paths->attention_kernel = false;
+  } else if (name == "pass") {
+    paths->cpu_pass = false;
   } else {
     return false;
   }
@@ -215,25 +218,38 @@ torch::Tensor TransformerImpl::AttentionPass(int64_t layer, const torch::Tensor&
     o_slot = &slots_[layer].o;
   }
 
-  torch::Tensor qkv;  // [B, T, 3 * h * dh]
-  if (paths_.fused_norm) {
-    qkv = NormLinear(x, L.attn_norm, L.wqkv, cfg_.norm_eps, {rows, qkv_slot, forward_id});
-  } else {
-    qkv = torch::linear(RmsNorm(x, L.attn_norm), gathered ? L.wqkv.index_select(0, rows) : L.wqkv);
-  }
-  auto [rope_cos, rope_sin] = rope_.Get(T, x.device(), qkv.scalar_type());
+  // LibTorch 1.x on the CPU: both ends of the pass as blocked loops (cpu_pass.h).
+  const bool cpu_pass = paths_.cpu_pass && paths_.fused_norm && paths_.fused_rope &&
+                        paths_.fused_residual && CpuPassSupports(x);
   torch::Tensor q, k, v;
-  if (paths_.fused_rope) {
-    std::vector<torch::Tensor> split = SplitHeadsRope(qkv, h, rope_cos, rope_sin);
+  if (cpu_pass) {
+    auto [rope_cos, rope_sin] = rope_.Get(T, x.device(), torch::kFloat);
+    std::vector<torch::Tensor> split = NormQkvRopeCpu(
+        x, L.attn_norm, L.wqkv, cfg_.norm_eps, {rows, qkv_slot, forward_id}, h, rope_cos, rope_sin);
     q = split[0];
     k = split[1];
     v = split[2];
   } else {
-    torch::Tensor parts = qkv.view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});
-    torch::Tensor qk = ApplyRope(parts.narrow(0, 0, 2), rope_cos, rope_sin);
-    q = qk[0];
-    k = qk[1];
-    v = parts[2];
+    torch::Tensor qkv;  // [B, T, 3 * h * dh]
+    if (paths_.fused_norm) {
+      qkv = NormLinear(x, L.attn_norm, L.wqkv, cfg_.norm_eps, {rows, qkv_slot, forward_id});
+    } else {
+      qkv = torch::linear(RmsNorm(x, L.attn_norm),
+                          gathered ? L.wqkv.index_select(0, rows) : L.wqkv);
+    }
+    auto [rope_cos, rope_sin] = rope_.Get(T, x.device(), qkv.scalar_type());
+    if (paths_.fused_rope) {
+      std::vector<torch::Tensor> split = SplitHeadsRope(qkv, h, rope_cos, rope_sin);
+      q = split[0];
+      k = split[1];
+      v = split[2];
+    } else {
+      torch::Tensor parts = qkv.view({B, T, 3, h, dh}).permute({2, 0, 3, 1, 4});
+      torch::Tensor qk = ApplyRope(parts.narrow(0, 0, 2), rope_cos, rope_sin);
+      q = qk[0];
+      k = qk[1];
+      v = parts[2];
+    }
   }
   if (entropy_out != nullptr) {
     torch::NoGradGuard no_grad;
@@ -249,6 +265,7 @@ torch::Tensor TransformerImpl::AttentionPass(int64_t layer, const torch::Tensor&
 #endif
   torch::Tensor out = CausalAttention(q, k, v, mask, paths_.causal_blocks ? 4 : 1,
                                       paths_.attention_kernel);  // [B, h, T, dh]
+  if (cpu_pass) return OutProjResidualCpu(x, out, L.wo, {cols, o_slot, forward_id}, head_scale);
   if (head_scale.defined()) out = out * head_scale.view({1, h, 1, 1}).to(out.dtype());
   out = out.transpose(1, 2).reshape({B, T, h * dh});
   if (paths_.fused_residual) return ResidualLinear(x, out, L.wo, {cols, o_slot, forward_id});

@@ -52,15 +52,20 @@ struct ModelPaths {
   // LibTorch 1.x, float32 on the CPU, where this build has it: the attention kernel of
   // cpu_attention.h instead of the query blocks of LibTorch ops.
   bool attention_kernel = true;
+  // LibTorch 1.x, float32 on the CPU: the norm, QKV projection and RoPE, and the output projection
+  // and residual, each as one blocked loop (cpu_pass.h) instead of the fused functions above (only
+  // where fused_norm, fused_rope and fused_residual are all on).
+  bool cpu_pass = true;
 
   // The textbook forms: full-width RMSNorm, index_select gathers, separate residual adds,
   // concatenating RoPE, attention over the whole masked T x T scores.
-  static ModelPaths Reference() { return {false, false, false, false, false, false}; }
+  static ModelPaths Reference() { return {false, false, false, false, false, false, false}; }
 };
 
 // Turns the path `name` (norm, slot, residual, rope, attention; all for every one) of `paths` to
 // its textbook form; false for an unknown name. For the benchmark's before arms. `kernel` turns
-// only the attention kernel off, leaving the query blocks of LibTorch ops it replaced.
+// only the attention kernel off, leaving the query blocks of LibTorch ops it replaced; `pass`
+// turns only the CPU pass off, leaving NormLinear, SplitHeadsRope and ResidualLinear.
 bool UseTextbookPath(const std::string& name, ModelPaths* paths);
 
 // Builds the per-layer plan of `state` at `step` for tensors on `device`.

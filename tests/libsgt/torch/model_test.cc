@@ -163,7 +163,9 @@ TEST_P(LoopGradientTest, EveryPathEqualsAllHeadsComputedThenMasked) {
 
   ModelPaths no_slot;
   no_slot.grad_slot = false;
-  for (const ModelPaths& paths : {ModelPaths{}, ModelPaths::Reference(), no_slot}) {
+  ModelPaths no_cpu_pass;  // the fused functions of fused.h that the CPU pass replaces here
+  no_cpu_pass.cpu_pass = false;
+  for (const ModelPaths& paths : {ModelPaths{}, ModelPaths::Reference(), no_slot, no_cpu_pass}) {
     model->set_paths(paths);
     // A forward whose graph is dropped without a backward leaves nothing for the next one.
     model->Loss(micro[0], plan);
@@ -178,7 +180,7 @@ TEST_P(LoopGradientTest, EveryPathEqualsAllHeadsComputedThenMasked) {
       ASSERT_TRUE(got.at(name).defined()) << name;
       EXPECT_LE(MaxAbs(got.at(name) - g), 1e-5 * MaxAbs(g) + 1e-7)
           << name << " h=" << h << " K=" << K << " fused_norm=" << paths.fused_norm
-          << " grad_slot=" << paths.grad_slot;
+          << " grad_slot=" << paths.grad_slot << " cpu_pass=" << paths.cpu_pass;
     }
   }
 }
