@@ -9,10 +9,10 @@
 #include <cmath>
 #include <string>
 
+#include "tests/libsgt/torch/tensor_test_util.h"
+
 namespace sgt {
 namespace {
-
-double MaxAbs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
 torch::Tensor Textbook(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   const int64_t T = q.size(2);
@@ -20,16 +20,6 @@ torch::Tensor Textbook(const torch::Tensor& q, const torch::Tensor& k, const tor
   torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(3)));
   return torch::matmul(torch::softmax(scores + mask, -1), v);
 }
-
-// Restores the compute thread count a test changed.
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(at::get_num_threads()) { at::set_num_threads(n); }
-  ~ThreadCount() { at::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 bool Built() { return CpuAttentionSupports(torch::zeros({1})); }
 

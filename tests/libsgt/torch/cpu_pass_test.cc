@@ -10,11 +10,10 @@
 #include <vector>
 
 #include "libsgt/torch/model.h"
+#include "tests/libsgt/torch/tensor_test_util.h"
 
 namespace sgt {
 namespace {
-
-double MaxAbs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
 // |got - want| within 1e-5 of want's scale.
 void ExpectClose(const torch::Tensor& got, const torch::Tensor& want, const std::string& where) {
@@ -22,15 +21,6 @@ void ExpectClose(const torch::Tensor& got, const torch::Tensor& want, const std:
   ASSERT_EQ(got.sizes(), want.sizes()) << where;
   EXPECT_LE(MaxAbs(got - want), 1e-5 * std::max(1.0, MaxAbs(want))) << where;
 }
-
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(at::get_num_threads()) { at::set_num_threads(n); }
-  ~ThreadCount() { at::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 bool Built() { return CpuPassSupports(torch::zeros({1})); }
 
@@ -61,6 +51,24 @@ std::pair<torch::Tensor, torch::Tensor> Rotary(int64_t T) {
   return cache.Get(T, torch::kCPU, torch::kFloat);
 }
 
+// The cases both ends are checked on: 1 and 2 threads; B x T rows below one block, across several
+// blocks and not a multiple of the block; 1, 2 or 3 of 4 heads gathered (unsorted) or all (empty).
+// Calls f(heads, B, T, a description of the case) with the thread count set.
+template <typename F>
+void ForEachCase(const F& f) {
+  const std::vector<std::vector<int64_t>> head_sets = {{2}, {3, 0}, {1, 3, 2}, {}};
+  for (int threads : {1, 2}) {
+    ThreadCount guard(threads);
+    for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {3, 50}, {2, 257}}) {
+      for (const std::vector<int64_t>& heads : head_sets) {
+        f(heads, B, T,
+          "threads " + std::to_string(threads) + " B " + std::to_string(B) + " T " +
+              std::to_string(T) + " heads " + std::to_string(heads.size()));
+      }
+    }
+  }
+}
+
 // The textbook form of NormQkvRopeCpu: full-width RMSNorm, the gathered rows, a view into heads,
 // RoPE by concatenation.
 std::vector<torch::Tensor> TextbookQkv(const torch::Tensor& x, const torch::Tensor& g,
@@ -73,21 +81,14 @@ std::vector<torch::Tensor> TextbookQkv(const torch::Tensor& x, const torch::Tens
   return {ApplyRope(parts[0], cos, sin), ApplyRope(parts[1], cos, sin), parts[2]};
 }
 
-// B x T rows: below one block of rows, across several blocks and not a multiple of the block; the
-// heads gathered (1, 2 or 3 of 4, unsorted) or all; 1 and 2 threads; upstream gradients for all of
-// q, k, v or for some of them only.
+// Every case of ForEachCase, with upstream gradients for all of q, k, v or for some of them only.
 TEST(CpuPass, NormQkvRopeEqualsTheTextbookFormInValueAndGradients) {
   if (!Built()) GTEST_SKIP() << "no CPU pass in this build (LibTorch 2.x)";
   torch::manual_seed(21);
-  const std::vector<std::vector<int64_t>> head_sets = {{2}, {3, 0}, {1, 3, 2}, {}};
-  for (int threads : {1, 2}) {
-    ThreadCount guard(threads);
-    for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {3, 50}, {2, 257}}) {
-      for (const std::vector<int64_t>& heads : head_sets) {
+  ForEachCase(
+      [](const std::vector<int64_t>& heads, int64_t B, int64_t T, const std::string& which) {
         for (int used : {0b111, 0b101, 0b010}) {  // which of q, k, v the loss reads
-          const std::string where = "threads " + std::to_string(threads) + " B " +
-                                    std::to_string(B) + " T " + std::to_string(T) + " heads " +
-                                    std::to_string(heads.size()) + " used " + std::to_string(used);
+          const std::string where = which + " used " + std::to_string(used);
           const int64_t h = heads.empty() ? kHeads : static_cast<int64_t>(heads.size());
           const torch::Tensor rows = heads.empty() ? torch::Tensor() : QkvRows(heads);
           torch::Tensor x = torch::randn({B, T, kWidth}, torch::requires_grad());
@@ -116,9 +117,7 @@ TEST(CpuPass, NormQkvRopeEqualsTheTextbookFormInValueAndGradients) {
           ExpectClose(got_grads[1], want_grads[1], where + " dg");
           ExpectClose(got_grads[2], want_grads[2], where + " dW");
         }
-      }
-    }
-  }
+      });
 }
 
 // The textbook form of OutProjResidualCpu: scale each head, merge the heads, project, add.
@@ -133,20 +132,14 @@ torch::Tensor TextbookOut(const torch::Tensor& res, const torch::Tensor& o, cons
 TEST(CpuPass, OutProjResidualEqualsTheTextbookFormInValueAndGradients) {
   if (!Built()) GTEST_SKIP() << "no CPU pass in this build (LibTorch 2.x)";
   torch::manual_seed(22);
-  const std::vector<std::vector<int64_t>> head_sets = {{2}, {3, 0}, {1, 3, 2}, {}};
-  for (int threads : {1, 2}) {
-    ThreadCount guard(threads);
-    for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {3, 50}, {2, 257}}) {
-      for (const std::vector<int64_t>& heads : head_sets) {
+  ForEachCase(
+      [](const std::vector<int64_t>& heads, int64_t B, int64_t T, const std::string& which) {
         for (bool scaled : {false, true}) {
-          const std::string where = "threads " + std::to_string(threads) + " B " +
-                                    std::to_string(B) + " T " + std::to_string(T) + " heads " +
-                                    std::to_string(heads.size()) + " scaled " +
-                                    std::to_string(scaled);
+          const std::string where = which + " scaled " + std::to_string(scaled);
           const int64_t h = heads.empty() ? kHeads : static_cast<int64_t>(heads.size());
           const torch::Tensor cols = heads.empty() ? torch::Tensor() : OutCols(heads);
           torch::Tensor res = torch::randn({B, T, kWidth}, torch::requires_grad());
-          // The attention's output as the kernel gives it, and as a strided view.
+          // A strided o (the kernel gives a contiguous one): any strides must be taken.
           torch::Tensor o = torch::randn({B, T, h, kHeadDim}).transpose(1, 2).requires_grad_();
           torch::Tensor w = (0.2 * torch::randn({kWidth, kWidth})).requires_grad_();
           torch::Tensor scale = scaled ? torch::rand({h}) : torch::Tensor();
@@ -160,9 +153,7 @@ TEST(CpuPass, OutProjResidualEqualsTheTextbookFormInValueAndGradients) {
           ExpectClose(got_grads[1], want_grads[1], where + " do");
           ExpectClose(got_grads[2], want_grads[2], where + " dW");
         }
-      }
-    }
-  }
+      });
 }
 
 // A gathered use with a slot leaves its weight gradient there, and the whole use of the same

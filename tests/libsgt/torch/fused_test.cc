@@ -6,14 +6,14 @@
 
 #include <cmath>
 
+#include "tests/libsgt/torch/tensor_test_util.h"
+
 namespace sgt {
 namespace {
 
 torch::Tensor Rms(const torch::Tensor& x, const torch::Tensor& g, double eps) {
   return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * g;
 }
-
-double MaxAbs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
 // Both forms of NormLinear (output narrower than the input: gain folded into the gathered rows;
 // wider: the normalised input formed once) against RMSNorm then linear, forward and gradients.

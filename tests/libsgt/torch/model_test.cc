@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "libsgt/torch/entropy.h"
+#include "tests/libsgt/torch/tensor_test_util.h"
 
 namespace sgt {
 namespace {
@@ -127,8 +128,6 @@ std::map<std::string, torch::Tensor> TakeGrads(Transformer& model) {
   }
   return out;
 }
-
-double MaxAbs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
 // h heads of 4 looped K times in layer 1; every path of the model against the textbook forward,
 // in the loss and in every parameter's gradient, over two micro-batches of gradient accumulation.
