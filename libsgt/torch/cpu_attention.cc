@@ -113,7 +113,6 @@ torch::Tensor Forward(const torch::Tensor& q3, const torch::Tensor& k3, const to
                       const torch::Tensor& weights, const Shape& s, const Blocks& blocks) {
   torch::Tensor out = torch::empty({s.pairs, s.T, s.dh}, q3.options());
   const int64_t scratch_size = blocks.largest() + (weights.defined() ? 0 : blocks.total());
-  std::vector<std::vector<float>> scratch(at::get_num_threads());
   const float* q = q3.data_ptr<float>();
   const float* k = k3.data_ptr<float>();
   const float* v = v3.data_ptr<float>();
@@ -121,12 +120,10 @@ torch::Tensor Forward(const torch::Tensor& q3, const torch::Tensor& k3, const to
   float* w = weights.defined() ? weights.data_ptr<float>() : nullptr;
   const float scale = ScaleOf(s.dh);
   const int64_t stride = s.T * s.dh;
-  cpu::ForEachItem(s.pairs, [&](int64_t p) {
-    std::vector<float>& mine = scratch[at::get_thread_num()];
-    mine.resize(scratch_size);
-    float* pair_weights = w != nullptr ? w + p * blocks.total() : mine.data() + blocks.largest();
-    PairForward(q + p * stride, k + p * stride, v + p * stride, o + p * stride, pair_weights,
-                mine.data(), s.dh, scale, blocks);
+  cpu::ForEachItem(s.pairs, scratch_size, [&](int64_t p, float* mine) {
+    float* pair_weights = w != nullptr ? w + p * blocks.total() : mine + blocks.largest();
+    PairForward(q + p * stride, k + p * stride, v + p * stride, o + p * stride, pair_weights, mine,
+                s.dh, scale, blocks);
   });
   return out;
 }
@@ -155,7 +152,6 @@ class CausalAttentionCpuFn : public torch::autograd::Function<CausalAttentionCpu
     torch::Tensor go = grads[0].reshape({s.pairs, s.T, s.dh}).contiguous();
     torch::Tensor gq = torch::empty_like(q3), gk = torch::empty_like(k3),
                   gv = torch::empty_like(v3);
-    std::vector<std::vector<float>> scratch(at::get_num_threads());
     const float* q = q3.data_ptr<float>();
     const float* k = k3.data_ptr<float>();
     const float* v = v3.data_ptr<float>();
@@ -164,12 +160,10 @@ class CausalAttentionCpuFn : public torch::autograd::Function<CausalAttentionCpu
     float *dq = gq.data_ptr<float>(), *dk = gk.data_ptr<float>(), *dv = gv.data_ptr<float>();
     const float scale = ScaleOf(s.dh);
     const int64_t stride = s.T * s.dh;
-    cpu::ForEachItem(s.pairs, [&](int64_t p) {
-      std::vector<float>& mine = scratch[at::get_thread_num()];
-      mine.resize(blocks.largest());
+    cpu::ForEachItem(s.pairs, blocks.largest(), [&](int64_t p, float* mine) {
       const int64_t o = p * stride;
-      PairBackward(q + o, k + o, v + o, w + p * blocks.total(), g + o, dq + o, dk + o, dv + o,
-                   mine.data(), s.T, s.dh, scale, blocks);
+      PairBackward(q + o, k + o, v + o, w + p * blocks.total(), g + o, dq + o, dk + o, dv + o, mine,
+                   s.T, s.dh, scale, blocks);
     });
     const auto sizes = grads[0].sizes();
     return {gq.view(sizes), gk.view(sizes), gv.view(sizes), torch::Tensor()};

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 // The Fortran BLAS entry point (libblas.so.3: OpenBLAS under scripts/install-deps). Inside a
 // parallel region it runs on the calling thread only.
@@ -30,14 +31,19 @@ inline void Gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha,
   sgemm_(&ta, &tb, &mi, &ni, &ki, &alpha, a, &la, b, &lb, &beta, c, &lc);
 }
 
-// Runs f(i) for i in [0, n) on the compute threads, each taking the next i when it finishes one,
-// so a thread slowed by the machine's other work takes fewer. f(i) must not touch another i's data.
+// Runs f(i, scratch) for i in [0, n) on the compute threads, each taking the next i when it
+// finishes one, so a thread slowed by the machine's other work takes fewer. `scratch` points to
+// at least `scratch_floats` floats that belong to the calling thread (reused across its items).
+// f(i) must not touch another i's data.
 template <typename F>
-void ForEachItem(int64_t n, const F& f) {
+void ForEachItem(int64_t n, int64_t scratch_floats, const F& f) {
+  std::vector<std::vector<float>> scratch(at::get_num_threads());
   std::atomic<int64_t> next{0};
   const int64_t threads = std::min<int64_t>(at::get_num_threads(), n);
   at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-    for (int64_t i = next++; i < n; i = next++) f(i);
+    std::vector<float>& mine = scratch[at::get_thread_num()];
+    mine.resize(std::max<int64_t>(scratch_floats, 1));
+    for (int64_t i = next++; i < n; i = next++) f(i, mine.data());
   });
 }
 

@@ -29,16 +29,13 @@ using torch::autograd::variable_list;
 // pass's 768-row W_QKV, 512 slower on both; docs/benchmarks.md).
 constexpr int64_t kBlockRows = 128;
 
-// Calls f(first_row, rows) for each block of the M rows, on the compute threads, with a scratch
-// of at least `scratch` floats that belongs to the calling thread.
+// Calls f(first_row, rows, scratch) for each block of the M rows on the compute threads, with a
+// scratch of at least `scratch` floats that belongs to the calling thread.
 template <typename F>
 void ForEachRowBlock(int64_t M, int64_t scratch, const F& f) {
-  std::vector<std::vector<float>> buffers(at::get_num_threads());
-  cpu::ForEachItem((M + kBlockRows - 1) / kBlockRows, [&](int64_t block) {
-    std::vector<float>& mine = buffers[at::get_thread_num()];
-    if (static_cast<int64_t>(mine.size()) < scratch) mine.resize(scratch);
+  cpu::ForEachItem((M + kBlockRows - 1) / kBlockRows, scratch, [&](int64_t block, float* mine) {
     const int64_t m0 = block * kBlockRows;
-    f(m0, std::min(kBlockRows, M - m0), mine.data());
+    f(m0, std::min(kBlockRows, M - m0), mine);
   });
 }
 
